@@ -1,0 +1,1 @@
+"""Ingest: splat PLY formats, camera paths, the GaussianScene model and cleaning."""

@@ -1,0 +1,203 @@
+"""The in-memory splat scene: :class:`GaussianScene`.
+
+Conventions (identical to the 3DGS PLY family and Lyra's writer):
+
+- ``means``: (N, 3) float32, scene units, in the scene's frame (Lyra: OpenCV axes of the first camera).
+- ``quats``: (N, 4) float32, rotation quaternion **w, x, y, z** (PLY ``rot_0..3``); not necessarily unit in a file,
+  unit after :func:`lyra_isaac.splats.ply.read_ply` (which normalizes and drops zero ones).
+- ``log_scales``: (N, 3) float32, natural log of the per-axis standard deviation (PLY ``scale_0..2``).
+- ``opacity_logits``: (N,) float32, logit of opacity (PLY ``opacity``); sigmoid gives opacity in [0, 1].
+- ``sh_dc``: (N, 3) float32, degree-0 SH coefficients (PLY ``f_dc_0..2``); colour = 0.5 + SH_C0 * sh_dc.
+- ``sh_rest``: (N, K, 3) float32 or None, higher SH bands, K = (degree + 1)^2 - 1, coefficient-major with RGB last
+  (the PLY stores them channel-major: ``f_rest_0..K-1`` are R, the next K are G, then B).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SH_C0 = 0.28209479177387814
+"""Degree-0 real spherical-harmonic constant: colour = 0.5 + SH_C0 * f_dc."""
+
+SH_REST_COUNTS = {1: 3, 2: 8, 3: 15}
+"""Number of rest coefficients per channel for SH degrees 1-3."""
+
+FORMATS = ("lyra2", "lyra1", "inria", "generic")
+"""Detected source formats: Lyra 2.0 (17 floats), Lyra 1.0 (14 floats), INRIA 3DGS (f_rest_*), any other order."""
+
+
+@dataclass
+class ReadReport:
+    """What a reader found and dropped. Counts are Gaussians (rows)."""
+
+    rows_in_file: int = 0
+    non_finite_dropped: int = 0
+    zero_quaternion_dropped: int = 0
+    scale_clamped: int = 0
+    opacity_inf: int = 0
+    """Rows whose opacity logit was +-inf (kept: +-inf is a valid saturated opacity in Lyra's writer)."""
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class GaussianScene:
+    """A set of 3D Gaussians with their source metadata. See the module docstring for array conventions."""
+
+    means: np.ndarray
+    quats: np.ndarray
+    log_scales: np.ndarray
+    opacity_logits: np.ndarray
+    sh_dc: np.ndarray
+    sh_rest: np.ndarray | None = None
+    source_format: str = "generic"
+    source_path: Path | None = None
+    frame: str = "source"
+    """Name of the frame the arrays live in: "source" (as in the file) or "world" (Z up, metres, floor at 0)."""
+    read_report: ReadReport = field(default_factory=ReadReport)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = self.means.shape[0]
+        expected = {
+            "means": (self.means, (n, 3)),
+            "quats": (self.quats, (n, 4)),
+            "log_scales": (self.log_scales, (n, 3)),
+            "opacity_logits": (self.opacity_logits, (n,)),
+            "sh_dc": (self.sh_dc, (n, 3)),
+        }
+        for name, (array, shape) in expected.items():
+            if array.shape != shape:
+                raise ValueError(f"GaussianScene.{name} has shape {array.shape}, expected {shape}")
+        if self.sh_rest is not None and (self.sh_rest.ndim != 3 or self.sh_rest.shape[0] != n
+                                         or self.sh_rest.shape[2] != 3
+                                         or self.sh_rest.shape[1] not in SH_REST_COUNTS.values()):
+            raise ValueError(f"GaussianScene.sh_rest has shape {self.sh_rest.shape}, expected (N, 3|8|15, 3)")
+
+    def __len__(self) -> int:
+        return int(self.means.shape[0])
+
+    @property
+    def sh_degree(self) -> int:
+        """Spherical-harmonic degree: 0 when only DC is stored."""
+        if self.sh_rest is None:
+            return 0
+        return {v: k for k, v in SH_REST_COUNTS.items()}[self.sh_rest.shape[1]]
+
+    def colors(self) -> np.ndarray:
+        """(N, 3) float32 base RGB in [0, 1] from the DC band (view-independent colour)."""
+        return np.clip(0.5 + SH_C0 * self.sh_dc, 0.0, 1.0).astype(np.float32)
+
+    def opacities(self) -> np.ndarray:
+        """(N,) float32 opacity in [0, 1] (sigmoid of the logits; +-inf maps to 1/0)."""
+        with np.errstate(over="ignore"):
+            return (1.0 / (1.0 + np.exp(-self.opacity_logits.astype(np.float32)))).astype(np.float32)
+
+    def scales(self) -> np.ndarray:
+        """(N, 3) float32 per-axis standard deviation in scene units (exp of log_scales)."""
+        with np.errstate(over="ignore"):
+            return np.exp(self.log_scales).astype(np.float32)
+
+    def bounds(self) -> np.ndarray:
+        """(2, 3) float64 axis-aligned min and max of the means (NaN-free input assumed)."""
+        if len(self) == 0:
+            return np.zeros((2, 3))
+        return np.stack([self.means.min(axis=0), self.means.max(axis=0)]).astype(np.float64)
+
+    def subset(self, keep: np.ndarray) -> GaussianScene:
+        """A new scene with the rows selected by ``keep`` ((N,) bool mask or integer indices)."""
+        return replace(
+            self,
+            means=self.means[keep],
+            quats=self.quats[keep],
+            log_scales=self.log_scales[keep],
+            opacity_logits=self.opacity_logits[keep],
+            sh_dc=self.sh_dc[keep],
+            sh_rest=None if self.sh_rest is None else self.sh_rest[keep],
+            extra=dict(self.extra),
+        )
+
+    def transformed(self, matrix: np.ndarray, frame: str | None = None) -> GaussianScene:
+        """Apply a similarity transform ``p' = M @ [p, 1]`` (rotation * uniform scale + translation).
+
+        Means are transformed, quaternions are rotated (left-multiplied by the rotation), log-scales shift by
+        log(scale). Higher SH bands are **not** rotated (their view dependence is carried over unchanged; exact SH
+        rotation is left for later and is invisible for the DC-only Lyra scenes).
+
+        Args:
+            matrix: (4, 4) similarity transform; its 3x3 block must be s * R with R a rotation, s > 0.
+            frame: name of the resulting frame (default: keep the current name).
+        """
+        matrix = np.asarray(matrix, dtype=np.float64)
+        linear = matrix[:3, :3]
+        scale = float(np.cbrt(np.linalg.det(linear)))
+        if not np.isfinite(scale) or scale <= 0:
+            raise ValueError(f"transform has non-positive determinant (scale {scale})")
+        rotation = linear / scale
+        if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-5):
+            raise ValueError("transform is not a similarity (rotation * uniform scale + translation)")
+        means = (self.means.astype(np.float64) @ linear.T + matrix[:3, 3]).astype(np.float32)
+        quats = quat_multiply(rotation_matrix_to_quat(rotation)[None, :], self.quats.astype(np.float64))
+        return replace(
+            self,
+            means=means,
+            quats=quats.astype(np.float32),
+            log_scales=(self.log_scales + np.float32(np.log(scale))).astype(np.float32),
+            frame=self.frame if frame is None else frame,
+            extra=dict(self.extra),
+        )
+
+
+def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product of (..., 4) wxyz quaternions, broadcasting."""
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        axis=-1,
+    )
+
+
+def quat_to_rotation_matrix(quats: np.ndarray) -> np.ndarray:
+    """(N, 4) wxyz quaternions (normalized here) -> (N, 3, 3) rotation matrices."""
+    q = quats / np.linalg.norm(quats, axis=-1, keepdims=True)
+    w, x, y, z = np.moveaxis(q, -1, 0)
+    return np.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        axis=-1,
+    ).reshape(q.shape[:-1] + (3, 3))
+
+
+def rotation_matrix_to_quat(matrix: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation matrix -> (4,) wxyz unit quaternion with w >= 0."""
+    m = np.asarray(matrix, dtype=np.float64)
+    trace = np.trace(m)
+    if trace > 0:
+        s = 2.0 * np.sqrt(trace + 1.0)
+        q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
+    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
+        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
+        q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
+    elif m[1, 1] > m[2, 2]:
+        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
+        q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s]
+    else:
+        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
+        q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
+    q = np.asarray(q)
+    q /= np.linalg.norm(q)
+    return q if q[0] >= 0 else -q
