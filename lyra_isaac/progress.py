@@ -55,7 +55,8 @@ def tqdm_progress(desc: str = "lyra-isaac", disable: bool | None = None) -> Prog
     """A Progress that drives one tqdm bar (0-100 %) and shows the current stage as its postfix."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=100, desc=desc, unit="%", disable=disable, bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}] {postfix}")
+    bar_format = "{l_bar}{bar}| {n:.0f}% [{elapsed}] {postfix}"
+    bar = tqdm(total=100, desc=desc, unit="%", disable=disable, bar_format=bar_format)
 
     def callback(stage: str, fraction: float) -> None:
         bar.set_postfix_str(stage, refresh=False)
