@@ -1,0 +1,338 @@
+"""The conversion pipeline: one splat scene in, one world directory out (DESIGN.md section 2).
+
+Read :func:`convert` top to bottom to follow a Gaussian's way through lyra_isaac:
+
+1. load the PLY (and ``cameras.npz`` beside it)            splats/ply.py, splats/cameras.py
+2. clean: non-finite, opacity, oversize, sky, outliers      splats/clean.py
+3. up axis + floor (camera prior, RANSAC), then scale       geometry/frame.py
+4. move Gaussians and cameras into the world frame          GaussianScene.transformed (Z up, metres, floor z=0)
+5. surface extraction (CPU default, CUDA path)              geometry/surface.py, geometry/surface_gpu.py
+6. mesh finishing: components, holes, decimation, colours   geometry/mesh.py
+7. height map, walkable area, spawn and goal points         geometry/walkable.py
+8. write everything into a temp dir, rename into place      world.py, usd/, mjcf/, preview.py
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .config import from_dict, load_toml, merge, to_dict
+from .errors import ConfigError, InputError, OutputError
+from .geometry.frame import FrameConfig, ScaleConfig, estimate_frame, estimate_scale, source_to_world_matrix
+from .geometry.mesh import MeshConfig, colorize, finish_mesh
+from .geometry.surface import SurfaceConfig, extract_surface
+from .geometry.walkable import WalkableConfig, build_heightmap, sample_points
+from .mjcf.scene import MjcfConfig, write_mjcf_scene
+from .preview import write_previews
+from .progress import NO_PROGRESS, Progress
+from .resources import config_dir
+from .splats.cameras import CameraPath, find_cameras, load_cameras
+from .splats.clean import CleanConfig, clean_scene
+from .splats.ply import load_scene
+from .usd.stage import UsdConfig, write_usd_stage
+from .world import (
+    COLLISION_PLY,
+    HEIGHTMAP_NPZ,
+    VISUAL_PLY,
+    World,
+    WorldDir,
+    WorldManifest,
+    atomic_directory,
+    load_world,
+    sha256_file,
+    write_manifest,
+    write_mesh_ply,
+)
+
+logger = logging.getLogger(__name__)
+
+LYRA_PLY_NAME = "reconstructed_scene.ply"
+PRESETS = ("fast", "quality")
+DEVICES = ("cpu", "cuda")
+
+# Share of the progress bar each stage takes (measured roughly on Lyra-size scenes).
+STAGE_WEIGHTS = {"load": 0.08, "clean": 0.07, "frame": 0.05, "surface": 0.45, "mesh": 0.12, "walkable": 0.08,
+                 "write": 0.15}
+
+
+@dataclass
+class ConvertConfig:
+    """Every setting of the conversion, one section per stage (config/default.toml mirrors it)."""
+
+    seed: int = 0
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    frame: FrameConfig = field(default_factory=FrameConfig)
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
+    surface: SurfaceConfig = field(default_factory=SurfaceConfig)
+    mesh: MeshConfig = field(default_factory=MeshConfig)
+    walkable: WalkableConfig = field(default_factory=WalkableConfig)
+    usd: UsdConfig = field(default_factory=UsdConfig)
+    mjcf: MjcfConfig = field(default_factory=MjcfConfig)
+
+
+def load_convert_config(preset: str = "fast", config: ConvertConfig | str | Path | dict | None = None) -> ConvertConfig:
+    """Build the conversion config: ``config/default.toml``, then ``config/presets/<preset>.toml``, then ``config``.
+
+    Args:
+        preset: "fast" or "quality".
+        config: a ConvertConfig (returned as is), a TOML path, or a dict of overrides.
+
+    Raises:
+        ConfigError: unknown preset, unreadable file, unknown key or wrong type (the message names the field).
+    """
+    if isinstance(config, ConvertConfig):
+        return config
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
+    data = merge(load_toml(config_dir() / "default.toml"), load_toml(config_dir() / "presets" / f"{preset}.toml"))
+    if isinstance(config, (str, Path)):
+        data = merge(data, load_toml(config))
+    elif isinstance(config, dict):
+        data = merge(data, config)
+    elif config is not None:
+        raise ConfigError(f"config must be a ConvertConfig, a TOML path or a dict, not {type(config).__name__}")
+    return from_dict(ConvertConfig, data)
+
+
+def resolve_source(source: str | Path, cameras: str | Path | None = None) -> tuple[Path, Path | None]:
+    """Find the PLY and its cameras: ``source`` is a PLY file or a Lyra output folder.
+
+    Returns:
+        (ply_path, cameras_path or None). Cameras: the explicit path, else ``cameras.npz`` beside the PLY.
+    """
+    source = Path(source)
+    if source.is_dir():
+        candidate = source / LYRA_PLY_NAME
+        if not candidate.is_file():
+            plys = sorted(source.glob("*.ply"))
+            if len(plys) != 1:
+                raise InputError(source, f"folder holds no {LYRA_PLY_NAME} and {len(plys)} other .ply files "
+                                         "(pass the PLY file itself)")
+            candidate = plys[0]
+        source = candidate
+    elif not source.exists():
+        raise InputError(source, "no such file")
+    if cameras is not None:
+        cameras = Path(cameras)
+        if not cameras.is_file():
+            raise InputError(cameras, "cameras file not found")
+        return source, cameras
+    return source, find_cameras(source)
+
+
+@contextmanager
+def _stage(name: str, timings: dict[str, float], progress: Progress, done_before: float) -> Iterator[None]:
+    progress.update(name, done_before)
+    start = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - start, 3)
+    logger.info("stage %-8s %.2f s", name, timings[name])
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024, 1)
+
+
+def _check_output(out: Path, overwrite: bool) -> None:
+    """Fail before any work if OUT cannot be written (atomic_directory checks again at the end)."""
+    if out.exists() and not overwrite:
+        raise OutputError(out, "output directory exists (pass --overwrite to replace it)")
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not _writable(parent):
+        raise OutputError(out, f"cannot write into {parent}")
+
+
+def _writable(directory: Path) -> bool:
+    import os
+
+    return os.access(directory, os.W_OK | os.X_OK)
+
+
+def convert(
+    source: str | Path,
+    out: str | Path,
+    *,
+    cameras: str | Path | None = None,
+    config: ConvertConfig | str | Path | dict | None = None,
+    preset: str = "fast",
+    scale: float | None = None,
+    camera_height: float | None = None,
+    device: str = "cpu",
+    overwrite: bool = False,
+    progress: Progress = NO_PROGRESS,
+) -> WorldDir:
+    """Convert a splat scene into a world directory (written atomically: complete or absent).
+
+    Args:
+        source: a splat PLY (Lyra 2.0, Lyra 1, INRIA 3DGS, or any PLY with the 3DGS properties) or a Lyra output
+            folder holding ``reconstructed_scene.ply`` and ``cameras.npz``.
+        out: the world directory to create.
+        cameras: ``cameras.npz`` path; default: the one beside the PLY, if any (without cameras the pipeline
+            synthesizes views in free space).
+        config: ConvertConfig, TOML path, or dict of overrides on top of the preset.
+        preset: "fast" (default) or "quality".
+        scale: explicit factor from scene units to metres (exclusive with ``camera_height``).
+        camera_height: the cameras' median height above the floor, metres; sets the scale.
+        device: "cpu" or "cuda" (GPU surface extraction; needs the ``gpu`` extra).
+        overwrite: replace ``out`` if it exists.
+        progress: receives stage progress; its cancel() aborts the conversion (nothing is written).
+
+    Returns:
+        The written world, opened with :func:`lyra_isaac.world.load_world`.
+
+    Raises:
+        InputError: unreadable or invalid scene/cameras. ConversionError: no floor, all sky, no walkable area,
+        cameras inconsistent with the points. OutputError: ``out`` exists or is not writable. ConfigError.
+    """
+    started = time.perf_counter()
+    out = Path(out)
+    if device not in DEVICES:
+        raise ConfigError(f"unknown device '{device}' (choose from {', '.join(DEVICES)})")
+    if scale is not None and camera_height is not None:
+        raise ConfigError("give either scale or camera_height, not both")
+    for name, value in (("scale", scale), ("camera_height", camera_height)):
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise ConfigError(f"{name} must be a positive number, got {value}")
+    cfg = load_convert_config(preset, config)
+    ply_path, cameras_path = resolve_source(source, cameras)
+    _check_output(out, overwrite)
+    timings: dict[str, float] = {}
+    done = 0.0
+
+    with _stage("load", timings, progress, done):
+        scene = load_scene(ply_path)
+        source_sha = sha256_file(ply_path)
+        camera_path: CameraPath | None = load_cameras(cameras_path) if cameras_path is not None else None
+        logger.info("loaded %s: %d Gaussians (%s, SH degree %d), %s", ply_path.name, len(scene), scene.source_format,
+                    scene.sh_degree, f"{len(camera_path)} cameras" if camera_path is not None else "no cameras")
+    done += STAGE_WEIGHTS["load"]
+
+    with _stage("clean", timings, progress, done):
+        cleaned = clean_scene(scene, camera_path, cfg.clean)
+    del scene
+    done += STAGE_WEIGHTS["clean"]
+
+    with _stage("frame", timings, progress, done):
+        frame = estimate_frame(cleaned.geometry.means, camera_path, cfg.frame)
+        scale_estimate = estimate_scale(frame, camera_path, cfg.scale, scale=scale, camera_height=camera_height)
+        source_to_world = source_to_world_matrix(frame, scale_estimate)
+        geometry = cleaned.geometry.transformed(source_to_world, frame="world")
+        render = cleaned.render.transformed(source_to_world, frame="world")
+        cameras_world = camera_path.transformed(source_to_world) if camera_path is not None else None
+        for warning in scale_estimate.warnings:
+            logger.warning("%s: %s", ply_path.name, warning)
+        logger.info("frame: up (source) = %s via %s; scale x%.4f (%s); eye height %s", np.round(frame.up_source, 4),
+                    frame.method, scale_estimate.factor, scale_estimate.method,
+                    "n/a" if scale_estimate.eye_height_m is None else f"{scale_estimate.eye_height_m:.2f} m")
+    done += STAGE_WEIGHTS["frame"]
+
+    with _stage("surface", timings, progress, done):
+        if device == "cuda":
+            from .geometry.surface_gpu import extract_surface as extract_surface_gpu
+
+            surface = extract_surface_gpu(geometry, cameras_world, cfg.surface, progress)
+        else:
+            surface = extract_surface(geometry, cameras_world, cfg.surface, progress)
+    done += STAGE_WEIGHTS["surface"]
+
+    with _stage("mesh", timings, progress, done):
+        collision, mesh_stats = finish_mesh(surface.mesh, cfg.mesh)
+        visual = colorize(collision, render)
+    done += STAGE_WEIGHTS["mesh"]
+
+    with _stage("walkable", timings, progress, done):
+        heightmap = build_heightmap(collision, cfg.walkable)
+        spawn_points, goal_points = sample_points(heightmap, cfg.walkable, np.random.default_rng(cfg.seed))
+        walkable_area = float(heightmap.walkable.sum() * heightmap.cell_size**2)
+        logger.info("walkable area %.1f m^2, %d spawn points, %d goal candidates", walkable_area,
+                    len(spawn_points), len(goal_points))
+    done += STAGE_WEIGHTS["walkable"]
+
+    stats: dict[str, Any] = {
+        "read": scene_report(cleaned),
+        "clean": cleaned.stats,
+        "frame": {**frame.stats, "method": frame.method, "up_source": np.asarray(frame.up_source).tolist()},
+        "scale": {"factor": scale_estimate.factor, "method": scale_estimate.method,
+                  "eye_height_m": scale_estimate.eye_height_m, "warnings": list(scale_estimate.warnings)},
+        "surface": surface.stats,
+        "mesh": mesh_stats,
+        "collision_triangles": collision.n_triangles,
+        "visual_triangles": visual.n_triangles,
+        "splats_kept_for_rendering": len(render),
+        "spawn_points": len(spawn_points),
+        "goal_points": len(goal_points),
+        "device": device,
+        "preset": preset,
+    }
+    manifest = WorldManifest(
+        source={"path": str(ply_path.resolve()), "sha256": source_sha, "format": cleaned.geometry.source_format,
+                "gaussians": int(cleaned.stats.get("input", len(cleaned.geometry))),
+                "cameras": str(cameras_path.resolve()) if cameras_path is not None else None},
+        source_to_world=np.asarray(source_to_world).tolist(),
+        scale_factor=float(scale_estimate.factor),
+        bounds=collision.bounds().tolist(),
+        walkable_area_m2=walkable_area,
+        spawn_points=np.asarray(spawn_points).tolist(),
+        goal_points=np.asarray(goal_points).tolist(),
+        files={},
+        stats=stats,
+        config=to_dict(cfg),
+        version=__version__,
+    )
+    world = World(collision=collision, visual=visual, heightmap=heightmap, spawn_points=spawn_points,
+                  goal_points=goal_points, manifest=manifest, splats=render)
+
+    with _stage("write", timings, progress, done), atomic_directory(out, overwrite=overwrite) as temp:
+        write_world_files(world, temp)
+        timings["total"] = round(time.perf_counter() - started, 3)
+        stats["timings_s"] = timings
+        stats["peak_rss_mb"] = _peak_rss_mb()
+        write_manifest(manifest, temp)
+    progress.update("done", 1.0)
+    logger.info("wrote %s in %.1f s (peak RSS %.0f MB)", out, time.perf_counter() - started, stats["peak_rss_mb"])
+    return load_world(out)
+
+
+def write_world_files(world: World, directory: Path) -> dict[str, Any]:
+    """Write every file of a world except world.json into ``directory``; fills ``world.manifest.files``."""
+    files: dict[str, Any] = {"collision": COLLISION_PLY, "visual": VISUAL_PLY, "heightmap": HEIGHTMAP_NPZ}
+    write_mesh_ply(world.collision, directory / COLLISION_PLY)
+    if world.visual is not None:
+        write_mesh_ply(world.visual, directory / VISUAL_PLY)
+    else:
+        files.pop("visual")
+    world.heightmap.save(directory / HEIGHTMAP_NPZ)
+    files.update(write_usd_stage(world, directory, _usd_config(world)))
+    files.update(write_mjcf_scene(world, directory, _mjcf_config(world)))
+    previews = write_previews(world, directory)
+    files["previews"] = sorted(previews.values()) if isinstance(previews, dict) else list(previews)
+    world.manifest.files = files
+    return files
+
+
+def _usd_config(world: World) -> UsdConfig:
+    return from_dict(UsdConfig, world.manifest.config.get("usd", {}))
+
+
+def _mjcf_config(world: World) -> MjcfConfig:
+    return from_dict(MjcfConfig, world.manifest.config.get("mjcf", {}))
+
+
+def scene_report(cleaned: Any) -> dict[str, Any]:
+    """The reader's counts (non-finite rows, zero quaternions...) of the scene behind a clean result."""
+    report = getattr(cleaned.geometry, "read_report", None)
+    return report.as_dict() if report is not None else {}
