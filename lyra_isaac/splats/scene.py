@@ -110,7 +110,14 @@ class GaussianScene:
         return np.stack([self.means.min(axis=0), self.means.max(axis=0)]).astype(np.float64)
 
     def subset(self, keep: np.ndarray) -> GaussianScene:
-        """A new scene with the rows selected by ``keep`` ((N,) bool mask or integer indices)."""
+        """A new scene with the rows selected by ``keep`` ((N,) bool mask or integer indices).
+
+        Per-row metadata in ``extra`` (``row_index``: the file row of each Gaussian) is selected with the rows.
+        """
+        extra = dict(self.extra)
+        row_index = extra.get("row_index")
+        if isinstance(row_index, np.ndarray) and row_index.shape == (len(self),):
+            extra["row_index"] = row_index[keep]
         return replace(
             self,
             means=self.means[keep],
@@ -119,7 +126,7 @@ class GaussianScene:
             opacity_logits=self.opacity_logits[keep],
             sh_dc=self.sh_dc[keep],
             sh_rest=None if self.sh_rest is None else self.sh_rest[keep],
-            extra=dict(self.extra),
+            extra=extra,
         )
 
     def transformed(self, matrix: np.ndarray, frame: str | None = None) -> GaussianScene:
