@@ -17,7 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "world directory: world.usda (Isaac Sim), scene.xml (MuJoCo), collision.ply, visual.ply, heightmap.npz, "
         "world.json and previews/. OUT is written atomically: complete or absent.",
     )
-    parser.add_argument("scene", help="splat PLY, or a Lyra output folder holding reconstructed_scene.ply + cameras.npz")
+    parser.add_argument("scene", help="splat PLY, or a Lyra output folder (reconstructed_scene.ply + cameras.npz)")
     parser.add_argument("-o", "--out", required=True, help="world directory to create")
     parser.add_argument("--cameras", help="cameras.npz (default: the one beside the PLY, if present)")
     group = parser.add_mutually_exclusive_group()
