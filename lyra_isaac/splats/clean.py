@@ -1,0 +1,314 @@
+"""Cleaning a splat scene before surface extraction: :func:`clean_scene`.
+
+Filters, in order (each counts what it drops, on what the earlier filters kept):
+
+1. ``non_finite``: rows with NaN/inf positions, scales, rotations or colours, or a NaN opacity logit (+-inf logits
+   are valid saturated opacities in Lyra's writer and are kept).
+2. ``opacity``: sigmoid(opacity) below :attr:`CleanConfig.geometry_min_opacity` (geometry set) or
+   :attr:`CleanConfig.render_min_opacity` (render set).
+3. ``oversize``: largest per-axis standard deviation above ``oversize_fraction * reference_depth``.
+4. ``sky``: distance to the nearest camera centre above ``sky_factor * reference_depth``.
+5. ``outliers`` (geometry set only): Gaussians whose voxel holds fewer than ``outlier_min_points`` Gaussians in
+   both of two half-voxel-shifted grids. The base voxel edge is calibrated on a subsample so that the median
+   Gaussian shares its voxel with about ``outlier_target_count`` others (density differs by orders of magnitude
+   between a 128-view Lyra scene and a sparse scan), and it doubles per octave of distance from the cameras,
+   because pixel-aligned splats thin out with depth.
+
+**Units.** The scene is not metric (nor gravity-aligned) when it is cleaned, so every size threshold is relative
+to ``reference_depth``: the median distance from a Gaussian to the nearest camera centre (the typical viewing
+depth; a few metres indoors). Without cameras the median point stands in for the camera path and the median
+distance to it for the depth. Set :attr:`CleanConfig.reference_depth` to fix it in source units.
+
+Row indices: the reader stores ``scene.extra["row_index"]`` ((N,) int64 rows of the file; absent = identity) and
+``scene.extra["rows_in_file"]``. Both subsets carry ``row_index`` composed with the kept mask, so the surface
+stage can map a Gaussian back to its view and pixel.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConversionError
+from .cameras import CameraPath
+from .scene import GaussianScene
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+"""Rows processed at once where a per-row float64 temporary would otherwise span the whole scene."""
+REFERENCE_SAMPLE = 200_000
+"""Gaussians sampled to estimate the reference depth."""
+MAX_OCTAVE = 6
+"""Depth octaves of the density filter span 2^-2 .. 2^MAX_OCTAVE times the reference depth."""
+CALIBRATION_MIN_SAMPLES = 500
+"""Subsampled Gaussians an octave needs to calibrate its own density voxel."""
+
+
+@dataclass
+class CleanConfig:
+    """Thresholds of :func:`clean_scene`. Sizes are relative to ``reference_depth`` (see the module docstring)."""
+
+    geometry_min_opacity: float = 0.1
+    """Opacity (after sigmoid, 0..1) below which a Gaussian is dropped from the geometry set."""
+    render_min_opacity: float = 0.01
+    """Opacity below which a Gaussian is dropped from the render set."""
+    oversize_fraction: float = 0.1
+    """Drop Gaussians whose largest standard deviation exceeds this fraction of ``reference_depth``
+    (0.1 * 3 m typical indoor depth = 0.3 m)."""
+    sky_factor: float = 8.0
+    """Drop Gaussians farther than this many ``reference_depth`` from the nearest camera centre (sky, far haze)."""
+    outlier_target_count: float = 16.0
+    """The density filter's voxel is sized so that the median Gaussian's voxel holds about this many."""
+    outlier_voxel_range: tuple[float, float] = (0.002, 0.1)
+    """Bounds of the calibrated voxel edge, as fractions of the octave's depth (``reference_depth * 2^octave``)."""
+    outlier_min_points: int = 3
+    """A Gaussian survives the density filter if its voxel in either shifted grid holds at least this many."""
+    outliers: bool = True
+    """Run the statistical-outlier (density) filter on the geometry set."""
+    render_drop_oversize: bool = False
+    """Also drop oversized Gaussians from the render set (they blur but rarely harm rendering)."""
+    render_drop_sky: bool = False
+    """Also drop sky Gaussians from the render set (keep them to render the sky)."""
+    reference_depth: float | None = None
+    """Typical viewing depth in source units; None estimates it (median distance to the nearest camera)."""
+    min_geometry_gaussians: int = 1000
+    """Fewer surviving geometry Gaussians than this raise ConversionError (all sky / empty scene)."""
+
+
+@dataclass
+class CleanResult:
+    """What :func:`clean_scene` returns.
+
+    Attributes:
+        geometry: Gaussians for surface extraction (strict filters), ``extra["row_index"]`` composed.
+        render: Gaussians for rendering (lenient filters), ``extra["row_index"]`` composed.
+        stats: counts: ``input``, ``geometry_kept``, ``render_kept``, ``dropped`` (filter -> count, geometry set),
+            ``render_dropped`` (filter -> count), ``reference_depth`` (source units), thresholds used.
+    """
+
+    geometry: GaussianScene
+    render: GaussianScene
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def clean_scene(scene: GaussianScene, cameras: CameraPath | None, cfg: CleanConfig | None = None) -> CleanResult:
+    """Split a scene into a geometry set and a render set, dropping floaters, sky, oversize and invalid Gaussians.
+
+    Args:
+        scene: Gaussians in the source frame (any units).
+        cameras: the generation camera path in the same frame, or None.
+        cfg: thresholds; defaults to :class:`CleanConfig`.
+
+    Returns:
+        CleanResult with both subsets and per-filter counts.
+
+    Raises:
+        ConversionError: (naming the scene file) when nothing usable is left for the geometry.
+    """
+    cfg = cfg or CleanConfig()
+    n = len(scene)
+    source = scene.source_path
+    if n == 0:
+        raise ConversionError(source, "the scene holds no Gaussians")
+
+    finite = _finite_rows(scene)
+    opacity = scene.opacities()
+    geo = finite & (opacity >= cfg.geometry_min_opacity)
+    ren = finite & (opacity >= cfg.render_min_opacity)
+    del opacity
+    dropped = {"non_finite": int(n - finite.sum()), "opacity": int(finite.sum() - geo.sum())}
+    render_dropped = {"non_finite": dropped["non_finite"], "opacity": int(finite.sum() - ren.sum())}
+    if not ren.any():
+        raise ConversionError(source, f"no Gaussian of {n} is finite with opacity >= {cfg.render_min_opacity}")
+
+    centers = cameras.centers() if cameras is not None and len(cameras) > 0 else None
+    pool = geo if geo.any() else ren
+    anchor = centers if centers is not None else np.median(scene.means[_sample(pool, REFERENCE_SAMPLE)], axis=0)[None]
+    distance = _nearest_distance(scene.means, anchor.astype(np.float64))
+    if cfg.reference_depth is not None:
+        reference = float(cfg.reference_depth)
+    else:
+        reference = float(np.median(distance[_sample(pool, REFERENCE_SAMPLE)]))
+    if not np.isfinite(reference) or reference <= 0:
+        raise ConversionError(source, "cannot estimate the scene's depth scale (all Gaussians at the cameras)")
+
+    max_sigma = np.exp(scene.log_scales.max(axis=1))
+    oversize = max_sigma > cfg.oversize_fraction * reference
+    del max_sigma
+    sky = distance > cfg.sky_factor * reference
+
+    dropped["oversize"] = int((geo & oversize).sum())
+    geo &= ~oversize
+    dropped["sky"] = int((geo & sky).sum())
+    geo &= ~sky
+    if cfg.render_drop_oversize:
+        render_dropped["oversize"] = int((ren & oversize).sum())
+        ren &= ~oversize
+    if cfg.render_drop_sky:
+        render_dropped["sky"] = int((ren & sky).sum())
+        ren &= ~sky
+    del oversize, sky
+
+    if cfg.outliers and geo.any():
+        idx = np.flatnonzero(geo)
+        dense, stats_voxel = _density_filter(scene.means[idx], distance[idx], reference, cfg)
+        dropped["outliers"] = int(len(idx) - dense.sum())
+        geo[idx[~dense]] = False
+    else:
+        dropped["outliers"], stats_voxel = 0, None
+    del distance
+
+    kept = int(geo.sum())
+    if kept < cfg.min_geometry_gaussians:
+        raise ConversionError(
+            source,
+            f"only {kept} of {n} Gaussians are left for the geometry after cleaning "
+            f"(dropped {', '.join(f'{k} {v}' for k, v in dropped.items())}); the scene is empty or all sky/floaters",
+        )
+    geometry = _subset_with_rows(scene, geo)
+    render = _subset_with_rows(scene, ren)
+    stats = {
+        "input": n,
+        "geometry_kept": kept,
+        "render_kept": int(ren.sum()),
+        "dropped": dropped,
+        "render_dropped": render_dropped,
+        "reference_depth": reference,
+        "oversize_threshold": cfg.oversize_fraction * reference,
+        "sky_threshold": cfg.sky_factor * reference,
+        "anchor": "cameras" if centers is not None else "median_point",
+        "outlier_voxel": stats_voxel,  # depth octave -> voxel edge, source units
+    }
+    logger.info(
+        "clean: %d Gaussians -> geometry %d, render %d (reference depth %.3g src units from %s; dropped %s)",
+        n, kept, stats["render_kept"], reference, stats["anchor"],
+        ", ".join(f"{k} {v}" for k, v in dropped.items()),
+    )
+    return CleanResult(geometry=geometry, render=render, stats=stats)
+
+
+def _finite_rows(scene: GaussianScene) -> np.ndarray:
+    ok = np.isfinite(scene.means).all(axis=1)
+    ok &= np.isfinite(scene.log_scales).all(axis=1)
+    ok &= np.isfinite(scene.quats).all(axis=1)
+    ok &= np.isfinite(scene.sh_dc).all(axis=1)
+    ok &= ~np.isnan(scene.opacity_logits)
+    return ok
+
+
+def _sample(mask: np.ndarray, count: int) -> np.ndarray:
+    """Up to ``count`` evenly strided indices of the True rows of ``mask`` (deterministic)."""
+    idx = np.flatnonzero(mask)
+    if len(idx) > count:
+        idx = idx[:: int(np.ceil(len(idx) / count))]
+    return idx
+
+
+def _nearest_distance(points: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """(N,) float32 distance from each of (N, 3) points to the nearest of (A, 3) anchors (NaN rows -> inf)."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(anchors)
+    out = np.empty(len(points), dtype=np.float32)
+    for start in range(0, len(points), CHUNK):
+        chunk = points[start:start + CHUNK].astype(np.float64)
+        bad = ~np.isfinite(chunk).all(axis=1)
+        chunk[bad] = 0.0
+        dist, _ = tree.query(chunk, k=1, workers=-1)
+        dist[bad] = np.inf
+        out[start:start + CHUNK] = dist
+    return out
+
+
+def _density_filter(points: np.ndarray, distance: np.ndarray, reference: float,
+                    cfg: CleanConfig) -> tuple[np.ndarray, dict[int, float]]:
+    """(M,) bool: True where a Gaussian's voxel is dense enough in either shifted grid; and the voxel edge used per
+    depth octave (source units).
+
+    Points are grouped in octaves of distance from the cameras (relative to ``reference``); each octave gets its
+    own voxel edge, calibrated to ``outlier_target_count`` (pixel-aligned splats thin out with depth).
+    """
+    ratio = np.maximum(distance, 1e-12) / reference
+    octave = np.clip(np.floor(np.log2(ratio)), -2, MAX_OCTAVE).astype(np.int64)
+    del ratio
+    edges = _calibrate_voxels(points, octave, reference, cfg)
+    table = np.zeros(MAX_OCTAVE + 3)
+    for level, edge in edges.items():
+        table[level + 2] = edge
+    voxel = table[octave + 2]
+    keep = np.zeros(len(points), dtype=bool)
+    for shift in (0.0, 0.5):
+        counts = _voxel_counts(points, voxel, octave, shift)
+        keep |= counts >= cfg.outlier_min_points
+        del counts
+    return keep, edges
+
+
+def _voxel_keys(points: np.ndarray, voxel: np.ndarray, octave: np.ndarray, shift: float) -> np.ndarray:
+    """(M,) int64 key of each point's voxel: octave (4 bits) and 19 bits per axis (+-262k voxels)."""
+    keys = np.empty(len(points), dtype=np.int64)
+    for start in range(0, len(points), CHUNK):
+        sl = slice(start, start + CHUNK)
+        cell = np.floor(points[sl] / voxel[sl, None] + shift).astype(np.int64)
+        cell = np.clip(cell, -(1 << 18), (1 << 18) - 1) + (1 << 18)
+        keys[sl] = ((octave[sl] + 2) << 57) | (cell[:, 0] << 38) | (cell[:, 1] << 19) | cell[:, 2]
+    return keys
+
+
+def _voxel_counts(points: np.ndarray, voxel: np.ndarray, octave: np.ndarray, shift: float) -> np.ndarray:
+    """(M,) number of points sharing each point's voxel."""
+    keys = _voxel_keys(points, voxel, octave, shift)
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    return counts[inverse]
+
+
+def _calibrate_voxels(points: np.ndarray, octave: np.ndarray, reference: float, cfg: CleanConfig) -> dict[int, float]:
+    """Voxel edge per octave (source units) giving about ``outlier_target_count`` points per point's voxel.
+
+    Counts are measured on a strided subsample and extrapolated assuming surface-like (2-D) density:
+    others ~ edge^2 / sampling fraction. Octaves with too few samples inherit the edge of the calibrated
+    octave nearest to them, doubled per octave.
+    """
+    step = max(1, len(points) // REFERENCE_SAMPLE)
+    sub, sub_octave = points[::step], octave[::step]
+    fraction = len(sub) / max(len(points), 1)
+    edges: dict[int, float] = {}
+    for level in np.unique(sub_octave):
+        pts = sub[sub_octave == level]
+        if len(pts) < CALIBRATION_MIN_SAMPLES:
+            continue
+        low, high = (f * reference * 2.0 ** level for f in cfg.outlier_voxel_range)
+        trial = high
+        for _ in range(4):
+            others = float(np.mean(_voxel_counts(pts, np.full(len(pts), trial), np.zeros(len(pts), np.int64), 0.0)
+                                   - 1.0)) / fraction
+            new = float(np.clip(trial * np.sqrt(cfg.outlier_target_count / max(others + 1.0, 1e-9)), low, high))
+            if abs(new - trial) < 0.05 * trial:
+                break
+            trial = new
+        edges[int(level)] = trial
+    if not edges:
+        edges[0] = cfg.outlier_voxel_range[1] * reference
+    known = np.array(sorted(edges))
+    for level in np.unique(octave):
+        level = int(level)
+        if level not in edges:
+            nearest = int(known[np.argmin(np.abs(known - level))])
+            edges[level] = edges[nearest] * 2.0 ** (level - nearest)
+    logger.debug("clean: density voxel per depth octave %s", {k: round(v, 4) for k, v in sorted(edges.items())})
+    return edges
+
+
+def _subset_with_rows(scene: GaussianScene, mask: np.ndarray) -> GaussianScene:
+    """``scene.subset(mask)`` carrying ``extra["row_index"]`` composed with the mask."""
+    rows = scene.extra.get("row_index")
+    if rows is None:
+        rows = np.arange(len(scene), dtype=np.int64)
+    sub = scene.subset(mask)
+    sub.extra["row_index"] = np.asarray(rows, dtype=np.int64)[mask]
+    sub.extra.setdefault("rows_in_file", scene.extra.get("rows_in_file", len(scene)))
+    return sub

@@ -1,0 +1,124 @@
+"""clean_scene: each filter drops what it should and keeps the surfaces; counts and row indices are exact."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+from splat_cases import room_case
+
+from lyra_isaac.config import from_dict
+from lyra_isaac.errors import ConfigError, ConversionError
+from lyra_isaac.splats.clean import CleanConfig, clean_scene
+from lyra_isaac.splats.scene import GaussianScene
+
+
+def _faulty_case(seed: int = 0, with_cameras: bool = True):
+    """Room (3 cm spacing) + sky + floaters, then low-opacity, oversize and NaN rows on known indices."""
+    case = room_case(sky=4000, floaters=2000, tilt_deg=6, scale=0.8, spacing=0.03, seed=seed,
+                     with_cameras=with_cameras)
+    scene = case.scene
+    n = len(scene)
+    rng = np.random.default_rng(seed + 1)
+    surface = np.flatnonzero(np.isin(case.labels, ["floor", "wall"]))
+    picks = rng.choice(surface, 901, replace=False)
+    faint, mid, huge, broken = picks[:300], picks[300:500], picks[500:700], picks[700:900]
+    scene.opacity_logits[faint] = -6.0  # opacity 0.0025: dropped from both sets
+    scene.opacity_logits[mid] = -3.0  # opacity 0.047: geometry drops, render keeps
+    scene.log_scales[huge] = np.log(2.0)  # sigma 2 source units: oversize
+    scene.means[broken[:100], 1] = np.nan
+    scene.log_scales[broken[100:], 0] = np.inf
+    scene.opacity_logits[picks[900]] = np.inf  # saturated opacity is valid
+    scene.extra["row_index"] = np.arange(n, dtype=np.int64) * 3 + 7  # as if the reader had dropped rows
+    scene.extra["rows_in_file"] = 3 * n + 7
+    scene.source_path = Path("/data/scene.ply")
+    return case, dict(faint=faint, mid=mid, huge=huge, broken=broken, saturated=picks[900:])
+
+
+@pytest.mark.parametrize("with_cameras", [True, False])
+def test_filters_drop_faults_and_keep_surfaces(with_cameras):
+    case, faults = _faulty_case(with_cameras=with_cameras)
+    n = len(case.scene)
+    result = clean_scene(case.scene, case.cameras, CleanConfig())
+    rows = (result.geometry.extra["row_index"] - 7) // 3  # back to our own indices
+    assert np.all(result.geometry.extra["row_index"] == rows * 3 + 7)
+    kept = Counter(case.labels[rows])
+    total = Counter(case.labels)
+    assert kept["sky"] == 0
+    # floaters away from surfaces go; those inside a surface's voxel may stay (harmless to the surface)
+    floaters = np.flatnonzero(case.labels == "floater")
+    surface = cKDTree(case.world_points[np.isin(case.labels, ["floor", "wall", "table"])])
+    far = floaters[surface.query(case.world_points[floaters])[0] > 0.2]
+    assert np.isin(far, rows).sum() <= 0.02 * len(far)
+    assert kept["floater"] <= 0.08 * total["floater"]
+    bad = len(faults["faint"]) + len(faults["mid"]) + len(faults["huge"]) + len(faults["broken"])
+    assert kept["floor"] + kept["wall"] >= 0.99 * (total["floor"] + total["wall"] - bad)
+    for name in ("faint", "mid", "huge", "broken"):
+        assert not np.isin(faults[name], rows).any(), name
+    assert np.isin(faults["saturated"], rows).all()
+    # exact bookkeeping
+    stats = result.stats
+    assert stats["input"] == n
+    assert stats["geometry_kept"] == len(result.geometry) == n - sum(stats["dropped"].values())
+    assert stats["dropped"]["non_finite"] == len(faults["broken"])
+    assert stats["dropped"]["opacity"] == len(faults["faint"]) + len(faults["mid"])
+    assert stats["dropped"]["oversize"] == len(faults["huge"])
+    assert stats["dropped"]["sky"] == total["sky"]
+    assert result.geometry.extra["rows_in_file"] == 3 * n + 7
+    assert np.isfinite(result.geometry.means).all()
+    # geometry rows really are the original rows
+    np.testing.assert_array_equal(result.geometry.means, case.scene.means[rows])
+
+
+def test_render_set_is_lenient():
+    case, faults = _faulty_case()
+    result = clean_scene(case.scene, case.cameras, CleanConfig())
+    rows = (result.render.extra["row_index"] - 7) // 3
+    assert np.isin(faults["mid"], rows).all()  # opacity 0.047 >= render threshold 0.01
+    assert np.isin(faults["huge"], rows).all()  # oversize kept for rendering by default
+    assert not np.isin(faults["faint"], rows).any()
+    assert not np.isin(faults["broken"], rows).any()
+    assert (case.labels[rows] == "sky").sum() == (case.labels == "sky").sum()  # sky kept for rendering
+    strict = clean_scene(case.scene, case.cameras, CleanConfig(render_drop_sky=True, render_drop_oversize=True))
+    rows = (strict.render.extra["row_index"] - 7) // 3
+    assert (case.labels[rows] == "sky").sum() == 0 and not np.isin(faults["huge"], rows).any()
+    assert strict.stats["render_dropped"]["sky"] == (case.labels == "sky").sum()
+
+
+def test_identity_row_index_when_reader_gave_none():
+    case = room_case(spacing=0.05)
+    result = clean_scene(case.scene, case.cameras, CleanConfig(outliers=False))
+    np.testing.assert_array_equal(result.geometry.extra["row_index"], np.arange(len(case.scene)))
+    assert result.geometry.extra["rows_in_file"] == len(case.scene)
+
+
+def test_all_sky_scene_raises_naming_file():
+    rng = np.random.default_rng(0)
+    n = 5000
+    means = rng.normal(size=(n, 3))
+    means /= np.linalg.norm(means, axis=1, keepdims=True)
+    means *= rng.uniform(100, 200, (n, 1))
+    means[:10] *= 0.001  # a handful of near points set a tiny reference depth
+    scene = GaussianScene(means=means.astype(np.float32), quats=np.tile([1, 0, 0, 0], (n, 1)).astype(np.float32),
+                          log_scales=np.full((n, 3), -3, np.float32), opacity_logits=np.full(n, 3, np.float32),
+                          sh_dc=np.zeros((n, 3), np.float32), source_path=Path("/data/sky_only.ply"))
+    with pytest.raises(ConversionError, match="sky_only.ply.*left for the geometry"):
+        clean_scene(scene, None, CleanConfig(reference_depth=1.0))
+
+
+def test_transparent_scene_raises():
+    case = room_case(spacing=0.1, table=False)
+    case.scene.opacity_logits[:] = -20
+    case.scene.source_path = Path("/data/ghost.ply")
+    with pytest.raises(ConversionError, match="ghost.ply"):
+        clean_scene(case.scene, case.cameras, CleanConfig())
+
+
+def test_config_from_dict():
+    cfg = from_dict(CleanConfig, {"geometry_min_opacity": 0.2, "sky_factor": 5, "outlier_voxel_range": [0.01, 0.2]})
+    assert cfg.geometry_min_opacity == 0.2 and cfg.sky_factor == 5.0 and cfg.outlier_voxel_range == (0.01, 0.2)
+    with pytest.raises(ConfigError, match="sky_factr"):
+        from_dict(CleanConfig, {"sky_factr": 3})
