@@ -7,10 +7,18 @@ intrinsics are pixels with the principal point in pixels. The reader lives in th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import logging
+import re
+import zipfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from ..errors import InputError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -22,6 +30,8 @@ class CameraPath:
         intrinsics: (F, 3, 3) float64 pixel intrinsics (one per frame; a single shared matrix is broadcast).
         width, height: image size in pixels.
         source_path: the file read, if any.
+        meta: how the reader found them: ``pose_key``, ``intrinsics_key`` (npz keys, "+"-joined when chunked),
+            ``image_size_from`` ("keys" or "principal point").
     """
 
     w2c: np.ndarray
@@ -29,6 +39,7 @@ class CameraPath:
     width: int
     height: int
     source_path: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         frames = self.w2c.shape[0]
@@ -81,3 +92,256 @@ class CameraPath:
         new_c2w[:, :3, :3] = rotation @ c2w[:, :3, :3]
         new_c2w[:, :3, 3] = c2w[:, :3, 3] @ matrix[:3, :3].T + matrix[:3, 3]
         return replace(self, w2c=np.linalg.inv(new_c2w))
+
+
+# --------------------------------------------------------------------------------------------------------- reading
+
+CAMERA_FILENAMES = ("cameras.npz", "{stem}_cameras.npz", "{stem}.cameras.npz")
+"""Files :func:`find_cameras` looks for beside a PLY, in this order (``{stem}``: the PLY's name without suffix)."""
+
+W2C_KEYS = ("w2c_render", "w2c")
+"""npz keys holding world-to-camera matrices, in order of preference (Lyra 2.0 ``cameras.npz``, trajectory file)."""
+
+C2W_KEYS = ("c2w_render", "c2w")
+"""npz keys holding camera-to-world matrices (inverted on read), used when no W2C_KEYS key is present."""
+
+INTRINSICS_KEYS = ("intrinsics_render", "intrinsics", "intrinsics_vipe", "intrinsics_da3", "K")
+"""npz keys holding (F or 1, 3, 3) pixel intrinsics (or (F, 4) fx, fy, cx, cy), in order of preference."""
+
+IMAGE_SIZE_KEYS = (("image_width", "image_height"), ("width", "height"), ("W", "H"), ("img_w", "img_h"))
+"""(width key, height key) pairs, in order of preference. Without them the size is 2 x the principal point."""
+
+RIGID_TOLERANCE = 1e-3
+"""Largest |R R^T - I| entry (and |det R - 1|) accepted for a w2c rotation block (float32 files drift ~1e-6)."""
+
+
+def find_cameras(ply_path: str | Path) -> Path | None:
+    """The camera file that belongs to a splat PLY: ``cameras.npz`` beside it (see ``CAMERA_FILENAMES``).
+
+    Args:
+        ply_path: the ``.ply`` file (or the directory holding it).
+
+    Returns:
+        The path of the first candidate that exists, or None.
+    """
+    ply_path = Path(ply_path)
+    folder, stem = (ply_path, "") if ply_path.is_dir() else (ply_path.parent, ply_path.stem)
+    for pattern in CAMERA_FILENAMES:
+        if "{stem}" in pattern and not stem:
+            continue
+        candidate = folder / pattern.format(stem=stem)
+        if candidate.is_file():
+            logger.debug("cameras for %s: %s", ply_path.name, candidate)
+            return candidate
+    return None
+
+
+def load_cameras(path: str | Path) -> CameraPath:
+    """Read a camera path from Lyra's ``cameras.npz`` or a Lyra trajectory ``.npz``.
+
+    Poses: the first of ``W2C_KEYS`` present ((F, 4, 4) or (F, 3, 4) world-to-camera, OpenCV axes), else the
+    first of ``C2W_KEYS`` (inverted). Intrinsics: the first of ``INTRINSICS_KEYS`` ((F or 1, 3, 3) pixels, or
+    (F, 4) as fx, fy, cx, cy). A key may be split into numbered chunks (``w2c_render_0``, ``w2c_render_1``, ...):
+    the chunks are concatenated in numeric order (a gap in the numbering is logged); intrinsics chunks of one
+    matrix each are repeated over their pose chunk's frames. Image size: ``IMAGE_SIZE_KEYS``, else estimated as
+    2 x the principal point of the first camera (logged).
+
+    Args:
+        path: the ``.npz`` file (read with ``allow_pickle=False``).
+
+    Returns:
+        CameraPath with float64 (F, 4, 4) ``w2c`` and (F, 3, 3) ``intrinsics``; ``meta`` says which keys were used.
+
+    Raises:
+        InputError: naming the file and the fault: missing file, not a readable npz, no known pose or intrinsics
+            keys (the keys found are listed), shapes that disagree, non-finite values, non-rigid w2c,
+            non-positive focal lengths.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "camera file does not exist")
+    if path.is_dir():
+        raise InputError(path, "is a directory, not a camera .npz file")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(path, f"not a readable .npz archive ({exc})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise InputError(path, "holds a single .npy array, not a .npz archive of named camera arrays")
+    with archive:
+        keys = list(archive.files)
+        reader = _NpzReader(path, archive)
+        poses = None
+        for key in W2C_KEYS:
+            poses = reader.gather(key)
+            if poses is not None:
+                break
+        inverted = False
+        if poses is None:
+            for key in C2W_KEYS:
+                poses = reader.gather(key)
+                if poses is not None:
+                    inverted = True
+                    break
+        if poses is None:
+            raise InputError(path, f"has no camera poses: none of the keys {', '.join(W2C_KEYS + C2W_KEYS)} "
+                                   f"(or numbered chunks of them); keys found: {', '.join(keys) or 'none'}")
+        intrinsics = None
+        for key in INTRINSICS_KEYS:
+            intrinsics = reader.gather(key)
+            if intrinsics is not None:
+                break
+        if intrinsics is None:
+            raise InputError(path, f"has no intrinsics: none of the keys {', '.join(INTRINSICS_KEYS)}; keys found: "
+                                   f"{', '.join(keys)}")
+        size = _image_size(reader, keys)
+
+    pose_key, pose_array, pose_chunks = poses
+    w2c = _as_poses(path, pose_key, pose_array)
+    if inverted:
+        _check_finite(path, pose_key, w2c)
+        w2c = np.linalg.inv(w2c)
+    frames = w2c.shape[0]
+    k_key, k_array, k_chunks = intrinsics
+    k_matrices = _as_intrinsics(path, k_key, k_array)
+    if (k_chunks is not None and pose_chunks is not None and len(k_chunks) == len(pose_chunks)
+            and k_matrices.shape[0] == len(k_chunks) != frames):
+        k_matrices = np.repeat(k_matrices, pose_chunks, axis=0)
+    if k_matrices.shape[0] not in (1, frames):
+        raise InputError(path, f"{pose_key} has {frames} frames but {k_key} has {k_matrices.shape[0]} intrinsics "
+                               "(expected 1 or one per frame)")
+    _check_finite(path, pose_key, w2c)
+    _check_rigid(path, pose_key, w2c)
+    _check_finite(path, k_key, k_matrices)
+    focal = k_matrices[:, [0, 1], [0, 1]]
+    if (focal <= 0).any():
+        bad = int(np.flatnonzero((focal <= 0).any(axis=1))[0])
+        raise InputError(path, f"{k_key}[{bad}] has a non-positive focal length {focal[bad].tolist()}")
+
+    if size is None:
+        cx, cy = k_matrices[0, 0, 2], k_matrices[0, 1, 2]
+        width, height = int(round(2 * cx)), int(round(2 * cy))
+        if width <= 0 or height <= 0:
+            raise InputError(path, f"has no image size keys and {k_key}'s principal point ({cx}, {cy}) cannot "
+                                   "give one")
+        logger.info("%s: no image size keys; estimated %d x %d from the principal point", path.name, width, height)
+        size_from = "principal point"
+    else:
+        width, height = size
+        size_from = "keys"
+    cameras = CameraPath(w2c=w2c, intrinsics=k_matrices, width=width, height=height, source_path=path,
+                         meta={"pose_key": pose_key, "intrinsics_key": k_key, "image_size_from": size_from,
+                               "inverted_c2w": inverted})
+    logger.info("read %s: %d cameras (%s, %s), %d x %d px, path length %.3f", path.name, len(cameras), pose_key,
+                k_key, width, height, cameras.path_length())
+    return cameras
+
+
+class _NpzReader:
+    """Reads named arrays (or numbered chunks of them) from an open npz, turning failures into InputError."""
+
+    def __init__(self, path: Path, archive: np.lib.npyio.NpzFile):
+        self.path = path
+        self.archive = archive
+        self.keys = set(archive.files)
+
+    def get(self, key: str) -> np.ndarray:
+        try:
+            return np.asarray(self.archive[key])
+        except ValueError as exc:
+            raise InputError(self.path, f"key {key!r} cannot be read without pickle ({exc})") from None
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise InputError(self.path, f"key {key!r} is corrupt ({exc})") from None
+
+    def gather(self, base: str) -> tuple[str, np.ndarray, list[int] | None] | None:
+        """(key description, array, chunk lengths or None) for ``base`` or its numbered chunks; None if absent."""
+        if base in self.keys:
+            return base, self.get(base), None
+        pattern = re.compile(rf"^{re.escape(base)}_(\d+)$")
+        numbered = sorted((int(m.group(1)), key) for key in self.keys if (m := pattern.match(key)))
+        if not numbered:
+            return None
+        numbers = [n for n, _ in numbered]
+        if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+            logger.warning("%s: %s chunks are numbered %s (gaps); concatenating in numeric order", self.path.name,
+                           base, numbers)
+        arrays = []
+        for _, key in numbered:
+            array = self.get(key)
+            if array.ndim == 2:
+                array = array[None]
+            arrays.append(array)
+        try:
+            joined = np.concatenate(arrays, axis=0)
+        except ValueError:
+            shapes = ", ".join(f"{key} {a.shape}" for (_, key), a in zip(numbered, arrays, strict=True))
+            raise InputError(self.path, f"chunks of {base} have incompatible shapes: {shapes}") from None
+        label = f"{base}_{numbers[0]}..{numbers[-1]}" if len(numbers) > 1 else numbered[0][1]
+        return label, joined, [a.shape[0] for a in arrays]
+
+
+def _image_size(reader: _NpzReader, keys: list[str]) -> tuple[int, int] | None:
+    for width_key, height_key in IMAGE_SIZE_KEYS:
+        if width_key in reader.keys and height_key in reader.keys:
+            values = []
+            for key in (width_key, height_key):
+                array = reader.get(key)
+                if array.size != 1 or not np.isfinite(array.astype(np.float64)).all() or array.item() <= 0:
+                    raise InputError(reader.path, f"{key} must be one positive number, found {array.ravel()[:4]} "
+                                                  f"(shape {array.shape})")
+                values.append(int(round(float(array.item()))))
+            return values[0], values[1]
+    return None
+
+
+def _as_poses(path: Path, key: str, array: np.ndarray) -> np.ndarray:
+    if not np.issubdtype(array.dtype, np.number):
+        raise InputError(path, f"{key} has dtype {array.dtype}, expected numbers")
+    array = array.astype(np.float64)
+    if array.shape in ((4, 4), (3, 4)):
+        array = array[None]
+    if array.ndim != 3 or array.shape[1:] not in ((4, 4), (3, 4)) or array.shape[0] == 0:
+        raise InputError(path, f"{key} has shape {array.shape}, expected (F, 4, 4) or (F, 3, 4) with F >= 1")
+    if array.shape[1] == 3:
+        full = np.tile(np.eye(4), (array.shape[0], 1, 1))
+        full[:, :3, :] = array
+        array = full
+    return array
+
+
+def _as_intrinsics(path: Path, key: str, array: np.ndarray) -> np.ndarray:
+    if not np.issubdtype(array.dtype, np.number):
+        raise InputError(path, f"{key} has dtype {array.dtype}, expected numbers")
+    array = array.astype(np.float64)
+    if array.shape == (3, 3):
+        return array[None]
+    if array.ndim == 3 and array.shape[1:] == (3, 3) and array.shape[0] > 0:
+        return array
+    if array.shape == (4,) or (array.ndim == 2 and array.shape[1] == 4 and array.shape[0] > 0):
+        fx, fy, cx, cy = np.atleast_2d(array).T
+        k = np.zeros((fx.shape[0], 3, 3))
+        k[:, 0, 0], k[:, 1, 1], k[:, 0, 2], k[:, 1, 2], k[:, 2, 2] = fx, fy, cx, cy, 1.0
+        return k
+    raise InputError(path, f"{key} has shape {array.shape}, expected (F, 3, 3), (3, 3) or (F, 4) [fx, fy, cx, cy]")
+
+
+def _check_finite(path: Path, key: str, array: np.ndarray) -> None:
+    finite = np.isfinite(array.reshape(array.shape[0], -1)).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise InputError(path, f"{key} has NaN/inf values in {bad.size} frames (first: frame {int(bad[0])})")
+
+
+def _check_rigid(path: Path, key: str, w2c: np.ndarray) -> None:
+    rotation = w2c[:, :3, :3]
+    gram = rotation @ rotation.transpose(0, 2, 1)
+    orth_error = np.abs(gram - np.eye(3)).max(axis=(1, 2))
+    det_error = np.abs(np.linalg.det(rotation) - 1.0)
+    bottom_error = np.abs(w2c[:, 3, :] - np.array([0.0, 0.0, 0.0, 1.0])).max(axis=1)
+    error = np.maximum(np.maximum(orth_error, det_error), bottom_error)
+    bad = np.flatnonzero(error > RIGID_TOLERANCE)
+    if bad.size:
+        first = int(bad[0])
+        raise InputError(path, f"{key} is not a rigid transform in {bad.size} frames (first: frame {first}: "
+                               f"|R R^T - I| = {orth_error[first]:.3g}, det R = {np.linalg.det(rotation[first]):.4f}, "
+                               f"bottom row {w2c[first, 3].tolist()})")
