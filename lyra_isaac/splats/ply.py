@@ -201,12 +201,39 @@ def _parse_property(path: Path, words: list[str], line: str, number: int) -> Ply
     raise InputError(path, f"malformed or unknown-type property line {line!r} (header line {number})")
 
 
+LYRA_PLY_NAME = "reconstructed_scene.ply"
+"""The PLY inside a Lyra 2.0 output folder."""
+
+
+def resolve_scene_path(path: str | Path) -> Path:
+    """The PLY that ``path`` names: the file itself, or inside a folder its ``reconstructed_scene.ply`` (else its
+    only ``.ply``).
+
+    Raises:
+        InputError: the path does not exist, or a folder holds no ``reconstructed_scene.ply`` and not exactly one
+            ``.ply``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file does not exist")
+    if not path.is_dir():
+        return path
+    candidate = path / LYRA_PLY_NAME
+    if candidate.is_file():
+        return candidate
+    plys = sorted(p for p in path.glob("*.ply") if p.is_file())
+    if len(plys) != 1:
+        raise InputError(path, f"folder holds no {LYRA_PLY_NAME} and {len(plys)} other .ply files (pass the PLY "
+                               "file itself)")
+    return plys[0]
+
+
 def _check_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file does not exist")
     if path.is_dir():
-        inside = path / "reconstructed_scene.ply"
+        inside = path / LYRA_PLY_NAME
         hint = f" (did you mean {inside}?)" if inside.exists() else ""
         raise InputError(path, f"is a directory, not a PLY file{hint}")
     return path
@@ -461,26 +488,30 @@ def _fill_chunk(out: _Output, records: np.ndarray, start: int, columns: dict[str
                 dst[:, j] = records[prop]
 
     arrays = {name: array[rows] for name, array in out.arrays.items()}
-    bad = ~np.isfinite(arrays["means"]).all(axis=1)
-    for name in ("quats", "log_scales", "sh_dc"):
-        bad |= ~np.isfinite(arrays[name]).all(axis=1)
-    if "sh_rest" in arrays:
-        bad |= ~np.isfinite(arrays["sh_rest"].reshape(m, -1)).all(axis=1)
+    bad = _non_finite_rows([arrays[name].reshape(m, -1) for name in ("means", "quats", "log_scales", "sh_dc",
+                                                                    "sh_rest") if name in arrays])
     opacity = arrays["opacity_logits"]
     bad |= np.isnan(opacity)
     counts.opacity_inf += int(np.count_nonzero(np.isinf(opacity) & ~bad))
 
     quats = arrays["quats"]
-    with np.errstate(invalid="ignore", over="ignore"):
-        norms = np.sqrt(np.einsum("ij,ij->i", quats, quats, dtype=np.float64))
-    zero = (norms < QUAT_MIN_NORM) & ~bad
-    rescale = np.flatnonzero((np.abs(norms - 1.0) > QUAT_UNIT_TOLERANCE) & ~(bad | zero))
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        norm2 = _row_sum(quats, square=True)
+        # float32 squares over/underflow outside ~[1e-19, 1e19]: redo those rows in float64
+        unsafe = np.flatnonzero(~((norm2 > 1e-30) & (norm2 < 1e30)) & ~bad)
+        norm2_64 = norm2.astype(np.float64)
+        if unsafe.size:
+            q64 = quats[unsafe].astype(np.float64)
+            norm2_64[unsafe] = np.einsum("ij,ij->i", q64, q64)
+    zero = (norm2_64 < QUAT_MIN_NORM**2) & ~bad
+    rescale = np.flatnonzero((np.abs(norm2_64 - 1.0) > 2 * QUAT_UNIT_TOLERANCE) & ~(bad | zero))
     if rescale.size:
-        quats[rescale] = quats[rescale] / norms[rescale, None]
+        q64 = quats[rescale].astype(np.float64)
+        quats[rescale] = q64 / np.linalg.norm(q64, axis=1, keepdims=True)
 
     log_scales = arrays["log_scales"]
-    clamped = (np.abs(log_scales) > MAX_ABS_LOG_SCALE).any(axis=1) & ~bad
-    if clamped.any():
+    if (np.abs(log_scales) > MAX_ABS_LOG_SCALE).any():
+        clamped = (np.abs(log_scales) > MAX_ABS_LOG_SCALE).any(axis=1) & ~bad
         np.clip(log_scales, -MAX_ABS_LOG_SCALE, MAX_ABS_LOG_SCALE, out=log_scales)
         counts.scale_clamped += int(np.count_nonzero(clamped))
 
@@ -500,6 +531,36 @@ def _fill_chunk(out: _Output, records: np.ndarray, start: int, columns: dict[str
         array[:k] = array[keep]
     out.row_index[w:w + k] = keep + start
     out.cursor = w + k
+
+
+def _row_sum(array: np.ndarray, square: bool = False) -> np.ndarray:
+    """(m,) float32 sum over the columns of an (m, c) array (of squares), column by column: much faster than a
+    reduction along a short axis."""
+    total = array[:, 0] * array[:, 0] if square else array[:, 0].copy()
+    for j in range(1, array.shape[1]):
+        column = array[:, j]
+        total += column * column if square else column
+    return total
+
+
+def _non_finite_rows(blocks: list[np.ndarray]) -> np.ndarray:
+    """(m,) bool: rows with a NaN or inf in any of the (m, c) float32 ``blocks``.
+
+    A row sum is non-finite when any term is; a finite row can still overflow to inf (terms near 3e38), so rows
+    the sum flags are checked again exactly.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = _row_sum(blocks[0])
+        for block in blocks[1:]:
+            total += _row_sum(block)
+    flagged = np.flatnonzero(~np.isfinite(total))
+    bad = np.zeros(total.shape[0], dtype=bool)
+    if flagged.size:
+        exact = np.zeros(flagged.size, dtype=bool)
+        for block in blocks:
+            exact |= ~np.isfinite(block[flagged]).all(axis=1)
+        bad[flagged] = exact
+    return bad
 
 
 def _homogeneous_view(records: np.ndarray) -> tuple[np.ndarray | None, dict[str, int]]:

@@ -1,0 +1,162 @@
+"""What is in a splat scene: :func:`inspect_scene` (the library call behind ``lyra-isaac inspect``).
+
+The summary is a plain JSON-able dict; :func:`format_summary` renders it as the CLI's table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cameras import find_cameras, load_cameras
+from .ply import read_header, read_ply, resolve_scene_path
+from .scene import GaussianScene
+
+logger = logging.getLogger(__name__)
+
+PERCENTILES = (1.0, 50.0, 99.0)
+"""Percentiles reported for opacity, scale and position."""
+
+LOW_OPACITY = 0.05
+"""Opacity below which a Gaussian is reported as nearly transparent (the cleaning stage's usual geometry cut)."""
+
+
+def inspect_scene(path: str | Path, cameras: str | Path | None = None, strict: bool = False) -> dict[str, Any]:
+    """Read a splat scene (and optionally its cameras) and summarize it.
+
+    Args:
+        path: a splat PLY, or a Lyra output folder (its ``reconstructed_scene.ply``).
+        cameras: None (no cameras), ``"auto"`` (``cameras.npz`` beside the PLY, if present) or a camera file.
+        strict: refuse rows the reader would drop (see :func:`lyra_isaac.splats.ply.read_ply`).
+
+    Returns:
+        dict with: ``path``, ``file_bytes``, ``format`` (lyra2 / lyra1 / inria / generic), ``encoding`` (PLY body
+        format), ``gaussians_in_file``, ``gaussians_kept``, ``dropped_non_finite``, ``dropped_zero_quaternion``,
+        ``scale_clamped``, ``opacity_inf``, ``sh_degree``, ``ignored_properties``, ``bounds`` ([min, max], scene
+        units, source frame), ``bounds_p1_p99`` (the same between the 1st and 99th percentile per axis, robust to
+        floaters and sky), ``opacity`` (sigmoid; p1 / p50 / p99 and ``fraction_below_0.05``), ``scale`` (largest
+        per-axis standard deviation, exp of the log-scales, scene units; p1 / p50 / p99), ``read_seconds``, and
+        ``cameras``: None, or ``path``, ``count``, ``width``, ``height``, ``path_length`` (scene units),
+        ``pose_key``, ``intrinsics_key``, ``image_size_from``.
+
+    Raises:
+        InputError: the PLY or the camera file is unusable (the message names the file and the fault).
+    """
+    ply_path = resolve_scene_path(path)
+    started = time.perf_counter()
+    scene = read_ply(ply_path, strict=strict)
+    read_seconds = time.perf_counter() - started
+    header = read_header(ply_path)
+    report = scene.read_report
+    summary: dict[str, Any] = {
+        "path": str(ply_path),
+        "file_bytes": ply_path.stat().st_size,
+        "format": scene.source_format,
+        "encoding": header.format,
+        "gaussians_in_file": report.rows_in_file,
+        "gaussians_kept": len(scene),
+        "dropped_non_finite": report.non_finite_dropped,
+        "dropped_zero_quaternion": report.zero_quaternion_dropped,
+        "scale_clamped": report.scale_clamped,
+        "opacity_inf": report.opacity_inf,
+        "sh_degree": scene.sh_degree,
+        "ignored_properties": list(scene.extra.get("ply", {}).get("ignored_properties", [])),
+        **_statistics(scene),
+        "read_seconds": round(read_seconds, 3),
+        "cameras": None,
+    }
+
+    camera_path: Path | None
+    if cameras is None:
+        camera_path = None
+    elif isinstance(cameras, str) and cameras == "auto":
+        camera_path = find_cameras(ply_path)
+        if camera_path is None:
+            logger.info("no camera file beside %s", ply_path.name)
+    else:
+        camera_path = Path(cameras)
+    if camera_path is not None:
+        cams = load_cameras(camera_path)
+        summary["cameras"] = {
+            "path": str(camera_path),
+            "count": len(cams),
+            "width": cams.width,
+            "height": cams.height,
+            "path_length": round(cams.path_length(), 4),
+            "pose_key": cams.meta.get("pose_key"),
+            "intrinsics_key": cams.meta.get("intrinsics_key"),
+            "image_size_from": cams.meta.get("image_size_from"),
+        }
+    return summary
+
+
+def _statistics(scene: GaussianScene) -> dict[str, Any]:
+    """Bounds and distribution figures of a (cleaned, non-empty) scene."""
+    q = np.asarray(PERCENTILES)
+    bounds = scene.bounds()
+    robust = np.percentile(scene.means, [q[0], q[-1]], axis=0)
+    opacity = scene.opacities()
+    largest_scale = np.exp(scene.log_scales.max(axis=1).astype(np.float64))
+    return {
+        "bounds": _rounded(bounds),
+        "bounds_p1_p99": _rounded(robust),
+        "opacity": {
+            **{f"p{p:g}": v for p, v in zip(PERCENTILES, _rounded(np.percentile(opacity, q)), strict=True)},
+            f"fraction_below_{LOW_OPACITY:g}": round(float(np.count_nonzero(opacity < LOW_OPACITY)) / len(scene), 6),
+        },
+        "scale": {f"p{p:g}": v for p, v in zip(PERCENTILES, _rounded(np.percentile(largest_scale, q), 6),
+                                               strict=True)},
+    }
+
+
+def _rounded(array: np.ndarray, digits: int = 4) -> list:
+    """A float array as (nested) Python lists rounded to ``digits`` significant-ish decimals, JSON-ready."""
+    return np.round(np.asarray(array, dtype=np.float64), digits).tolist()
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The summary of :func:`inspect_scene` as an aligned, human-readable table."""
+    def vec(values: list[float]) -> str:
+        return "(" + ", ".join(f"{v:.3g}" for v in values) + ")"
+
+    def pcts(values: dict[str, float], unit: str = "") -> str:
+        return "  ".join(f"{k} {v:.3g}{unit}" for k, v in values.items() if k.startswith("p"))
+
+    dropped = summary["dropped_non_finite"] + summary["dropped_zero_quaternion"]
+    rows = [
+        ("file", f"{summary['path']} ({summary['file_bytes'] / 1e6:,.1f} MB)"),
+        ("format", f"{summary['format']} ({summary['encoding']})"),
+        ("Gaussians", f"{summary['gaussians_kept']:,} kept of {summary['gaussians_in_file']:,} in the file"),
+        ("dropped", f"{dropped:,} ({summary['dropped_non_finite']:,} NaN/inf, "
+                    f"{summary['dropped_zero_quaternion']:,} zero quaternions)"),
+        ("scales clamped", f"{summary['scale_clamped']:,}"),
+        ("opacity +-inf", f"{summary['opacity_inf']:,} (kept)"),
+        ("SH degree", str(summary["sh_degree"])),
+    ]
+    if summary["ignored_properties"]:
+        rows.append(("ignored props", ", ".join(summary["ignored_properties"])))
+    (lo, hi), (rlo, rhi) = summary["bounds"], summary["bounds_p1_p99"]
+    rows += [
+        ("bounds", f"{vec(lo)} .. {vec(hi)}"),
+        ("bounds p1..p99", f"{vec(rlo)} .. {vec(rhi)}"),
+        ("opacity", pcts(summary["opacity"]) + f"  (<{LOW_OPACITY:g}: "
+                    f"{100 * summary['opacity'][f'fraction_below_{LOW_OPACITY:g}']:.1f}%)"),
+        ("scale (max axis)", pcts(summary["scale"])),
+        ("read time", f"{summary['read_seconds']:.2f} s"),
+    ]
+    cams = summary.get("cameras")
+    if cams is None:
+        rows.append(("cameras", "none"))
+    else:
+        rows += [
+            ("cameras", f"{cams['count']} from {cams['path']} ({cams['pose_key']}, {cams['intrinsics_key']})"),
+            ("image size", f"{cams['width']} x {cams['height']} px"
+                           + (" (estimated from the principal point)" if cams["image_size_from"] != "keys" else "")),
+            ("camera path", f"{cams['path_length']:.3g} scene units"),
+        ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
