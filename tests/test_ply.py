@@ -359,6 +359,32 @@ def test_error_body_truncated(tmp_path):
     expect_error(path, "is truncated: the header declares 10 Gaussians (680 bytes) but only 580 bytes")
 
 
+def test_error_huge_declared_count_is_truncation_not_allocation(tmp_path):
+    path = write_raw_ply(tmp_path / "huge.ply", good_rec(10))
+    data = path.read_bytes().replace(b"element vertex 10\n", b"element vertex 900000000000\n")
+    path.write_bytes(data)
+    expect_error(path, "is truncated: the header declares 900000000000 Gaussians")
+    ascii_path = write_raw_ply(tmp_path / "huge_ascii.ply", good_rec(3), fmt="ascii")
+    ascii_path.write_bytes(ascii_path.read_bytes().replace(b"element vertex 3\n", b"element vertex 5\n"))
+    expect_error(ascii_path, "is truncated: the header declares 5 Gaussians but the ASCII body has 3 vertex lines")
+
+
+def test_crlf_header(tmp_path):
+    scene = random_scene(12)
+    path = write_ply(tmp_path / "w.ply", scene, "lyra1")
+    data = path.read_bytes()
+    cut = data.index(b"end_header\n") + len(b"end_header\n")
+    path.write_bytes(data[:cut].replace(b"\n", b"\r\n") + data[cut:])
+    assert_scene_equal(read_ply(path), scene)
+
+
+def test_stream_writer_dropped_without_close_leaves_nothing(tmp_path):
+    writer = PlyStreamWriter(tmp_path / "x.ply", 5, "lyra2")
+    writer.write(random_scene(2))
+    del writer
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_error_missing_properties(tmp_path):
     names = [n for n in LYRA2_PROPERTIES if n not in ("opacity", "rot_2")]
     expect_error(write_raw_ply(tmp_path / "m.ply", good_rec(names=names)),

@@ -138,8 +138,11 @@ def read_header(path: str | Path) -> PlyHeader:
             or has a malformed line (unknown format, unknown type, property outside an element...).
     """
     path = _check_file(path)
-    with open(path, "rb") as fh:
-        head = fh.read(MAX_HEADER_BYTES)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(MAX_HEADER_BYTES)
+    except OSError as exc:
+        raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
     if not (head.startswith(b"ply\n") or head.startswith(b"ply\r\n")):
         shown = head[:16].split(b"\n")[0]
         raise InputError(path, f"not a PLY file (bad magic {shown!r}, expected b'ply')")
@@ -362,12 +365,13 @@ def read_ply(path: str | Path, *, strict: bool = False) -> GaussianScene:
     if n == 0:
         raise InputError(path, "has zero Gaussians (element vertex 0)")
 
-    out = _Output(n, layout.sh_rest_count)
-    counts = _Counts()
+    # Check the body (size, or parse ASCII) before allocating outputs for the declared count.
     if header.format == "ascii":
         chunks = _ascii_chunks(path, header, vertex)
     else:
-        chunks = _binary_chunks(path, header, vertex)
+        chunks = _binary_chunks(path, *_binary_body(path, header, vertex), n)
+    out = _Output(n, layout.sh_rest_count)
+    counts = _Counts()
     columns = layout.columns()
     for start, records in chunks:
         _fill_chunk(out, records, start, columns, counts)
@@ -577,8 +581,8 @@ def _homogeneous_view(records: np.ndarray) -> tuple[np.ndarray | None, dict[str,
     return raw, {name: i for i, name in enumerate(names)}
 
 
-def _binary_chunks(path: Path, header: PlyHeader, vertex: PlyElement):
-    """Yield (first row, memory-mapped structured chunk) over the vertex element of a binary PLY."""
+def _binary_body(path: Path, header: PlyHeader, vertex: PlyElement) -> tuple[int, np.dtype]:
+    """(byte offset, row dtype) of the vertex element of a binary PLY, after checking the file holds all of it."""
     order = header.byte_order
     offset = header.body_offset
     for element in header.elements:
@@ -596,6 +600,11 @@ def _binary_chunks(path: Path, header: PlyHeader, vertex: PlyElement):
         complete = max(available, 0) // dtype.itemsize
         raise InputError(path, f"is truncated: the header declares {n} Gaussians ({n * dtype.itemsize} bytes) but "
                                f"only {max(available, 0)} bytes of data follow ({complete} complete rows)")
+    return offset, dtype
+
+
+def _binary_chunks(path: Path, offset: int, dtype: np.dtype, n: int):
+    """Yield (first row, memory-mapped structured chunk) over the ``n`` rows at ``offset``."""
     rows_per_chunk = max(1, CHUNK_BYTES // dtype.itemsize)
     for start in range(0, n, rows_per_chunk):
         m = min(rows_per_chunk, n - start)
@@ -605,8 +614,8 @@ def _binary_chunks(path: Path, header: PlyHeader, vertex: PlyElement):
         del chunk
 
 
-def _ascii_chunks(path: Path, header: PlyHeader, vertex: PlyElement):
-    """Yield one (0, structured float64 array) holding the vertex element of an ASCII PLY."""
+def _ascii_chunks(path: Path, header: PlyHeader, vertex: PlyElement) -> list[tuple[int, np.ndarray]]:
+    """One chunk (0, structured float64 array) holding the vertex element of an ASCII PLY, parsed now."""
     n = vertex.count
     props = len(vertex.properties)
     with open(path, "rb") as fh:
@@ -629,7 +638,7 @@ def _ascii_chunks(path: Path, header: PlyHeader, vertex: PlyElement):
         raise InputError(path, f"ASCII vertex lines have {data.shape[1]} values, the header declares {props} "
                                "properties")
     dtype = np.dtype([(p.name, "f8") for p in vertex.properties])
-    yield 0, np.ascontiguousarray(data).view(dtype).reshape(n)
+    return [(0, np.ascontiguousarray(data).view(dtype).reshape(n))]
 
 
 # --------------------------------------------------------------------------------------------------------- writing
@@ -736,6 +745,11 @@ class PlyStreamWriter:
         except OSError as exc:
             self.abort()
             raise OutputError(self.path, f"cannot write: {exc.strerror}") from None
+
+    def __del__(self) -> None:
+        # Never leave a temp file behind when a writer is dropped without close() (e.g. an exception in user code).
+        if getattr(self, "_fh", None) is not None:
+            self.abort()
 
     def __enter__(self) -> PlyStreamWriter:
         return self
