@@ -1,0 +1,725 @@
+"""Validate a world directory with the tools that will consume it (``lyra-isaac validate``).
+
+Checks, in order (each a :class:`CheckResult` of a :class:`ValidationReport`):
+
+``files``        world.json parses and every file it lists is present.
+``usd``          pxr reopens world.usda with every payload, all layers resolve, and the DESIGN.md section 2 prim
+                 contract holds with the right types and units: stage metadata, /World/PhysicsScene gravity,
+                 /World/ground (one collision Mesh, approximation "none", physics material bound), /World/Splats
+                 (ParticleField3DGaussianSplat attribute types, lengths, value ranges), /World/Visual,
+                 /World/SpawnPoints (one Xform per world.json spawn point, same pose) and customLayerData agreeing
+                 with world.json.
+``asset_validator``  NVIDIA's omni_asset_validate (package ``omniverse-asset-validator``) on world.usda: errors
+                 fail the check; warnings are listed (see ACCEPTED_WARNINGS for the ones expected on a world).
+``newton``       Newton (``ModelBuilder.add_usd``, CPU, in a subprocess) loads world.usda; spheres dropped over the
+                 probe points come to rest on the collision surface (``REST_TOLERANCE``).
+``mujoco``       MuJoCo compiles scene.xml with the same spheres added; they rest within ``ENGINE_TOLERANCE`` of the
+                 Newton heights (and within ``REST_TOLERANCE`` of the collision surface).
+
+Probe points are the spawn points plus a few cells of the height map where the ground is flat under a probe sphere
+(a sphere on a slope rolls away and tells nothing); the expected rest height of a sphere's centre is the highest
+collision-surface point under its footprint plus its radius, found by casting vertical rays on collision.ply.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import InputError
+from ..world import MJCF_SCENE, WorldDir, load_world
+from .splats import WORLD_SPLATS_PRIM
+from .stage import (
+    CUSTOM_DATA_KEY,
+    GROUND_PRIM,
+    LIGHTS_PRIM,
+    PHYSICS_SCENE_PRIM,
+    SPAWN_ROOT_PRIM,
+    VISUAL_PRIM,
+    WORLD_PRIM,
+)
+
+logger = logging.getLogger(__name__)
+
+CHECKS = ("files", "usd", "asset_validator", "newton", "mujoco")
+"""Check names, in the order they run; any of them can be skipped (``skip=``, ``--skip``)."""
+
+Status = Literal["pass", "fail", "skip"]
+
+PROBE_RADIUS = 0.1
+"""Metres: radius of the dropped spheres."""
+DROP_CLEARANCE = 0.3
+"""Metres: spheres start this far above their expected rest height."""
+SETTLE_SECONDS = 1.5
+"""Simulated seconds per drop (a 0.3 m fall takes 0.25 s)."""
+REST_TOLERANCE = 0.03
+"""Metres: a sphere must rest this close (vertically and horizontally) to where the collision surface says."""
+ENGINE_TOLERANCE = 0.02
+"""Metres: MuJoCo and Newton rest heights must agree this closely."""
+FLAT_TOLERANCE = 0.01
+"""Metres: ground under a probe sphere's footprint must vary less than this for the point to be used."""
+FLAT_MARGIN = 2.0
+"""The flat footprint's radius in sphere radii (margin for height-field interpolation between cells)."""
+MAX_EXTRA_PROBES = 6
+"""Flat height-map cells added to the spawn points as probes."""
+MAX_PROBES = 16
+NEWTON_TIMEOUT_S = 600.0
+"""The first Newton run compiles Warp kernels (30-40 s on 2 cores); later runs use Warp's kernel cache."""
+TOLERANCE = 1e-4
+"""Absolute tolerance for comparing values written twice (world.json vs USD), metres or unitless."""
+
+ACCEPTED_WARNINGS = {
+    "IndexedPrimvarChecker": "displayColor of /World/Visual and /World/Splats repeats values; indexing per-vertex "
+                             "colours would save little on real scans and some renderers ignore indexed primvars.",
+}
+"""omni_asset_validate warnings expected on a lyra_isaac world, by rule, with the reason they are accepted."""
+
+SPLAT_ATTRIBUTE_TYPES = {
+    "positions": "point3f[]",
+    "orientations": "quatf[]",
+    "scales": "float3[]",
+    "opacities": "float[]",
+    "radiance:sphericalHarmonicsCoefficients": "float3[]",
+    "radiance:sphericalHarmonicsDegree": "int",
+}
+MESH_ATTRIBUTE_TYPES = {
+    "points": "point3f[]",
+    "faceVertexCounts": "int[]",
+    "faceVertexIndices": "int[]",
+    "extent": "float3[]",
+}
+
+
+@dataclass
+class CheckResult:
+    """One check's outcome: ``status`` is pass / fail / skip; ``problems`` lists every fault found."""
+
+    name: str
+    status: Status
+    summary: str
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class ValidationReport:
+    """All checks of one world directory. ``ok`` is True when no check failed (skipped checks do not fail)."""
+
+    directory: Path
+    checks: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.status != "fail" for check in self.checks)
+
+    def check(self, name: str) -> CheckResult:
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"directory": str(self.directory), "ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+
+    def summary_lines(self) -> list[str]:
+        """A plain-text table: one line per check, then its problems and warnings indented."""
+        width = max((len(c.name) for c in self.checks), default=5)
+        lines = [f"{'check'.ljust(width)}  status  time    summary"]
+        for c in self.checks:
+            lines.append(f"{c.name.ljust(width)}  {c.status.upper().ljust(6)}  {c.seconds:5.1f}s  {c.summary}")
+            lines += [f"{' ' * width}    error: {p}" for p in c.problems]
+            lines += [f"{' ' * width}    warning: {w}" for w in c.warnings]
+        lines.append(f"world {self.directory}: {'OK' if self.ok else 'FAILED'}")
+        return lines
+
+
+# --------------------------------------------------------------------------------------------------------------
+# entry point
+
+
+def validate_world(directory: str | Path, *, skip: tuple[str, ...] | list[str] = (),
+                   newton_timeout: float = NEWTON_TIMEOUT_S) -> ValidationReport:
+    """Validate the world directory ``directory`` (see the module docstring for the checks).
+
+    Args:
+        directory: a world directory written by ``lyra-isaac convert``.
+        skip: names from :data:`CHECKS` not to run (reported as ``skip``).
+        newton_timeout: seconds the Newton subprocess may take.
+
+    Returns:
+        ValidationReport; ``report.ok`` is False when any check failed.
+
+    Raises:
+        InputError: ``directory`` is not a world directory, or its world.json is missing or corrupt.
+    """
+    unknown = sorted(set(skip) - set(CHECKS))
+    if unknown:
+        raise InputError(None, f"unknown check(s) to skip: {', '.join(unknown)} (checks: {', '.join(CHECKS)})")
+    world = load_world(directory)
+    report = ValidationReport(Path(directory))
+    probes: _Probes | None = None
+    newton_rest: np.ndarray | None = None
+
+    def run(name: str, function, *args) -> CheckResult:
+        if name in skip:
+            result = CheckResult(name, "skip", "skipped on request")
+        else:
+            start = time.perf_counter()
+            try:
+                result = function(*args)
+            except InputError as exc:
+                result = CheckResult(name, "fail", "could not run", problems=[str(exc)])
+            result.seconds = time.perf_counter() - start
+        report.checks.append(result)
+        logger.info("validate %s: %s (%s)", name, result.status, result.summary)
+        return result
+
+    run("files", _check_files, world)
+    run("usd", _check_usd, world)
+    run("asset_validator", _check_asset_validator, world)
+    probe_error = ""
+    if "newton" not in skip or "mujoco" not in skip:
+        try:
+            probes = _probe_points(world)
+        except InputError as exc:
+            probe_error = str(exc)
+
+    def need_probes(name: str, check, *args) -> CheckResult:
+        if probes is None:
+            return CheckResult(name, "fail", "no probe points", [probe_error])
+        return check(world, probes, *args)
+
+    newton = run("newton", need_probes, "newton", _check_newton, newton_timeout)
+    if newton.status == "pass":
+        newton_rest = np.asarray(newton.data["rest"], dtype=np.float64)
+    run("mujoco", need_probes, "mujoco", _check_mujoco, newton_rest)
+    return report
+
+
+# --------------------------------------------------------------------------------------------------------------
+# files
+
+
+def _check_files(world: WorldDir) -> CheckResult:
+    problems = []
+    listed = 0
+    for key, value in world.manifest.files.items():
+        names = value if isinstance(value, list) else [value]
+        for name in names:
+            listed += 1
+            if not isinstance(name, str) or not (world.path / name).exists():
+                problems.append(f"world.json files.{key} = {name!r} is missing from the world directory")
+    if "usd" not in world.manifest.files:
+        problems.append("world.json lists no 'usd' file")
+    status = "fail" if problems else "pass"
+    return CheckResult("files", status, f"{listed} files listed, {listed - len(problems)} present", problems)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# USD contract
+
+
+def _check_usd(world: WorldDir) -> CheckResult:
+    from pxr import Sdf, Usd, UsdGeom, UsdPhysics, UsdShade, UsdUtils, UsdVol
+
+    problems: list[str] = []
+    data: dict[str, Any] = {}
+    if "usd" not in world.manifest.files:
+        return CheckResult("usd", "fail", "no USD file", ["world.json lists no 'usd' file"])
+    path = world.file("usd")
+    if not path.is_file():
+        return CheckResult("usd", "fail", "no USD file", [f"{path.name} is missing"])
+    try:
+        stage = Usd.Stage.Open(str(path), Usd.Stage.LoadAll)
+    except Exception as exc:  # Tf.ErrorException
+        return CheckResult("usd", "fail", "pxr cannot open the stage", [f"{path.name}: {exc}".strip()])
+    if stage is None:
+        return CheckResult("usd", "fail", "pxr cannot open the stage", [f"{path.name} did not open"])
+
+    layers, assets, unresolved = UsdUtils.ComputeAllDependencies(Sdf.AssetPath(str(path)))
+    for missing in unresolved:
+        problems.append(f"unresolved layer or asset: {missing}")
+    for error in stage.GetCompositionErrors() if hasattr(stage, "GetCompositionErrors") else []:
+        problems.append(f"composition error: {error}")
+    data["layers"] = sorted(Path(layer.realPath).name for layer in layers if layer.realPath)
+
+    # stage metadata
+    if stage.GetDefaultPrim().GetPath() != Sdf.Path(WORLD_PRIM):
+        problems.append(f"defaultPrim is {stage.GetDefaultPrim().GetPath() or 'unset'}, expected {WORLD_PRIM}")
+    if UsdGeom.GetStageUpAxis(stage) != UsdGeom.Tokens.z:
+        problems.append(f"upAxis is {UsdGeom.GetStageUpAxis(stage)}, expected Z")
+    root_layer = stage.GetRootLayer()
+    for key, getter in (("metersPerUnit", UsdGeom.GetStageMetersPerUnit),
+                        ("kilogramsPerUnit", UsdPhysics.GetStageKilogramsPerUnit)):
+        if not root_layer.pseudoRoot.HasInfo(key):
+            problems.append(f"{key} is not authored on the root layer")
+        elif abs(getter(stage) - 1.0) > 1e-9:
+            problems.append(f"{key} is {getter(stage)}, expected 1")
+
+    # physics scene
+    scene_prim = stage.GetPrimAtPath(PHYSICS_SCENE_PRIM)
+    if not scene_prim.IsValid() or not scene_prim.IsA(UsdPhysics.Scene):
+        problems.append(f"{PHYSICS_SCENE_PRIM} is missing or not a UsdPhysics.Scene")
+    else:
+        scene = UsdPhysics.Scene(scene_prim)
+        direction = np.asarray(scene.GetGravityDirectionAttr().Get() or (0, 0, 0), dtype=np.float64)
+        magnitude = scene.GetGravityMagnitudeAttr().Get()
+        if not np.allclose(direction, (0, 0, -1), atol=1e-6):
+            problems.append(f"{PHYSICS_SCENE_PRIM} gravity direction is {direction.tolist()}, expected (0, 0, -1)")
+        if magnitude is None or not math.isfinite(magnitude) or abs(magnitude - 9.81) > 0.5:
+            problems.append(f"{PHYSICS_SCENE_PRIM} gravity magnitude is {magnitude}, expected ~9.81 m/s^2")
+        data["gravity"] = float(magnitude) if magnitude is not None else None
+
+    # ground
+    ground = stage.GetPrimAtPath(GROUND_PRIM)
+    has_splats = stage.GetPrimAtPath(WORLD_SPLATS_PRIM).IsValid()
+    has_visual = stage.GetPrimAtPath(VISUAL_PRIM).IsValid()
+    if not ground.IsValid() or not ground.IsA(UsdGeom.Mesh):
+        problems.append(f"{GROUND_PRIM} is missing or not a Mesh")
+    else:
+        problems += _check_mesh(ground, GROUND_PRIM)
+        mesh = UsdGeom.Mesh(ground)
+        data["ground_triangles"] = len(mesh.GetFaceVertexCountsAttr().Get() or [])
+        if not ground.HasAPI(UsdPhysics.CollisionAPI):
+            problems.append(f"{GROUND_PRIM} lacks UsdPhysics.CollisionAPI")
+        elif UsdPhysics.CollisionAPI(ground).GetCollisionEnabledAttr().Get() is False:
+            problems.append(f"{GROUND_PRIM} has collision disabled")
+        if not ground.HasAPI(UsdPhysics.MeshCollisionAPI):
+            problems.append(f"{GROUND_PRIM} lacks UsdPhysics.MeshCollisionAPI")
+        elif UsdPhysics.MeshCollisionAPI(ground).GetApproximationAttr().Get() != UsdPhysics.Tokens.none:
+            problems.append(f"{GROUND_PRIM} collision approximation is "
+                            f"{UsdPhysics.MeshCollisionAPI(ground).GetApproximationAttr().Get()!r}, expected 'none'")
+        material, _ = UsdShade.MaterialBindingAPI(ground).ComputeBoundMaterial("physics")
+        if not material or not material.GetPrim().HasAPI(UsdPhysics.MaterialAPI):
+            problems.append(f"{GROUND_PRIM} has no physics material (MaterialAPI bound with purpose 'physics')")
+        else:
+            api = UsdPhysics.MaterialAPI(material.GetPrim())
+            values = {name: getattr(api, f"Get{name}Attr")().Get()
+                      for name in ("StaticFriction", "DynamicFriction", "Restitution")}
+            for name, value in values.items():
+                if value is None or not math.isfinite(value) or value < 0:
+                    problems.append(f"physics material {material.GetPath()} {name} is {value}")
+            data["physics_material"] = {k: v for k, v in values.items()}
+        if mesh.GetSubdivisionSchemeAttr().Get() != UsdGeom.Tokens.none:
+            problems.append(f"{GROUND_PRIM} subdivisionScheme is {mesh.GetSubdivisionSchemeAttr().Get()!r}, "
+                            "expected 'none'")
+        purpose = UsdGeom.Imageable(ground).ComputePurpose()
+        if has_splats and purpose != UsdGeom.Tokens.guide:
+            problems.append(f"{GROUND_PRIM} purpose is {purpose!r} although splats are present (expected 'guide')")
+    colliders = [p.GetPath() for p in stage.Traverse() if p.HasAPI(UsdPhysics.CollisionAPI)]
+    if len(colliders) != 1:
+        problems.append(f"the stage has {len(colliders)} collision prims ({', '.join(map(str, colliders[:5]))}); "
+                        f"expected exactly {GROUND_PRIM}")
+
+    # splats
+    manifest_has_splats = "splats_usd" in world.manifest.files
+    if manifest_has_splats and not has_splats:
+        problems.append(f"world.json lists splats_usd but {WORLD_SPLATS_PRIM} is missing")
+    if has_splats:
+        prim = stage.GetPrimAtPath(WORLD_SPLATS_PRIM)
+        if not prim.IsA(UsdVol.ParticleField3DGaussianSplat):
+            problems.append(f"{WORLD_SPLATS_PRIM} is a {prim.GetTypeName()}, not a ParticleField3DGaussianSplat")
+        else:
+            splat_problems, count = _check_splats(prim, stage)
+            problems += splat_problems
+            data["splats"] = count
+        if prim.GetPrimStack()[0].layer == root_layer and len(prim.GetPrimStack()) < 2:
+            problems.append(f"{WORLD_SPLATS_PRIM} holds its data in the root layer (expected a separate layer)")
+        if not (prim.HasAuthoredPayloads() or prim.HasAuthoredReferences()):
+            problems.append(f"{WORLD_SPLATS_PRIM} is not brought in by a payload or reference")
+
+    # visual
+    if has_visual:
+        visual = stage.GetPrimAtPath(VISUAL_PRIM)
+        if not visual.IsA(UsdGeom.Mesh):
+            problems.append(f"{VISUAL_PRIM} is not a Mesh")
+        else:
+            problems += _check_mesh(visual, VISUAL_PRIM)
+            primvar = UsdGeom.PrimvarsAPI(visual).GetPrimvar("displayColor")
+            points = UsdGeom.Mesh(visual).GetPointsAttr().Get()
+            if not primvar or not primvar.HasValue():
+                problems.append(f"{VISUAL_PRIM} has no primvars:displayColor")
+            elif primvar.GetInterpolation() != UsdGeom.Tokens.vertex:
+                problems.append(f"{VISUAL_PRIM} displayColor interpolation is {primvar.GetInterpolation()!r}, "
+                                "expected 'vertex'")
+            elif len(primvar.Get()) != len(points):
+                problems.append(f"{VISUAL_PRIM} has {len(primvar.Get())} colours for {len(points)} points")
+
+    # spawn points
+    expected = world.spawn_points
+    root = stage.GetPrimAtPath(SPAWN_ROOT_PRIM)
+    spawns = [p for p in root.GetChildren() if p.IsA(UsdGeom.Xformable)] if root.IsValid() else []
+    if len(spawns) != len(expected):
+        problems.append(f"{SPAWN_ROOT_PRIM} has {len(spawns)} spawn Xforms, world.json lists {len(expected)}")
+    else:
+        for prim, (x, y, z, yaw) in zip(spawns, expected, strict=True):
+            matrix = np.asarray(UsdGeom.Xformable(prim).ComputeLocalToWorldTransform(Usd.TimeCode.Default()))
+            position = matrix[3, :3]
+            heading = math.atan2(matrix[0, 1], matrix[0, 0])
+            yaw_error = abs((heading - yaw + math.pi) % (2 * math.pi) - math.pi)
+            if np.abs(position - (x, y, z)).max() > TOLERANCE or yaw_error > 1e-4:
+                problems.append(f"{prim.GetPath()} is at {np.round(position, 4).tolist()} yaw {heading:.4f}, "
+                                f"world.json says {[x, y, z]} yaw {yaw:.4f}")
+    data["spawn_points"] = len(spawns)
+
+    # lights
+    from pxr import UsdLux
+
+    lights = [p for p in Usd.PrimRange(stage.GetPrimAtPath(LIGHTS_PRIM))] if stage.GetPrimAtPath(LIGHTS_PRIM) else []
+    if not any(p.IsA(UsdLux.DomeLight) for p in lights) or not any(p.IsA(UsdLux.DistantLight) for p in lights):
+        problems.append(f"{LIGHTS_PRIM} lacks a DomeLight and a DistantLight")
+
+    problems += _check_custom_data(root_layer.customLayerData.get(CUSTOM_DATA_KEY), world)
+    status = "fail" if problems else "pass"
+    summary = (f"{len(data.get('layers', []))} layers, ground {data.get('ground_triangles', 0)} triangles, "
+               f"{data.get('splats', 0)} splats, {data['spawn_points']} spawn points")
+    return CheckResult("usd", status, summary, problems, data=data)
+
+
+def _check_mesh(prim, name: str) -> list[str]:
+    from pxr import UsdGeom
+
+    problems = []
+    for attr_name, type_name in MESH_ATTRIBUTE_TYPES.items():
+        attr = prim.GetAttribute(attr_name)
+        if not attr.HasValue():
+            problems.append(f"{name}.{attr_name} has no value")
+        elif str(attr.GetTypeName()) != type_name:
+            problems.append(f"{name}.{attr_name} is {attr.GetTypeName()}, expected {type_name}")
+    if problems:
+        return problems
+    mesh = UsdGeom.Mesh(prim)
+    points = np.asarray(mesh.GetPointsAttr().Get(), dtype=np.float32).reshape(-1, 3)
+    counts = np.asarray(mesh.GetFaceVertexCountsAttr().Get(), dtype=np.int64)
+    indices = np.asarray(mesh.GetFaceVertexIndicesAttr().Get(), dtype=np.int64)
+    if len(counts) == 0:
+        problems.append(f"{name} has zero faces")
+    if not np.isfinite(points).all():
+        problems.append(f"{name} has {int((~np.isfinite(points)).any(axis=1).sum())} non-finite points")
+    if counts.sum() != len(indices):
+        problems.append(f"{name} faceVertexCounts sum {counts.sum()} != {len(indices)} faceVertexIndices")
+    if len(indices) and (indices.min() < 0 or indices.max() >= len(points)):
+        problems.append(f"{name} faceVertexIndices reference points outside 0..{len(points) - 1}")
+    extent = np.asarray(mesh.GetExtentAttr().Get(), dtype=np.float64)
+    if len(points) and np.isfinite(points).all() and (
+            (points.min(axis=0) < extent[0] - 1e-4).any() or (points.max(axis=0) > extent[1] + 1e-4).any()):
+        problems.append(f"{name} extent {extent.tolist()} does not contain its points")
+    return problems
+
+
+def _check_splats(prim, stage) -> tuple[list[str], int]:
+    from pxr import UsdVol
+
+    problems = []
+    for attr_name, type_name in SPLAT_ATTRIBUTE_TYPES.items():
+        attr = prim.GetAttribute(attr_name)
+        if not attr.HasValue():
+            problems.append(f"{WORLD_SPLATS_PRIM}.{attr_name} has no value")
+        elif str(attr.GetTypeName()) != type_name:
+            problems.append(f"{WORLD_SPLATS_PRIM}.{attr_name} is {attr.GetTypeName()}, expected {type_name}")
+    if problems:
+        return problems, 0
+    field_ = UsdVol.ParticleField3DGaussianSplat(prim)
+    positions = np.asarray(field_.GetPositionsAttr().Get(), dtype=np.float32)
+    n = len(positions)
+    quats = np.asarray(field_.GetOrientationsAttr().Get(), dtype=np.float32).reshape(-1, 4)
+    scales = np.asarray(field_.GetScalesAttr().Get(), dtype=np.float32).reshape(-1, 3)
+    opacities = np.asarray(field_.GetOpacitiesAttr().Get(), dtype=np.float32)
+    degree = int(field_.GetRadianceSphericalHarmonicsDegreeAttr().Get())
+    coeffs = field_.GetRadianceSphericalHarmonicsCoefficientsAttr().Get()
+    for name, array, want in (("orientations", quats, n), ("scales", scales, n), ("opacities", opacities, n),
+                              ("sphericalHarmonicsCoefficients", coeffs, n * (degree + 1) ** 2)):
+        if len(array) != want:
+            problems.append(f"{WORLD_SPLATS_PRIM}.{name} has {len(array)} entries, expected {want}")
+    if problems:
+        return problems, n
+    if not np.isfinite(positions).all():
+        problems.append(f"{WORLD_SPLATS_PRIM} has non-finite positions")
+    norms = np.linalg.norm(quats, axis=1)
+    if n and np.abs(norms - 1).max() > 1e-3:
+        problems.append(f"{WORLD_SPLATS_PRIM} has {int((np.abs(norms - 1) > 1e-3).sum())} non-unit orientations")
+    if n and not ((scales > 0) & np.isfinite(scales)).all():
+        problems.append(f"{WORLD_SPLATS_PRIM} has {int((~((scales > 0) & np.isfinite(scales))).any(axis=1).sum())} "
+                        "non-positive or non-finite scales (scales must be linear, not log)")
+    if n and not ((opacities >= 0) & (opacities <= 1)).all():
+        problems.append(f"{WORLD_SPLATS_PRIM} has opacities outside [0, 1] (must be sigmoid-activated)")
+    return problems, n
+
+
+def _check_custom_data(data, world: WorldDir) -> list[str]:
+    if not data:
+        return [f"root layer customLayerData has no '{CUSTOM_DATA_KEY}' dictionary"]
+    m = world.manifest
+    expected = {
+        "source_sha256": str((m.source or {}).get("sha256", "")),
+        "scale_factor": float(m.scale_factor),
+        "source_to_world": np.asarray(m.source_to_world, dtype=np.float64).reshape(-1),
+        "walkable_area_m2": float(m.walkable_area_m2),
+        "spawn_count": len(m.spawn_points),
+        "version": str(m.version),
+        "format_version": int(m.format_version),
+    }
+    problems = []
+    for key, want in expected.items():
+        if key not in data:
+            problems.append(f"customLayerData {CUSTOM_DATA_KEY}.{key} is missing")
+            continue
+        got = data[key]
+        if isinstance(want, str):
+            same = str(got) == want
+        else:
+            got_array = np.asarray(list(got) if not np.isscalar(got) else got, dtype=np.float64)
+            same = got_array.shape == np.shape(want) and np.allclose(got_array, want, atol=TOLERANCE, rtol=1e-6)
+        if not same:
+            shown = np.asarray(want).tolist() if not isinstance(want, str) else want
+            problems.append(f"customLayerData {CUSTOM_DATA_KEY}.{key} = {got!r} but world.json says {shown!r}")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------------------------
+# omni_asset_validate
+
+
+def _check_asset_validator(world: WorldDir) -> CheckResult:
+    try:
+        import omni.asset_validator as validator
+    except ImportError:
+        return CheckResult("asset_validator", "skip", "omniverse-asset-validator is not installed: "
+                           "pip install 'lyra-isaac[validate]'")
+    logging.getLogger("omni.asset_validator").setLevel(logging.WARNING)
+    path = world.file("usd")
+    if not path.is_file():
+        return CheckResult("asset_validator", "fail", "no USD file", [f"{path.name} is missing"])
+    engine = validator.ValidationEngine()
+    results = engine.validate(str(path))
+    errors, warnings = [], []
+    accepted = 0
+    for issue in results.issues():
+        rule = getattr(issue.rule, "__name__", str(issue.rule))
+        where = getattr(getattr(issue, "at", None), "path", None)
+        text = f"[{rule}] {issue.message}" + (f" at {where}" if where else "")
+        severity = str(issue.severity).rsplit(".", 1)[-1]
+        if severity in ("ERROR", "FAILURE"):
+            errors.append(text)
+        elif severity == "WARNING":
+            if rule in ACCEPTED_WARNINGS:
+                accepted += 1
+                text += f" (accepted: {ACCEPTED_WARNINGS[rule]})"
+            warnings.append(text)
+    status = "fail" if errors else "pass"
+    summary = f"{len(errors)} errors, {len(warnings)} warnings ({accepted} accepted)"
+    return CheckResult("asset_validator", status, summary, errors, warnings,
+                       data={"errors": len(errors), "warnings": len(warnings)})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# drop probes
+
+
+@dataclass
+class _Probes:
+    points: np.ndarray
+    """(P, 3) sphere start centres, metres, world frame."""
+    expected: np.ndarray
+    """(P,) expected rest height of each sphere's centre, metres."""
+    labels: list[str]
+    skipped: list[str]
+
+
+def _ray_heights(vertices: np.ndarray, faces: np.ndarray, xy: np.ndarray, z_top: np.ndarray) -> np.ndarray:
+    """Height of the first surface hit by vertical rays cast down from (x, y, z_top); NaN where none.
+
+    Args:
+        vertices: (V, 3) float, faces: (F, 3) int; xy: (R, 2) ray positions; z_top: (R,) ray start heights.
+    """
+    tri = vertices[faces].astype(np.float64)  # (F, 3, 3)
+    lo, hi = tri[:, :, :2].min(axis=1), tri[:, :, :2].max(axis=1)
+    out = np.full(len(xy), np.nan)
+    for r, (x, y) in enumerate(xy):
+        cand = np.nonzero((lo[:, 0] <= x) & (hi[:, 0] >= x) & (lo[:, 1] <= y) & (hi[:, 1] >= y))[0]
+        if not len(cand):
+            continue
+        t = tri[cand]
+        a, b, c = t[:, 0], t[:, 1], t[:, 2]
+        det = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])
+        ok = np.abs(det) > 1e-12
+        det = np.where(ok, det, 1.0)
+        u = ((x - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (y - a[:, 1])) / det
+        v = ((b[:, 0] - a[:, 0]) * (y - a[:, 1]) - (x - a[:, 0]) * (b[:, 1] - a[:, 1])) / det
+        eps = 1e-9
+        inside = ok & (u >= -eps) & (v >= -eps) & (u + v <= 1 + eps)
+        z = a[:, 2] + u * (b[:, 2] - a[:, 2]) + v * (c[:, 2] - a[:, 2])
+        z = z[inside & (z <= z_top[r])]
+        if len(z):
+            out[r] = z.max()
+    return out
+
+
+def _footprint(radius: float, rings: int = 2, per_ring: int = 8) -> np.ndarray:
+    """(K, 2) offsets covering a disk of ``radius``: the centre and ``rings`` rings."""
+    offsets = [np.zeros((1, 2))]
+    for ring in range(1, rings + 1):
+        angles = np.linspace(0, 2 * np.pi, per_ring * ring, endpoint=False)
+        offsets.append(radius * ring / rings * np.column_stack([np.cos(angles), np.sin(angles)]))
+    return np.concatenate(offsets)
+
+
+def _probe_points(world: WorldDir, radius: float = PROBE_RADIUS) -> _Probes:
+    """Spawn points plus flat height-map cells; each with the expected rest height of a sphere's centre."""
+    if "collision" not in world.manifest.files or not world.file("collision").is_file():
+        raise InputError(world.path, "world has no collision.ply to compute the expected rest heights from")
+    mesh = world.collision_mesh()
+    candidates = [(f"spawn_{i:03d}", x, y, z) for i, (x, y, z, _) in enumerate(world.spawn_points)]
+    if "heightmap" in world.manifest.files and world.file("heightmap").is_file():
+        candidates += _flat_cells(world.heightmap(), radius)
+    offsets = _footprint(FLAT_MARGIN * radius)
+    points, expected, labels, skipped = [], [], [], []
+    extra = rejected_cells = 0
+    for label, x, y, z in candidates:
+        is_cell = label.startswith("cell")
+        if len(points) >= MAX_PROBES or (is_cell and extra >= MAX_EXTRA_PROBES):
+            break
+        if any(math.hypot(x - p[0], y - p[1]) < 4 * radius for p in points):
+            continue  # keep spheres apart so they never touch each other
+        xy = np.array([x, y]) + offsets
+        heights = _ray_heights(mesh.vertices, mesh.faces, xy, np.full(len(xy), z + 0.5))
+        reason = None
+        if not np.isfinite(heights).all():
+            reason = "no collision surface under part of the sphere's footprint"
+        elif heights.max() - heights.min() > FLAT_TOLERANCE:
+            reason = f"ground not flat under the sphere ({heights.max() - heights.min():.3f} m)"
+        if reason is not None:
+            if is_cell:
+                rejected_cells += 1
+            else:
+                skipped.append(f"{label}: {reason}")
+            continue
+        rest = float(heights.max()) + radius
+        points.append((x, y, rest + DROP_CLEARANCE))
+        expected.append(rest)
+        labels.append(label)
+        extra += is_cell
+    if rejected_cells:
+        skipped.append(f"{rejected_cells} flat-looking height-map cells: collision surface not flat under them")
+    if not points:
+        raise InputError(world.path, "no flat probe point found (spawn points and height-map cells)")
+    return _Probes(np.asarray(points), np.asarray(expected), labels, skipped)
+
+
+def _flat_cells(heightmap, radius: float) -> list[tuple[str, float, float, float]]:
+    """Walkable height-map cells whose neighbourhood (FLAT_MARGIN * radius) is flat, in a fixed random order."""
+    from scipy import ndimage
+
+    heights = heightmap.heights.astype(np.float64)
+    half = int(math.ceil(FLAT_MARGIN * radius / heightmap.cell_size)) + 1
+    size = 2 * half + 1
+    high = ndimage.maximum_filter(np.where(np.isfinite(heights), heights, np.inf), size=size, mode="constant",
+                                  cval=np.inf)
+    low = ndimage.minimum_filter(np.where(np.isfinite(heights), heights, -np.inf), size=size, mode="constant",
+                                 cval=-np.inf)
+    flat = heightmap.walkable & np.isfinite(heights) & (high - low < FLAT_TOLERANCE)
+    rows, cols = np.nonzero(flat)
+    order = np.random.default_rng(0).permutation(len(rows))
+    return [(f"cell_{rows[k]}_{cols[k]}", heightmap.origin[0] + cols[k] * heightmap.cell_size,
+             heightmap.origin[1] + rows[k] * heightmap.cell_size, float(heights[rows[k], cols[k]])) for k in order]
+
+
+def _compare_rest(rest: np.ndarray, probes: _Probes, engine: str) -> list[str]:
+    problems = []
+    for label, start, got, want in zip(probes.labels, probes.points, rest, probes.expected, strict=True):
+        drift = math.hypot(got[0] - start[0], got[1] - start[1])
+        if not np.isfinite(got).all():
+            problems.append(f"{engine}: sphere at {label} has a non-finite position")
+        elif abs(got[2] - want) > REST_TOLERANCE or drift > REST_TOLERANCE:
+            problems.append(f"{engine}: sphere at {label} ({start[0]:.2f}, {start[1]:.2f}) rests at z={got[2]:.3f} "
+                            f"(moved {drift:.3f} m sideways), collision surface says z={want:.3f}")
+    return problems
+
+
+def _check_newton(world: WorldDir, probes: _Probes, timeout: float) -> CheckResult:
+    try:
+        import importlib.util
+
+        if importlib.util.find_spec("newton") is None or importlib.util.find_spec("warp") is None:
+            raise ImportError
+    except ImportError:
+        return CheckResult("newton", "skip", "newton is not installed: pip install 'lyra-isaac[validate]'")
+    request = {"usd": str(world.file("usd").resolve()), "points": probes.points.tolist(), "radius": PROBE_RADIUS,
+               "duration": SETTLE_SECONDS}
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "lyra_isaac.usd._newton_drop"], input=json.dumps(request),
+                              capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return CheckResult("newton", "fail", "timed out", [f"Newton did not finish within {timeout:.0f} s"])
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return CheckResult("newton", "fail", "Newton could not load or simulate the stage",
+                           [" | ".join(tail) or f"exit code {proc.returncode}"])
+    try:
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        return CheckResult("newton", "fail", "unreadable Newton output", [proc.stdout[-300:]])
+    rest = np.asarray(result["rest"], dtype=np.float64).reshape(-1, 3)
+    problems = []
+    if result.get("shapes", 0) < 1:
+        problems.append("Newton found no collision shape in the stage")
+    problems += _compare_rest(rest, probes, "Newton")
+    errors = np.abs(rest[:, 2] - probes.expected)
+    status = "fail" if problems else "pass"
+    summary = (f"{len(rest)} spheres, max rest error {errors.max() * 100:.2f} cm "
+               f"(load {result['seconds']['load']:.1f} s, simulate {result['seconds']['simulate']:.1f} s)")
+    return CheckResult("newton", status, summary, problems, warnings=[f"probes skipped: {s}" for s in probes.skipped],
+                       data={"rest": rest.tolist(), "expected": probes.expected.tolist(), "labels": probes.labels,
+                             "max_error_m": float(errors.max())})
+
+
+def _check_mujoco(world: WorldDir, probes: _Probes, newton_rest: np.ndarray | None) -> CheckResult:
+    import mujoco
+
+    path = world.path / world.manifest.files.get("mjcf", MJCF_SCENE)
+    if not path.is_file():
+        return CheckResult("mujoco", "fail", f"no MuJoCo scene ({path.name} missing)",
+                           [f"{path.name} is not in the world directory; convert writes it (write_mjcf_scene)"])
+    try:
+        spec = mujoco.MjSpec.from_file(str(path))
+        for i, (x, y, z) in enumerate(probes.points):
+            body = spec.worldbody.add_body(name=f"lyra_probe_{i}", pos=[x, y, z])
+            body.add_freejoint()
+            body.add_geom(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[PROBE_RADIUS, 0, 0], density=500.0)
+        model = spec.compile()
+    except Exception as exc:  # mujoco raises ValueError with the compiler message
+        return CheckResult("mujoco", "fail", "MuJoCo cannot compile the scene", [f"{path.name}: {exc}"])
+    data = mujoco.MjData(model)
+    steps = int(round(SETTLE_SECONDS / model.opt.timestep))
+    mujoco.mj_step(model, data, nstep=steps)
+    ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, f"lyra_probe_{i}") for i in range(len(probes.points))]
+    rest = data.xpos[ids].astype(np.float64)
+    problems = _compare_rest(rest, probes, "MuJoCo")
+    data_out = {"rest": rest.tolist(), "expected": probes.expected.tolist(), "labels": probes.labels}
+    if newton_rest is not None and len(newton_rest) == len(rest):
+        gap = np.abs(rest[:, 2] - newton_rest[:, 2])
+        data_out["max_gap_to_newton_m"] = float(gap.max())
+        for label, g, m, n in zip(probes.labels, gap, rest[:, 2], newton_rest[:, 2], strict=True):
+            if g > ENGINE_TOLERANCE:
+                problems.append(f"sphere at {label}: MuJoCo rests at z={m:.3f}, Newton at z={n:.3f} "
+                                f"({g * 100:.1f} cm apart, tolerance {ENGINE_TOLERANCE * 100:.0f} cm)")
+        compared = f", max gap to Newton {gap.max() * 100:.2f} cm"
+    else:
+        compared = " (Newton heights unavailable: compared with the collision surface only)"
+    errors = np.abs(rest[:, 2] - probes.expected)
+    status = "fail" if problems else "pass"
+    return CheckResult("mujoco", status, f"{len(rest)} spheres, max rest error {errors.max() * 100:.2f} cm{compared}",
+                       problems, data=data_out)
