@@ -8,6 +8,7 @@ with the truth. The fixtures are also the default world of the Gym env and the C
 from __future__ import annotations
 
 from .lyra_fixture import FaultConfig, Fixture, load_fixture, make_fixture
+from .metrics import FidelityReport, MetricsConfig, evaluate, evaluate_world
 from .path import CameraConfig, camera_path
 from .scenes import SCENES, SyntheticScene, build_scene
 
@@ -15,10 +16,14 @@ __all__ = [
     "SCENES",
     "CameraConfig",
     "FaultConfig",
+    "FidelityReport",
     "Fixture",
+    "MetricsConfig",
     "SyntheticScene",
     "build_scene",
     "camera_path",
+    "evaluate",
+    "evaluate_world",
     "load_fixture",
     "make_fixture",
 ]
