@@ -114,3 +114,43 @@ def room_case(*, tilt_deg: float = 0.0, tilt_axis=(1.0, 0.3, 0.0), yaw_deg: floa
         k = np.array([[250.0, 0, 160], [0, 250.0, 120], [0, 0, 1]])
         cameras = CameraPath(w2c=np.linalg.inv(c2w_src), intrinsics=k, width=320, height=240)
     return Case(scene, cameras, m, world, label, eye_height)
+
+
+def terrain_case(*, tilt_deg: float = 8.0, scale: float = 1.0, eye_height: float = 1.6, seed: int = 0,
+                 amplitude: float = 0.4, spacing: float = 0.1, n_cameras: int = 30) -> Case:
+    """Rolling terrain z = amplitude * sin(x/3) * cos(y/4) over 30 x 30 m (zero mean slope), cameras walking
+    a loop at ``eye_height`` above the ground; the world floor (z = 0) is the terrain's mean level."""
+    rng = np.random.default_rng(seed)
+
+    def height(x, y):
+        return amplitude * np.sin(x / 3.0) * np.cos(y / 4.0)
+
+    g = np.arange(-15, 15, spacing)
+    x, y = (a.ravel() for a in np.meshgrid(g, g))
+    world = np.stack([x, y, height(x, y) + rng.normal(0, 0.005, x.shape)], axis=1)
+    labels = np.full(len(world), "floor", dtype=object)
+    rot = rotation((0.2, 1.0, 0.0), tilt_deg)
+    r_sw = rot @ OPENCV_FROM_ZUP.T
+    t = np.array([0.5, 1.0, -0.3])
+    m = np.eye(4)
+    m[:3, :3] = scale * r_sw
+    m[:3, 3] = t
+    src = ((world - t) @ r_sw) / scale
+    n = len(src)
+    scene = GaussianScene(means=src.astype(np.float32), quats=np.tile(np.array([1, 0, 0, 0], np.float32), (n, 1)),
+                          log_scales=np.full((n, 3), np.log(spacing * 0.6 / scale), np.float32),
+                          opacity_logits=np.full(n, 4.0, np.float32), sh_dc=np.zeros((n, 3), np.float32))
+    angle = np.linspace(0, 2 * np.pi, n_cameras, endpoint=False)
+    cx, cy = 6 * np.cos(angle), 6 * np.sin(angle)
+    centers = np.stack([cx, cy, height(cx, cy) + eye_height], axis=1)
+    c2w_src = np.tile(np.eye(4), (n_cameras, 1, 1))
+    for i, a in enumerate(angle):
+        fwd = np.array([-np.sin(a), np.cos(a), -0.2])
+        fwd /= np.linalg.norm(fwd)
+        right = np.cross(fwd, [0, 0, 1.0])
+        right /= np.linalg.norm(right)
+        c2w_src[i, :3, :3] = r_sw.T @ np.stack([right, np.cross(fwd, right), fwd], axis=1)
+    c2w_src[:, :3, 3] = ((centers - t) @ r_sw) / scale
+    k = np.array([[250.0, 0, 160], [0, 250.0, 120], [0, 0, 1]])
+    cameras = CameraPath(w2c=np.linalg.inv(c2w_src), intrinsics=k, width=320, height=240)
+    return Case(scene, cameras, m, world, labels, eye_height)

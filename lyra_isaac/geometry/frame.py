@@ -1,0 +1,675 @@
+"""Gravity, floor and scale: :func:`estimate_frame`, :func:`estimate_scale`, :func:`source_to_world_matrix`.
+
+A Lyra scene lives in the OpenCV frame of its first camera (+Y down, not gravity-aligned) in roughly metric units.
+The world is metres, Z up, floor at z = 0. This module finds the rotation that makes the floor level, the floor
+height and the scale factor.
+
+**Up and floor** (:func:`estimate_frame`):
+
+- With cameras: the prior is the mean camera up (-Y) axis, replaced by the normal of the plane through the camera
+  centres when the path spans a plane (a walked path is level; it is not biased by a common camera pitch). The
+  floor is then the *lowest large plane below the cameras* whose normal lies within
+  :attr:`FrameConfig.max_prior_deviation_deg` of the prior: sequential RANSAC over a subsample finds the large
+  planes, the lowest one with enough support wins, and a least-squares fit on its inliers gives the up axis.
+- Without cameras: candidates are the normals (both signs) of the largest planes; a candidate is valid when its
+  plane is *low* (few points below it). Among valid candidates the one nearest the source -Y axis (the first
+  camera's up in a Lyra file) wins when it is within 35 deg and has at least half the support of the best one;
+  otherwise the best-supported one. The decision is logged.
+- Terrain (no plane, or the plane holds under :attr:`FrameConfig.min_floor_coverage` of the ground cells, the
+  lowest point per cell below the cameras): the up axis is
+  the normal of a robust plane fit to the lowest point per ground cell, and the floor height is the median ground
+  height right under the cameras.
+- Yaw: the first camera's forward direction (or source +Z) maps to +X; indoors, when the large vertical planes
+  agree on a rectangular layout, the yaw snaps to the nearest wall axis.
+
+RANSAC thresholds are relative to the typical viewing depth (median distance from a point to the nearest camera,
+or to the median point without cameras), because the scene is not metric yet: 1 % of a 3 m depth is 3 cm.
+
+**Scale** (:func:`estimate_scale`): the file's scale by default, with a warning when the camera eye height
+(median camera height above the floor) falls outside :attr:`ScaleConfig.eye_height_range`; an explicit factor
+or a known camera height override it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, ConversionError
+from ..splats.cameras import CameraPath
+
+logger = logging.getLogger(__name__)
+
+LYRA_SOURCE_UP = np.array([0.0, -1.0, 0.0])
+"""Up direction of a Lyra source frame when its first camera is level (OpenCV axes: +Y down)."""
+LYRA_FORWARD = np.array([0.0, 0.0, 1.0])
+"""Forward direction of the first camera in a Lyra source frame; it becomes world +X."""
+SCORE_SAMPLE = 6000
+"""Points that score each RANSAC hypothesis (the winner is then refit on all inliers of the subsample)."""
+SOURCE_UP_PREFERENCE_DEG = 35.0
+"""Without cameras, a floor candidate this close to the source -Y axis is preferred (see module docstring)."""
+
+
+@dataclass
+class FrameConfig:
+    """Settings of :func:`estimate_frame`. Lengths are fractions of the typical viewing depth (source units)."""
+
+    max_points: int = 200_000
+    """Points subsampled for all estimates."""
+    ransac_iterations: int = 600
+    """Plane hypotheses per RANSAC round."""
+    ransac_threshold: float = 0.01
+    """Inlier distance of a plane, as a fraction of the viewing depth (0.01 * 3 m = 3 cm)."""
+    max_planes: int = 6
+    """Planes extracted by sequential RANSAC (floor candidates, walls, tables, ceiling)."""
+    min_plane_fraction: float = 0.02
+    """A plane needs this fraction of the subsample as inliers to count."""
+    min_floor_fraction: float = 0.25
+    """The floor is the lowest plane holding at least this fraction of the largest horizontal plane's inliers."""
+    min_floor_coverage: float = 0.4
+    """A floor plane must hold this fraction of the ground cells (lowest point per cell below the cameras);
+    otherwise the ground is treated as terrain."""
+    max_prior_deviation_deg: float = 20.0
+    """Largest angle between the camera prior and the floor normal."""
+    max_below_fraction: float = 0.03
+    """Without cameras, a floor candidate may have at most this fraction of points below it (beyond 3 thresholds)."""
+    align_walls: bool = True
+    """Snap the yaw to dominant wall normals when they are unambiguous."""
+    wall_min_fraction: float = 0.03
+    """The dominant wall plane needs this fraction of the subsample."""
+    wall_agreement_deg: float = 4.0
+    """Walls agree on a rectangular layout when their normals are within this angle modulo 90 deg."""
+    terrain_cell_fraction: float = 0.05
+    """Terrain fallback: ground cell edge as a fraction of the viewing depth."""
+    min_cameras_inside: float = 0.5
+    """At least this fraction of camera centres must lie inside the points' (padded) bounding box."""
+    min_visible_fraction: float = 0.02
+    """The median camera must see at least this fraction of the points in front of it, inside its image."""
+    seed: int = 0
+    """Seed of the subsampling and RANSAC draws (results are deterministic)."""
+
+
+@dataclass
+class FrameEstimate:
+    """Result of :func:`estimate_frame`.
+
+    Attributes:
+        rotation: (3, 3) float64 rotation from the source frame to the Z-up frame (p_up = rotation @ p_src).
+        floor_height: z of the floor in the rotated frame, source units.
+        up_source: (3,) unit up direction in the source frame (= rotation[2]).
+        method: "cameras+plane", "points+plane" or "cameras+terrain".
+        stats: decisions and diagnostics (inlier counts, angles in degrees, thresholds in source units).
+    """
+
+    rotation: np.ndarray
+    floor_height: float
+    up_source: np.ndarray
+    method: str
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ScaleConfig:
+    """Settings of :func:`estimate_scale`."""
+
+    eye_height_range: tuple[float, float] = (1.2, 1.8)
+    """Plausible camera heights above the floor, metres; outside it the scale gets a warning."""
+
+
+@dataclass
+class ScaleEstimate:
+    """Result of :func:`estimate_scale`.
+
+    Attributes:
+        factor: metres per source unit.
+        method: "file" (kept), "user" (explicit factor) or "camera_height" (from a known camera height).
+        eye_height_m: median camera height above the floor after scaling, metres (None without cameras).
+        warnings: human-readable warnings (also logged).
+    """
+
+    factor: float
+    method: str
+    eye_height_m: float | None
+    warnings: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# public API
+
+
+def estimate_frame(points: np.ndarray, cameras: CameraPath | None, cfg: FrameConfig | None = None) -> FrameEstimate:
+    """Find the up axis, the floor height and a yaw for a point cloud in its source frame.
+
+    Args:
+        points: (N, 3) float, source frame and units (e.g. the cleaned Gaussian centres).
+        cameras: the camera path in the same frame, or None.
+        cfg: settings; defaults to :class:`FrameConfig`.
+
+    Returns:
+        FrameEstimate; ``rotation @ p_src`` has Z up and the floor at ``floor_height``.
+
+    Raises:
+        ConversionError: no floor can be found, too few points, or the cameras disagree with the points
+            (another frame: points behind the cameras or cameras far outside the cloud).
+    """
+    cfg = cfg or FrameConfig()
+    rng = np.random.default_rng(cfg.seed)
+    where = cameras.source_path if cameras is not None else None
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    if len(pts) < 100:
+        raise ConversionError(where, f"only {len(pts)} finite points: too few to find the floor")
+    if len(pts) > cfg.max_points:
+        pts = pts[rng.choice(len(pts), cfg.max_points, replace=False)]
+
+    centers = None
+    if cameras is not None and len(cameras) > 0:
+        centers = cameras.centers()
+        check_cameras(pts, cameras, cfg)
+    depth = _viewing_depth(pts, centers)
+    threshold = cfg.ransac_threshold * depth
+    stats: dict[str, Any] = {"points": len(pts), "viewing_depth": depth, "ransac_threshold": threshold}
+
+    planes = _sequential_ransac(pts, threshold, cfg, rng)
+    stats["planes"] = [{"normal": p.normal.round(4).tolist(), "inliers": p.count} for p in planes]
+
+    if centers is not None:
+        prior, prior_kind = _camera_prior(cameras)
+        stats["prior"] = prior_kind
+        up, floor_plane = _floor_below_cameras(pts, centers, prior, planes, threshold, cfg)
+        if floor_plane is not None:
+            coverage = _ground_coverage(pts, centers, up, floor_plane.offset(up), depth, threshold, cfg)
+            stats["floor_coverage"] = coverage
+            if coverage < cfg.min_floor_coverage:
+                logger.info("frame: plane covers %.0f%% of the ground cells: treating the ground as terrain",
+                            100 * coverage)
+                floor_plane = None
+        if floor_plane is None:
+            up, floor_height, ground = _terrain_floor(pts, centers, prior, depth, threshold, cfg, where)
+            method = "cameras+terrain"
+            stats["terrain_ground_cells"] = ground
+        else:
+            method = "cameras+plane"
+        stats["prior_to_up_deg"] = _angle(prior, up)
+    else:
+        up, floor_plane = _floor_without_cameras(pts, planes, threshold, cfg, stats)
+        method = "points+plane"
+    if floor_plane is not None:
+        up, floor_offset, rms, count = _refine_plane(pts, up, floor_plane.offset(up), threshold)
+        floor_height = floor_offset
+        stats.update(floor_inliers=count, floor_rms=rms)
+
+    forward = _forward_hint(cameras, up)
+    rotation = _level_rotation(up, forward)
+    yaw_source = "cameras" if cameras is not None else "source_axes"
+    if cfg.align_walls:
+        yaw = _wall_yaw(pts @ rotation.T, floor_height, threshold, cfg, rng, stats)
+        if yaw is not None:
+            rotation = _rot_z(-yaw) @ rotation
+            yaw_source = "walls"
+    stats["yaw_source"] = yaw_source
+    if centers is not None:
+        heights = (centers @ rotation.T)[:, 2] - floor_height
+        stats["camera_height_median"] = float(np.median(heights))
+        if np.median(heights) <= 0:
+            raise ConversionError(where, "the floor found lies above the camera path: the cameras disagree with "
+                                         "the points (check that cameras.npz belongs to this scene)")
+    logger.info("frame: %s, up (source) %s, floor at %.4g src units, %s; yaw from %s", method,
+                np.round(up, 4).tolist(), floor_height,
+                f"{stats.get('floor_inliers', 0)} floor inliers (thr {threshold:.3g})", yaw_source)
+    return FrameEstimate(rotation=rotation, floor_height=float(floor_height), up_source=rotation[2].copy(),
+                         method=method, stats=stats)
+
+
+def estimate_scale(frame: FrameEstimate, cameras: CameraPath | None, cfg: ScaleConfig | None = None,
+                   scale: float | None = None, camera_height: float | None = None) -> ScaleEstimate:
+    """Choose the metres-per-source-unit factor.
+
+    Args:
+        frame: the estimate from :func:`estimate_frame` (its floor height sets the camera heights).
+        cameras: camera path in the source frame (needed for ``camera_height`` and the eye-height check).
+        cfg: settings; defaults to :class:`ScaleConfig`.
+        scale: explicit factor (metres per source unit); overrides everything.
+        camera_height: known median camera height above the floor, metres; the factor makes it so.
+
+    Raises:
+        ConfigError: both ``scale`` and ``camera_height`` given, or a non-positive value.
+        ConversionError: ``camera_height`` without cameras, or cameras at or below the floor.
+    """
+    cfg = cfg or ScaleConfig()
+    if scale is not None and camera_height is not None:
+        raise ConfigError("give either scale or camera_height, not both")
+    for name, value in (("scale", scale), ("camera_height", camera_height)):
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise ConfigError(f"{name}: expected a positive number, got {value!r}")
+    eye_src = None
+    if cameras is not None and len(cameras) > 0:
+        heights = (cameras.centers() @ frame.rotation.T)[:, 2] - frame.floor_height
+        eye_src = float(np.median(heights))
+    warnings: list[str] = []
+    if scale is not None:
+        factor, method = float(scale), "user"
+    elif camera_height is not None:
+        if eye_src is None:
+            raise ConversionError(None, "camera_height needs the scene's cameras (cameras.npz), and none were given")
+        if eye_src <= 0:
+            raise ConversionError(cameras.source_path, "the cameras are not above the floor; cannot scale by "
+                                                       "camera height")
+        factor, method = camera_height / eye_src, "camera_height"
+    else:
+        factor, method = 1.0, "file"
+    eye_m = None if eye_src is None else eye_src * factor
+    low, high = cfg.eye_height_range
+    if eye_m is not None and method != "camera_height" and not (low <= eye_m <= high):
+        typical = 0.5 * (low + high)
+        warnings.append(f"camera eye height is {eye_m:.2f} m, outside the usual {low:g}-{high:g} m: the scene scale "
+                        f"may be off by about x{typical / eye_m:.2f}; pass camera_height (--camera-height) or "
+                        "scale (--scale) to fix it")
+    for message in warnings:
+        logger.warning("scale: %s", message)
+    logger.info("scale: factor %.5g (%s), eye height %s", factor, method,
+                "unknown" if eye_m is None else f"{eye_m:.3f} m")
+    return ScaleEstimate(factor=factor, method=method, eye_height_m=eye_m, warnings=warnings)
+
+
+def source_to_world_matrix(frame: FrameEstimate, scale: float | ScaleEstimate) -> np.ndarray:
+    """(4, 4) float64 similarity with ``p_world = M @ [p_src, 1]``: rotate to Z up, scale, floor to z = 0.
+
+    Args:
+        frame: from :func:`estimate_frame`.
+        scale: metres per source unit, or a :class:`ScaleEstimate`.
+    """
+    factor = scale.factor if isinstance(scale, ScaleEstimate) else float(scale)
+    matrix = np.eye(4)
+    matrix[:3, :3] = factor * frame.rotation
+    matrix[2, 3] = -factor * frame.floor_height
+    return matrix
+
+
+def check_cameras(points: np.ndarray, cameras: CameraPath, cfg: FrameConfig | None = None) -> dict[str, float]:
+    """Check that cameras and points share a frame; return the measured fractions.
+
+    Raises:
+        ConversionError: fewer than ``min_cameras_inside`` of the camera centres lie inside the points' padded
+            bounding box, or the median camera sees fewer than ``min_visible_fraction`` of the points.
+    """
+    cfg = cfg or FrameConfig()
+    pts = np.asarray(points, dtype=np.float64)
+    if len(pts) > 50_000:
+        pts = pts[:: len(pts) // 50_000]
+    low, high = np.percentile(pts, 1, axis=0), np.percentile(pts, 99, axis=0)
+    pad = 0.25 * (high - low) + 1e-9
+    centers = cameras.centers()
+    inside = float(np.mean(np.all((centers >= low - pad) & (centers <= high + pad), axis=1)))
+    step = max(1, len(cameras) // 16)
+    visible = []
+    for i in range(0, len(cameras), step):
+        cam = pts @ cameras.w2c[i, :3, :3].T + cameras.w2c[i, :3, 3]
+        front = cam[:, 2] > 1e-9
+        uv = cam[front, :2] / cam[front, 2:3] @ cameras.intrinsics[i, :2, :2].T + cameras.intrinsics[i, :2, 2]
+        in_image = (uv[:, 0] >= 0) & (uv[:, 0] < cameras.width) & (uv[:, 1] >= 0) & (uv[:, 1] < cameras.height)
+        visible.append(in_image.sum() / len(pts))
+    seen = float(np.median(visible))
+    where = cameras.source_path
+    if inside < cfg.min_cameras_inside:
+        raise ConversionError(where, f"only {inside:.0%} of the camera centres lie inside the point cloud: the "
+                                     "cameras are in another frame or belong to another scene")
+    if seen < cfg.min_visible_fraction:
+        raise ConversionError(where, f"the median camera sees only {seen:.1%} of the points (most lie behind the "
+                                     "cameras or outside their images): the cameras are in another frame")
+    return {"cameras_inside": inside, "median_visible": seen}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# planes
+
+
+@dataclass
+class _Plane:
+    normal: np.ndarray  # unit, sign arbitrary
+    point: np.ndarray  # a point on the plane (centroid of inliers)
+    count: int
+    inliers: np.ndarray  # indices into the subsample
+
+    def offset(self, up: np.ndarray) -> float:
+        """Height of the plane along ``up`` (at its centroid)."""
+        return float(self.point @ up)
+
+
+def _fit_plane(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    centroid = points.mean(axis=0)
+    _, _, vt = np.linalg.svd(points - centroid, full_matrices=False)
+    return vt[2], centroid
+
+
+def _ransac_plane(pts: np.ndarray, threshold: float, iterations: int, rng: np.random.Generator,
+                  axis: np.ndarray | None = None, max_angle_deg: float = 90.0) -> tuple[np.ndarray, float] | None:
+    """Best plane (normal, d with n.p = d) by inlier count on ``pts``; optionally constrained near ``axis``."""
+    if len(pts) < 3:
+        return None
+    score_pts = pts if len(pts) <= SCORE_SAMPLE else pts[rng.choice(len(pts), SCORE_SAMPLE, replace=False)]
+    tri = pts[rng.integers(0, len(pts), (iterations, 3))]
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    norm = np.linalg.norm(normals, axis=1)
+    ok = norm > 1e-12
+    normals, tri = normals[ok] / norm[ok, None], tri[ok]
+    if axis is not None:
+        ok = np.abs(normals @ axis) >= np.cos(np.radians(max_angle_deg))
+        normals, tri = normals[ok], tri[ok]
+    if len(normals) == 0:
+        return None
+    offsets = np.einsum("ij,ij->i", normals, tri[:, 0])
+    best, best_count = None, -1
+    for start in range(0, len(normals), 64):
+        dist = np.abs(score_pts @ normals[start:start + 64].T - offsets[start:start + 64])
+        counts = (dist < threshold).sum(axis=0)
+        i = int(np.argmax(counts))
+        if counts[i] > best_count:
+            best, best_count = start + i, int(counts[i])
+    return normals[best], float(offsets[best])
+
+
+def _sequential_ransac(pts: np.ndarray, threshold: float, cfg: FrameConfig, rng: np.random.Generator,
+                       axis: np.ndarray | None = None, max_angle_deg: float = 90.0) -> list[_Plane]:
+    """Up to ``cfg.max_planes`` planes, largest first, each refined by least squares on its inliers."""
+    remaining = np.arange(len(pts))
+    planes: list[_Plane] = []
+    min_count = cfg.min_plane_fraction * len(pts)
+    for _ in range(cfg.max_planes):
+        found = _ransac_plane(pts[remaining], threshold, cfg.ransac_iterations, rng, axis, max_angle_deg)
+        if found is None:
+            break
+        normal, offset = found
+        for _ in range(2):  # least-squares refinement on the inliers
+            inl = remaining[np.abs(pts[remaining] @ normal - offset) < threshold]
+            if len(inl) < 3:
+                break
+            new_normal, centroid = _fit_plane(pts[inl])
+            if new_normal @ normal < 0:
+                new_normal = -new_normal
+            normal, offset = new_normal, float(centroid @ new_normal)
+        inl = remaining[np.abs(pts[remaining] @ normal - offset) < threshold]
+        if len(inl) < min_count:
+            break
+        planes.append(_Plane(normal, pts[inl].mean(axis=0), len(inl), inl))
+        remaining = np.setdiff1d(remaining, inl, assume_unique=True)
+    return planes
+
+
+def _refine_plane(pts: np.ndarray, up: np.ndarray, offset: float,
+                  threshold: float) -> tuple[np.ndarray, float, float, int]:
+    """Least-squares refit of the floor plane on all subsample inliers (twice); returns up, offset, rms, count."""
+    count = 0
+    rms = float("nan")
+    for _ in range(3):
+        dist = pts @ up - offset
+        inl = np.abs(dist) < threshold
+        count = int(inl.sum())
+        if count < 3:
+            break
+        normal, centroid = _fit_plane(pts[inl])
+        if normal @ up < 0:
+            normal = -normal
+        up, offset = normal, float(centroid @ normal)
+        rms = float(np.sqrt(np.mean((pts[inl] @ up - offset) ** 2)))
+    return up, offset, rms, count
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# up direction
+
+
+def _camera_prior(cameras: CameraPath) -> tuple[np.ndarray, str]:
+    """Up prior from cameras: the normal of the camera-centre plane when the path spans one, else the mean -Y."""
+    ups = cameras.up_vectors()
+    mean_up = ups.mean(axis=0)
+    if np.linalg.norm(mean_up) < 1e-6:
+        raise ConversionError(cameras.source_path, "the cameras' up axes cancel out: cannot find gravity from them")
+    mean_up /= np.linalg.norm(mean_up)
+    centers = cameras.centers()
+    if len(centers) >= 4:
+        spread = centers - centers.mean(axis=0)
+        _, sv, vt = np.linalg.svd(spread, full_matrices=False)
+        # a planar path: two large directions, a small third (level walk); take its normal if near the mean up
+        if sv[1] > 0.2 * sv[0] and sv[2] < 0.15 * sv[1]:
+            normal = vt[2] if vt[2] @ mean_up > 0 else -vt[2]
+            if _angle(normal, mean_up) < 30.0:
+                return normal, "camera_plane"
+    return mean_up, "camera_up_axes"
+
+
+def _floor_below_cameras(pts: np.ndarray, centers: np.ndarray, prior: np.ndarray, planes: list[_Plane],
+                         threshold: float, cfg: FrameConfig) -> tuple[np.ndarray, _Plane | None]:
+    """The lowest large plane below the cameras with a normal near the prior (or None)."""
+    cos_max = np.cos(np.radians(cfg.max_prior_deviation_deg))
+    camera_level = float(np.median(centers @ prior))
+    candidates = []
+    for plane in planes:
+        normal = plane.normal if plane.normal @ prior > 0 else -plane.normal
+        if normal @ prior < cos_max:
+            continue
+        if plane.offset(normal) >= float(np.median(centers @ normal)) - 2 * threshold:
+            continue  # at or above the cameras: ceiling
+        candidates.append((plane, normal))
+    if not candidates:
+        # sequential RANSAC may have been dominated by walls: search horizontal planes directly
+        below = pts[pts @ prior < camera_level - 2 * threshold]
+        extra = _sequential_ransac(below, threshold, cfg, np.random.default_rng(cfg.seed + 1), prior,
+                                   cfg.max_prior_deviation_deg) if len(below) >= 3 else []
+        for plane in extra:
+            normal = plane.normal if plane.normal @ prior > 0 else -plane.normal
+            plane = _Plane(normal, plane.point, plane.count, plane.inliers)
+            candidates.append((plane, normal))
+    if not candidates:
+        return prior, None
+    largest = max(p.count for p, _ in candidates)
+    if largest < cfg.min_plane_fraction * len(pts):
+        return prior, None
+    big = [(p, n) for p, n in candidates if p.count >= cfg.min_floor_fraction * largest]
+    plane, normal = min(big, key=lambda item: item[0].offset(prior))
+    logger.debug("frame: floor plane %d inliers of %d candidates (largest %d)", plane.count, len(candidates), largest)
+    return normal, plane
+
+
+def _floor_without_cameras(pts: np.ndarray, planes: list[_Plane], threshold: float, cfg: FrameConfig,
+                           stats: dict[str, Any]) -> tuple[np.ndarray, _Plane]:
+    """Choose the floor among large planes with no camera prior (see the module docstring)."""
+    valid = []
+    for plane in planes:
+        for sign in (1.0, -1.0):
+            normal = sign * plane.normal
+            below = float(np.mean(pts @ normal < plane.offset(normal) - 3 * threshold))
+            if below <= cfg.max_below_fraction:
+                valid.append((plane, normal, below))
+    if not valid:
+        raise ConversionError(None, "no floor found: no large plane has the points on one side of it "
+                                    f"({len(planes)} planes tried)")
+    best = max(p.count for p, _, _ in valid)
+    near_y = [(p, n, b) for p, n, b in valid
+              if _angle(n, LYRA_SOURCE_UP) <= SOURCE_UP_PREFERENCE_DEG and p.count >= 0.5 * best]
+    if near_y:
+        plane, normal, below = max(near_y, key=lambda item: item[0].count)
+        decision = "largest low plane near the source -Y axis (Lyra first-camera up)"
+    else:
+        plane, normal, below = max(valid, key=lambda item: item[0].count)
+        decision = "largest low plane"
+    stats["no_camera_decision"] = decision
+    stats["candidates"] = [{"normal": n.round(4).tolist(), "inliers": p.count, "below": round(b, 4)}
+                           for p, n, b in valid]
+    logger.info("frame: no cameras; %d low-plane candidates, chose %s (%d inliers)", len(valid), decision,
+                plane.count)
+    return normal, plane
+
+
+def _ground_cells(local: np.ndarray, cell: float) -> np.ndarray:
+    """(C, 3) lowest point per XY cell of points in a levelled frame."""
+    keys = np.floor(local[:, :2] / cell).astype(np.int64)
+    order = np.lexsort((local[:, 2], keys[:, 1], keys[:, 0]))
+    keys, local = keys[order], local[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = np.any(keys[1:] != keys[:-1], axis=1)
+    return local[first]
+
+
+def _ground_coverage(pts: np.ndarray, centers: np.ndarray, up: np.ndarray, offset: float, depth: float,
+                     threshold: float, cfg: FrameConfig) -> float:
+    """Fraction of ground cells (below the cameras) whose lowest point lies on the plane (within 2 thresholds)."""
+    rotation = _level_rotation(up, None)
+    local = pts @ rotation.T
+    cam_z = float(np.median(centers @ up))
+    ground = _ground_cells(local[local[:, 2] < cam_z - 2 * threshold], cfg.terrain_cell_fraction * depth)
+    if len(ground) == 0:
+        return 0.0
+    return float(np.mean(np.abs(ground[:, 2] - offset) < 2 * threshold))
+
+
+def _terrain_floor(pts: np.ndarray, centers: np.ndarray, prior: np.ndarray, depth: float, threshold: float,
+                   cfg: FrameConfig, where) -> tuple[np.ndarray, float, int]:
+    """Up from a robust plane through the lowest point per ground cell; floor = median ground under the cameras."""
+    up = prior
+    rotation = _level_rotation(up, None)
+    cell = cfg.terrain_cell_fraction * depth
+    ground = None
+    for _ in range(3):
+        local = pts @ rotation.T
+        cam_z = float(np.median(centers @ rotation.T[:, 2]))
+        below = local[local[:, 2] < cam_z - 2 * threshold]
+        if len(below) < 50:
+            break
+        ground = _ground_cells(below, cell)
+        if len(ground) < 20:
+            break
+        weights = np.ones(len(ground))
+        for _ in range(5):  # iteratively reweighted plane fit (Cauchy weights)
+            centroid = (ground * weights[:, None]).sum(axis=0) / weights.sum()
+            diff = (ground - centroid) * np.sqrt(weights[:, None])
+            normal = np.linalg.svd(diff, full_matrices=False)[2][2]
+            normal = normal if normal[2] > 0 else -normal
+            residual = (ground - centroid) @ normal
+            scale = 1.4826 * np.median(np.abs(residual)) + 1e-12
+            weights = 1.0 / (1.0 + (residual / (2.0 * scale)) ** 2)
+        if np.degrees(np.arccos(np.clip(normal[2], -1, 1))) > cfg.max_prior_deviation_deg:
+            break
+        up = rotation.T @ normal
+        rotation = _level_rotation(up, None)
+    if ground is None or len(ground) < 20:
+        raise ConversionError(where, "no floor found: no large plane and too few ground points below the cameras")
+    local = pts @ rotation.T
+    cam_local = centers @ rotation.T
+    radius = 4 * cell
+    heights = []
+    for c in cam_local:
+        near = local[(np.abs(local[:, 0] - c[0]) < radius) & (np.abs(local[:, 1] - c[1]) < radius)
+                     & (local[:, 2] < c[2] - 2 * threshold)]
+        if len(near) >= 5:
+            heights.append(np.percentile(near[:, 2], 10))
+    if not heights:
+        raise ConversionError(where, "no floor found: no ground under the camera path")
+    floor = float(np.median(heights))
+    logger.info("frame: terrain fallback, %d ground cells, floor from %d cameras", len(ground), len(heights))
+    return up, floor, int(len(ground))
+
+
+def _forward_hint(cameras: CameraPath | None, up: np.ndarray) -> np.ndarray:
+    """Direction that should become world +X: the first camera's forward axis, else source +Z (or +X)."""
+    if cameras is not None and len(cameras) > 0:
+        forward = cameras.axes()[2][0]
+    else:
+        forward = LYRA_FORWARD
+    if abs(forward @ up) > 0.95:
+        forward = np.array([1.0, 0.0, 0.0]) if abs(up[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    return forward
+
+
+def _level_rotation(up: np.ndarray, forward: np.ndarray | None) -> np.ndarray:
+    """(3, 3) rotation whose rows are (x, y, z) world axes in source coordinates: z = up, x = forward projected."""
+    z = up / np.linalg.norm(up)
+    if forward is None or abs(forward @ z) > 0.95:
+        forward = np.array([1.0, 0.0, 0.0]) if abs(z[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    x = forward - (forward @ z) * z
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    return np.stack([x, y, z])
+
+
+def _wall_yaw(local: np.ndarray, floor_height: float, threshold: float, cfg: FrameConfig,
+              rng: np.random.Generator, stats: dict[str, Any]) -> float | None:
+    """Yaw (radians) of the dominant wall axis in the levelled frame, if walls agree; else None."""
+    above = local[local[:, 2] > floor_height + 5 * threshold]
+    if len(above) < 100:
+        return None
+    # vertical planes: sample point pairs, normal = horizontal perpendicular of their difference
+    pairs = above[rng.integers(0, len(above), (cfg.ransac_iterations * 2, 2))]
+    diff = pairs[:, 1, :2] - pairs[:, 0, :2]
+    length = np.linalg.norm(diff, axis=1)
+    ok = length > 10 * threshold
+    normals = np.stack([-diff[ok, 1], diff[ok, 0]], axis=1) / length[ok, None]
+    anchors = pairs[ok, 0, :2]
+    if len(normals) == 0:
+        return None
+    sample = above[:, :2]
+    if len(sample) > SCORE_SAMPLE:
+        sample = sample[rng.choice(len(sample), SCORE_SAMPLE, replace=False)]
+    counts = np.zeros(len(normals), dtype=np.int64)
+    for start in range(0, len(normals), 64):
+        dist = np.abs(sample @ normals[start:start + 64].T - np.einsum("ij,ij->i", normals[start:start + 64],
+                                                                         anchors[start:start + 64]))
+        counts[start:start + 64] = (dist < threshold).sum(axis=0)
+    counts = counts * (len(above) / len(sample))
+    angles = np.mod(np.arctan2(normals[:, 1], normals[:, 0]), np.pi / 2)  # modulo 90 deg
+    best = int(np.argmax(counts))
+    support = counts[best] / len(local)
+    stats["wall_support"] = float(support)
+    if support < cfg.wall_min_fraction:
+        return None
+    # refine the dominant direction by least squares on its inliers
+    normal = normals[best]
+    dist = above[:, :2] @ normal - anchors[best] @ normal
+    inl = above[np.abs(dist) < threshold, :2]
+    if len(inl) >= 3:
+        centered = inl - inl.mean(axis=0)
+        direction = np.linalg.svd(centered, full_matrices=False)[2][0]  # along the wall
+        normal = np.array([-direction[1], direction[0]])
+    angle = float(np.mod(np.arctan2(normal[1], normal[0]), np.pi / 2))
+    # ambiguity: other strong vertical planes must agree modulo 90 deg
+    strong = counts >= 0.3 * counts[best]
+    delta = np.abs((angles[strong] - angle + np.pi / 4) % (np.pi / 2) - np.pi / 4)
+    disagree = float(np.mean(np.degrees(delta) > cfg.wall_agreement_deg))
+    stats["wall_disagreement"] = disagree
+    if disagree > 0.2:
+        logger.info("frame: walls ambiguous (%.0f%% of strong vertical planes off-axis), yaw kept", 100 * disagree)
+        return None
+    yaw = angle if angle <= np.pi / 4 else angle - np.pi / 2  # smallest rotation to the nearest axis
+    stats["wall_yaw_deg"] = float(np.degrees(yaw))
+    logger.info("frame: yaw aligned to walls (%.2f deg, support %.1f%%)", np.degrees(yaw), 100 * support)
+    return yaw
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _viewing_depth(pts: np.ndarray, centers: np.ndarray | None) -> float:
+    """Median distance from a point to the nearest camera centre (or to the median point), source units."""
+    from scipy.spatial import cKDTree
+
+    sample = pts if len(pts) <= 50_000 else pts[:: len(pts) // 50_000]
+    anchors = centers if centers is not None else np.median(sample, axis=0)[None]
+    depth = float(np.median(cKDTree(anchors).query(sample)[0]))
+    if not np.isfinite(depth) or depth <= 0:
+        raise ConversionError(None, "cannot measure the scene's depth scale (points coincide with the cameras)")
+    return depth
+
+
+def _angle(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle between two vectors, degrees."""
+    cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+
+
+def _rot_z(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
