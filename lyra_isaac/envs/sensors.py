@@ -1,0 +1,110 @@
+"""Sensors computed from the world's height map: the Isaac Lab-style height scan and the local floor height.
+
+The scan reads the precomputed :class:`~lyra_isaac.world.HeightMap` with a bilinear lookup (a few microseconds
+for 187 points) instead of casting 187 rays through the physics engine (~10% of a MuJoCo step from Python).
+The ground it reads is the first walkable surface under the base, so ceilings and table tops above the robot do
+not mask the floor (Isaac Lab's downward rays from 20 m would hit them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..world import HeightMap
+
+
+def scan_grid(size: tuple[float, float] = (1.6, 1.0), resolution: float = 0.1) -> np.ndarray:
+    """Ray origins of the scan in the base yaw frame.
+
+    Returns:
+        (K, 2) float64 (x forward, y left), metres; K = 17 * 11 = 187 for the defaults. Ordered like Isaac Lab's
+        ``grid_pattern`` with ``ordering="xy"``: index = iy * nx + ix, x fastest.
+    """
+    xs = np.arange(-size[0] / 2, size[0] / 2 + 1e-9, resolution)
+    ys = np.arange(-size[1] / 2, size[1] / 2 + 1e-9, resolution)
+    gx, gy = np.meshgrid(xs, ys, indexing="xy")
+    return np.stack([gx.ravel(), gy.ravel()], axis=1)
+
+
+@dataclass
+class GroundLookup:
+    """Bilinear lookup of ground height on a height map whose holes are filled.
+
+    Attributes:
+        heights: (H, W) float64, holes filled from the nearest valid cell.
+        walkable: (H, W) bool.
+        origin, cell_size: as in :class:`HeightMap`.
+    """
+
+    heights: np.ndarray
+    walkable: np.ndarray
+    origin: tuple[float, float]
+    cell_size: float
+
+    @classmethod
+    def from_heightmap(cls, hm: HeightMap) -> GroundLookup:
+        from scipy import ndimage
+
+        h = np.asarray(hm.heights, dtype=np.float64)
+        valid = np.isfinite(h)
+        if not valid.all() and valid.any():
+            _, (ri, ci) = ndimage.distance_transform_edt(~valid, return_indices=True)
+            h = h[ri, ci]
+        return cls(h, np.asarray(hm.walkable, dtype=bool), (float(hm.origin[0]), float(hm.origin[1])),
+                   float(hm.cell_size))
+
+    def height(self, xy: np.ndarray) -> np.ndarray:
+        """(N,) ground height (m) at (N, 2) world points, bilinear; NaN outside the grid."""
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        u = (xy[:, 0] - self.origin[0]) / self.cell_size
+        v = (xy[:, 1] - self.origin[1]) / self.cell_size
+        h, w = self.heights.shape
+        inside = (u >= -0.5) & (u <= w - 0.5) & (v >= -0.5) & (v <= h - 0.5)
+        u = np.clip(u, 0, w - 1)
+        v = np.clip(v, 0, h - 1)
+        j0 = np.minimum(np.floor(u).astype(np.int64), max(w - 2, 0))
+        i0 = np.minimum(np.floor(v).astype(np.int64), max(h - 2, 0))
+        j1 = np.minimum(j0 + 1, w - 1)
+        i1 = np.minimum(i0 + 1, h - 1)
+        fu, fv = u - j0, v - i0
+        hh = self.heights
+        z = (hh[i0, j0] * (1 - fu) * (1 - fv) + hh[i0, j1] * fu * (1 - fv)
+             + hh[i1, j0] * (1 - fu) * fv + hh[i1, j1] * fu * fv)
+        return np.where(inside, z, np.nan)
+
+    def is_walkable(self, xy: np.ndarray) -> np.ndarray:
+        """(N,) bool: nearest cell of each (N, 2) point is walkable (False outside the grid)."""
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        cols = np.floor((xy[:, 0] - self.origin[0]) / self.cell_size + 0.5).astype(np.int64)
+        rows = np.floor((xy[:, 1] - self.origin[1]) / self.cell_size + 0.5).astype(np.int64)
+        h, w = self.walkable.shape
+        inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+        out = np.zeros(len(xy), dtype=bool)
+        out[inside] = self.walkable[rows[inside], cols[inside]]
+        return out
+
+
+def height_scan(ground: GroundLookup, base_pos: np.ndarray, yaw: float, grid: np.ndarray,
+                offset: float = 0.5, clip: float = 1.0) -> np.ndarray:
+    """Isaac Lab ``height_scan``: base z - ground z - offset at yaw-aligned grid points, clipped.
+
+    Args:
+        ground: height lookup of the world.
+        base_pos: (3,) base position, metres, world frame.
+        yaw: base heading, rad.
+        grid: (K, 2) points in the base yaw frame (:func:`scan_grid`).
+        offset: metres subtracted (Isaac Lab: 0.5).
+        clip: symmetric bound; points without ground read +clip (ground far below).
+
+    Returns:
+        (K,) float32.
+    """
+    c, s = np.cos(yaw), np.sin(yaw)
+    wx = base_pos[0] + c * grid[:, 0] - s * grid[:, 1]
+    wy = base_pos[1] + s * grid[:, 0] + c * grid[:, 1]
+    z = ground.height(np.stack([wx, wy], axis=1))
+    values = base_pos[2] - z - offset
+    values = np.where(np.isfinite(values), values, clip)
+    return np.clip(values, -clip, clip).astype(np.float32)

@@ -1,0 +1,273 @@
+"""MuJoCo scene writer: a :class:`~lyra_isaac.world.World` -> ``scene.xml`` with its assets beside it.
+
+MuJoCo collides every mesh geom as its convex hull, so the scene mesh is never one geom. Instead:
+
+* the 2.5-D ground is ONE ``hfield`` geom sampled at the world's :class:`~lyra_isaac.world.HeightMap` cell
+  centres (vertical walls and steps are fine in a height field). Holes (NaN cells) are filled from the nearest
+  valid cell; per-cell noise smaller than ``MjcfConfig.smooth_tolerance`` is removed on locally flat ground,
+  because noisy fine fields multiply contacts (DESIGN.md sec. 6 measured 0.16x speed for a noisy 256x256 field);
+  fields larger than ``MjcfConfig.max_cells`` per side are resampled coarser.
+* what a height field cannot hold (overhangs: collision triangles clearly above the ground under them, such as a
+  table top or a ceiling) becomes convex parts: each connected overhang component is decomposed with CoACD
+  (``coacd``) when installed and large, otherwise represented by its convex hull; every part is its own
+  ``mesh`` geom (``assets/part_NNN.obj``).
+* every spawn point becomes a ``site`` named ``spawn_NNN`` (position on the floor, yaw about +Z).
+* a light, a skybox and a checker ground material make the scene render sensibly on its own.
+
+Robots are not baked in. :mod:`lyra_isaac.envs.backends.mujoco` loads scene.xml with ``mujoco.MjSpec`` and
+attaches a robot's root body into a frame with ``MjSpec`` attach (``frame.attach_body(body, "robot/", "")``),
+so one scene serves every robot. Open ``scene.xml`` in ``python -m mujoco.viewer`` to look at a world alone.
+
+Height-field layout (verified against ``mj_ray``): data row 0 is the minimum y, column 0 the minimum x,
+the same as :class:`HeightMap` (row i: y = origin_y + i * cell). The binary ``.bin`` asset holds
+``int32 nrow, int32 ncol, float32 data[nrow * ncol]``; MuJoCo normalizes it to 0..1 and the geom spans
+``z = pos_z + data * size[2]`` with a ``size[3]``-deep base below ``pos_z``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from ..errors import InputError
+from ..world import MJCF_SCENE, HeightMap, TriangleMesh, World
+
+logger = logging.getLogger(__name__)
+
+HFIELD_BIN = "ground_hfield.bin"
+ASSETS_DIR = "mjcf_assets"
+GROUND_GEOM = "ground"
+SPAWN_SITE_PREFIX = "spawn_"
+PART_PREFIX = "part_"
+
+
+@dataclass
+class MjcfConfig:
+    """How :func:`write_mjcf_scene` represents a world in MuJoCo."""
+
+    max_cells: int = 512
+    """Largest height-field side in samples; finer height maps are resampled (block mean) to fit."""
+    smooth_tolerance: float = 0.01
+    """Metres. Cells whose 3x3 neighbourhood spans less than this are replaced by the neighbourhood median,
+    removing sensor-level noise from flat ground (noisy fields slow contacts); 0 disables."""
+    base_thickness: float = 0.5
+    """Metres of solid height-field base below the lowest ground point."""
+    overhang_margin: float = 0.05
+    """Metres: a collision triangle is an overhang when all its corners lie this far above the highest ground
+    sample within ``overhang_dilate_cells`` cells."""
+    overhang_dilate_cells: int = 2
+    overhang_min_area: float = 0.01
+    """m^2: overhang components smaller than this are dropped (splat noise)."""
+    use_coacd: bool = True
+    """Decompose overhang components with CoACD when the package is installed (else one convex hull each)."""
+    coacd_threshold: float = 0.05
+    """CoACD concavity threshold (``real_metric``, metres)."""
+    coacd_min_faces: int = 64
+    """Components with fewer faces are always one convex hull (CoACD would not help)."""
+    max_parts: int = 256
+    friction: tuple[float, float, float] = (1.0, 0.005, 0.0001)
+    ground_rgba: tuple[float, float, float, float] = (0.55, 0.52, 0.45, 1.0)
+    checker: bool = True
+    """Checker texture on the ground (reads scale and motion in renders)."""
+
+
+def write_mjcf_scene(world: World, directory: Path, cfg: MjcfConfig | None = None) -> dict[str, str]:
+    """Write ``scene.xml`` (+ ``ground_hfield.bin`` and convex-part meshes) for ``world`` into ``directory``.
+
+    Args:
+        world: the world; uses ``world.heightmap`` (ground), ``world.collision`` (overhangs, (V, 3) metres,
+            world frame, Z up) and ``world.spawn_points`` ((S, 4) [x, y, z, yaw]).
+        directory: existing output folder; files are written into it (relative asset paths).
+        cfg: representation settings; defaults to :class:`MjcfConfig`.
+
+    Returns:
+        Files written, relative to ``directory``: ``{"mjcf": "scene.xml", "mjcf_hfield": ..., "mjcf_part_000": ...}``.
+
+    Raises:
+        InputError: the height map has no valid cell.
+    """
+    cfg = cfg or MjcfConfig()
+    directory = Path(directory)
+    files: dict[str, str] = {}
+    heights, cell, origin = prepare_ground(world.heightmap, cfg)
+    nrow, ncol = heights.shape
+    hmin, hmax = float(heights.min()), float(heights.max())
+    elevation = max(hmax - hmin, 1e-3)
+    with (directory / HFIELD_BIN).open("wb") as handle:
+        np.array([nrow, ncol], dtype=np.int32).tofile(handle)
+        heights.astype(np.float32).tofile(handle)
+    files["mjcf_hfield"] = HFIELD_BIN
+    rx, ry = max((ncol - 1) * cell / 2, cell / 2), max((nrow - 1) * cell / 2, cell / 2)
+    cx, cy = origin[0] + (ncol - 1) * cell / 2, origin[1] + (nrow - 1) * cell / 2
+
+    parts = overhang_parts(world.collision, heights, cell, origin, cfg)
+    part_files = []
+    if parts:
+        (directory / ASSETS_DIR).mkdir(exist_ok=True)
+    for i, part in enumerate(parts):
+        rel = f"{ASSETS_DIR}/{PART_PREFIX}{i:03d}.obj"
+        _write_obj(part, directory / rel)
+        files[f"mjcf_{PART_PREFIX}{i:03d}"] = rel
+        part_files.append(rel)
+
+    friction = " ".join(f"{v:g}" for v in cfg.friction)
+    rgba = " ".join(f"{v:g}" for v in cfg.ground_rgba)
+    extent = float(max(rx, ry))
+    lines = [
+        '<mujoco model="lyra_world">',
+        '  <compiler angle="radian"/>',
+        f'  <statistic center="{cx:.4f} {cy:.4f} {hmin + elevation / 2:.4f}" extent="{2 * extent:.3f}"/>',
+        '  <visual>',
+        '    <headlight ambient="0.35 0.35 0.35" diffuse="0.5 0.5 0.5" specular="0.1 0.1 0.1"/>',
+        f'    <map znear="0.01" zfar="{max(50.0, 8 * extent):.1f}" shadowclip="{max(4.0, extent):.1f}"/>',
+        '    <quality shadowsize="2048"/>',
+        '  </visual>',
+        '  <asset>',
+        '    <texture name="sky" type="skybox" builtin="gradient" rgb1="0.55 0.7 0.9" rgb2="0.1 0.15 0.25" '
+        'width="256" height="256"/>',
+        '    <texture name="ground_checker" type="2d" builtin="checker" rgb1="0.62 0.6 0.55" rgb2="0.45 0.43 0.4" '
+        'width="256" height="256" mark="edge" markrgb="0.3 0.3 0.3"/>',
+        (f'    <material name="ground_mat" texture="ground_checker" texrepeat="{2 * rx:.2f} {2 * ry:.2f}" '
+         'texuniform="false" reflectance="0.05"/>') if cfg.checker else
+        f'    <material name="ground_mat" rgba="{rgba}"/>',
+        '    <material name="part_mat" rgba="0.6 0.45 0.35 1"/>',
+        f'    <hfield name="ground" file={quoteattr(HFIELD_BIN)} '
+        f'size="{rx:.6f} {ry:.6f} {elevation:.6f} {cfg.base_thickness:.6f}"/>',
+    ]
+    for i, rel in enumerate(part_files):
+        lines.append(f'    <mesh name="{PART_PREFIX}{i:03d}" file={quoteattr(rel)}/>')
+    lines += [
+        '  </asset>',
+        '  <worldbody>',
+        f'    <light name="sun" directional="true" pos="{cx:.3f} {cy:.3f} {hmax + 10:.3f}" dir="0.3 0.2 -1" '
+        'castshadow="true" diffuse="0.6 0.6 0.6"/>',
+        f'    <geom name="{GROUND_GEOM}" type="hfield" hfield="ground" pos="{cx:.6f} {cy:.6f} {hmin:.6f}" '
+        f'material="ground_mat" friction="{friction}" condim="3"/>',
+    ]
+    for i in range(len(part_files)):
+        lines.append(f'    <geom name="{PART_PREFIX}{i:03d}" type="mesh" mesh="{PART_PREFIX}{i:03d}" '
+                     f'material="part_mat" friction="{friction}" condim="3"/>')
+    for i, (x, y, z, yaw) in enumerate(np.asarray(world.spawn_points, dtype=np.float64).reshape(-1, 4)):
+        lines.append(f'    <site name="{SPAWN_SITE_PREFIX}{i:03d}" pos="{x:.4f} {y:.4f} {z:.4f}" '
+                     f'euler="0 0 {yaw:.5f}" size="0.08" rgba="0.1 0.8 0.2 0.6" group="4"/>')
+    lines += ['  </worldbody>', '</mujoco>', '']
+    (directory / MJCF_SCENE).write_text("\n".join(lines))
+    files["mjcf"] = MJCF_SCENE
+    logger.info("MuJoCo scene: %dx%d height field (%.3f m cells, %.2f..%.2f m), %d convex overhang part(s), "
+                "%d spawn sites", nrow, ncol, cell, hmin, hmax, len(parts), len(world.spawn_points))
+    return files
+
+
+def prepare_ground(heightmap: HeightMap, cfg: MjcfConfig) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """Height-field samples from a height map: holes filled, flat-ground noise removed, size capped.
+
+    Returns:
+        heights: (R, C) float64 ground height per sample, metres (row = y, column = x).
+        cell: sample spacing, metres.
+        origin: (x, y) of sample [0, 0], metres.
+    """
+    from scipy import ndimage
+
+    heights = np.asarray(heightmap.heights, dtype=np.float64)
+    if heights.ndim != 2 or heights.size == 0:
+        raise InputError(None, f"height map must be a non-empty 2-D grid, got shape {heights.shape}")
+    valid = np.isfinite(heights)
+    if not valid.any():
+        raise InputError(None, "height map has no valid cell (all NaN): nothing to build a MuJoCo ground from")
+    if not valid.all():
+        # nearest valid cell: holes (unseen floor) continue the ground around them
+        _, (ri, ci) = ndimage.distance_transform_edt(~valid, return_indices=True)
+        heights = heights[ri, ci]
+        logger.debug("filled %d height-map holes from nearest cells", int((~valid).sum()))
+    cell = float(heightmap.cell_size)
+    origin = (float(heightmap.origin[0]), float(heightmap.origin[1]))
+    factor = int(np.ceil(max(heights.shape) / max(cfg.max_cells, 2)))
+    if factor > 1:
+        r, c = (heights.shape[0] // factor) * factor, (heights.shape[1] // factor) * factor
+        heights = heights[:r, :c].reshape(r // factor, factor, c // factor, factor).max(axis=(1, 3))
+        origin = (origin[0] + (factor - 1) * cell / 2, origin[1] + (factor - 1) * cell / 2)
+        cell *= factor
+        logger.info("height field resampled %dx coarser to %s (max_cells=%d)", factor, heights.shape, cfg.max_cells)
+    if cfg.smooth_tolerance > 0 and min(heights.shape) >= 3:
+        span = ndimage.maximum_filter(heights, 3, mode="nearest") - ndimage.minimum_filter(heights, 3, mode="nearest")
+        flat = span < cfg.smooth_tolerance
+        heights = np.where(flat, ndimage.median_filter(heights, 3, mode="nearest"), heights)
+        # a second, wider pass flattens what is left of sub-tolerance ripples
+        span5 = ndimage.maximum_filter(heights, 5, mode="nearest") - ndimage.minimum_filter(heights, 5, mode="nearest")
+        heights = np.where(span5 < cfg.smooth_tolerance, ndimage.uniform_filter(heights, 5, mode="nearest"), heights)
+    return heights, cell, origin
+
+
+def overhang_parts(mesh: TriangleMesh, heights: np.ndarray, cell: float, origin: tuple[float, float],
+                   cfg: MjcfConfig) -> list[TriangleMesh]:
+    """Convex parts for the collision geometry the height field cannot represent.
+
+    A triangle is an overhang when all three corners lie more than ``cfg.overhang_margin`` above the highest
+    ground sample within ``cfg.overhang_dilate_cells`` of them (so walls and box tops captured by the height
+    field are not duplicated). Connected overhang components become convex parts (CoACD or one hull each).
+
+    Returns:
+        Convex parts, each a closed TriangleMesh in world metres.
+    """
+    if mesh is None or mesh.n_triangles == 0:
+        return []
+    from scipy import ndimage
+
+    size = 2 * cfg.overhang_dilate_cells + 1
+    ground_max = ndimage.maximum_filter(heights, size, mode="nearest")
+    v = mesh.vertices.astype(np.float64)
+    cols = np.clip(np.round((v[:, 0] - origin[0]) / cell).astype(np.int64), 0, heights.shape[1] - 1)
+    rows = np.clip(np.round((v[:, 1] - origin[1]) / cell).astype(np.int64), 0, heights.shape[0] - 1)
+    above = v[:, 2] > ground_max[rows, cols] + cfg.overhang_margin
+    face_mask = above[mesh.faces].all(axis=1)
+    if not face_mask.any():
+        return []
+    import trimesh
+
+    sub = trimesh.Trimesh(v, mesh.faces[face_mask], process=False)
+    sub.remove_unreferenced_vertices()
+    components = [c for c in sub.split(only_watertight=False) if c.area >= cfg.overhang_min_area]
+    components.sort(key=lambda c: -c.area)
+    parts: list[TriangleMesh] = []
+    for comp in components:
+        if len(parts) >= cfg.max_parts:
+            logger.warning("overhang parts capped at max_parts=%d (%d components)", cfg.max_parts, len(components))
+            break
+        parts.extend(_convex_parts(comp, cfg))
+    return parts[: cfg.max_parts]
+
+
+def _convex_parts(component, cfg: MjcfConfig) -> list[TriangleMesh]:
+    if cfg.use_coacd and len(component.faces) >= cfg.coacd_min_faces:
+        try:
+            import coacd
+        except ImportError:
+            coacd = None
+        if coacd is not None:
+            coacd.set_log_level("error")
+            result = coacd.run_coacd(coacd.Mesh(np.asarray(component.vertices), np.asarray(component.faces)),
+                                     threshold=cfg.coacd_threshold, real_metric=True)
+            out = []
+            for vertices, faces in result:
+                if len(faces):
+                    out.append(TriangleMesh(np.asarray(vertices), np.asarray(faces)))
+            if out:
+                return out
+    hull = component.convex_hull if len(component.vertices) >= 4 else None
+    if hull is None or hull.volume <= 1e-9:
+        # flat sheet: thicken by 2 cm downward so it has a volume
+        pts = np.asarray(component.vertices)
+        import trimesh
+
+        hull = trimesh.convex.convex_hull(np.concatenate([pts, pts - [0, 0, 0.02]]))
+    return [TriangleMesh(np.asarray(hull.vertices), np.asarray(hull.faces))]
+
+
+def _write_obj(mesh: TriangleMesh, path: Path) -> None:
+    v = "\n".join(f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in mesh.vertices)
+    f = "\n".join(f"f {a + 1} {b + 1} {c + 1}" for a, b, c in mesh.faces)
+    path.write_text(f"# lyra_isaac convex part\n{v}\n{f}\n")
