@@ -43,7 +43,7 @@ def test_real_trajectory_file():
     cams = load_cameras(TRAJECTORY)
     assert len(cams) == 500 and (cams.width, cams.height) == (1280, 720)
     assert cams.meta == {"pose_key": "w2c", "intrinsics_key": "intrinsics", "image_size_from": "keys",
-                         "inverted_c2w": False}
+                         "inverted_c2w": False, "views": "render", "available_views": ["render"]}
     raw = np.load(TRAJECTORY)
     np.testing.assert_allclose(cams.w2c, raw["w2c"].astype(np.float64))
     np.testing.assert_allclose(cams.centers()[0], 0.0, atol=1e-3)  # first pose ~ identity
@@ -69,6 +69,55 @@ def test_lyra_cameras_npz_render_keys(tmp_path):
     np.testing.assert_allclose(cams.axes()[0][:, 1], 0.0, atol=1e-6)  # right axis level: no roll
     expected_length = np.linalg.norm(np.diff(centers, axis=0), axis=1).sum()
     assert cams.path_length() == pytest.approx(expected_length, rel=1e-6)
+
+
+def lyra2_cameras_npz(path: Path, frames: int = 40, views: int = 8, vipe: bool = True) -> tuple[np.ndarray, ...]:
+    """A cameras.npz with exactly the keys Lyra 2.0's vipe_da3_gs_recon.py writes (ViPE mode or not)."""
+    w2c, _ = orbit_w2c(frames)
+    w2c = w2c.astype(np.float32)
+    k_all = intrinsics(frames, 1280, 704, focal=700.0).astype(np.float32)
+    k_all[:, 0, 2] += 3.2  # ViPE principal points are not exactly centred
+    idx = np.floor(np.linspace(0, frames - 1, views)).astype(np.int64)
+    data = {"w2c_render": w2c, "indices_da3": idx, "fps": np.asarray([16.0], np.float32),
+            "no_vipe": np.asarray([int(not vipe)], np.int32)}
+    if vipe:
+        data.update(w2c_vipe=w2c, intrinsics_vipe=k_all, w2c_da3=w2c[idx], intrinsics_da3=k_all[idx],
+                    indices_vipe=np.arange(frames), use_da3_render_pose=np.asarray([1], np.int32))
+    else:
+        data.update(w2c_da3_pred=w2c[idx], intrinsics_da3_pred=k_all[idx][:1].repeat(views, 0),
+                    intrinsics_render=k_all[:1].repeat(frames, 0))
+    np.savez(path, **data)
+    return w2c, k_all, idx
+
+
+@pytest.mark.parametrize("vipe", [True, False])
+def test_lyra2_cameras_npz_exact_keys(tmp_path, vipe):
+    path = tmp_path / "cameras.npz"
+    w2c, k_all, idx = lyra2_cameras_npz(path, vipe=vipe)
+    render = load_cameras(path)
+    assert len(render) == 40 and render.meta["pose_key"] == "w2c_render"
+    assert render.meta["intrinsics_key"] == ("intrinsics_vipe" if vipe else "intrinsics_render")
+    assert (render.width, render.height) == (1286, 704)  # 2 x principal point: an estimate, logged
+    np.testing.assert_array_equal(render.meta["indices_da3"], idx)
+    assert render.meta["fps"] == 16.0
+    assert render.meta["available_views"] == (["render", "da3", "vipe"] if vipe else ["render", "da3"])
+    da3 = load_cameras(path, views="da3")
+    assert len(da3) == 8 and da3.meta["pose_key"] == ("w2c_da3" if vipe else "w2c_da3_pred")
+    np.testing.assert_allclose(da3.w2c, w2c[idx].astype(np.float64))
+    np.testing.assert_allclose(da3.centers(), render.centers()[idx])
+    if vipe:
+        assert len(load_cameras(path, views="vipe")) == 40
+    else:
+        with pytest.raises(InputError, match="has no vipe camera poses"):
+            load_cameras(path, views="vipe")
+    with pytest.raises(ValueError, match="unknown camera views"):
+        load_cameras(path, views="video")
+
+
+def test_intrinsics_with_wrong_count_are_skipped(tmp_path):
+    w2c, _ = orbit_w2c(12)
+    np.savez(tmp_path / "c.npz", w2c_render=w2c, intrinsics_da3=intrinsics(4), intrinsics_vipe=intrinsics(12))
+    assert load_cameras(tmp_path / "c.npz").meta["intrinsics_key"] == "intrinsics_vipe"
 
 
 @pytest.mark.parametrize("key", ["intrinsics_vipe", "intrinsics_da3"])
@@ -150,7 +199,7 @@ def test_error_pickled_objects(tmp_path):
 def test_error_no_known_keys(tmp_path):
     path = tmp_path / "k.npz"
     np.savez(path, poses=orbit_w2c(3)[0], focal=np.ones(3))
-    expect_error(path, "has no camera poses")
+    expect_error(path, "has no render camera poses")
     expect_error(path, "keys found: poses, focal")
     np.savez(path, w2c=orbit_w2c(3)[0], focal=np.ones(3))
     expect_error(path, "has no intrinsics")

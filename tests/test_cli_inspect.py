@@ -68,6 +68,19 @@ def test_summary_known_truth(lyra_folder):
     assert cams["count"] == 10 and (cams["width"], cams["height"]) == (832, 480)
     assert cams["image_size_from"] == "principal point"
     assert cams["path_length"] == pytest.approx(4.5)
+    assert "da3_views" not in cams
+
+
+def test_summary_lyra2_da3_views(lyra_folder, capsys):
+    w2c = np.tile(np.eye(4, dtype=np.float32), (12, 1, 1))
+    k = np.tile(np.array([[500.0, 0, 416], [0, 500.0, 240], [0, 0, 1]], np.float32), (12, 1, 1))
+    np.savez(lyra_folder / "cameras.npz", w2c_render=w2c, intrinsics_vipe=k, w2c_da3=w2c[:3], intrinsics_da3=k[:3],
+             indices_da3=np.array([0, 5, 11]))
+    summary = inspect_scene(lyra_folder, cameras="auto")
+    assert summary["cameras"]["da3_views"] == 3 and summary["cameras"]["gaussians_per_da3_view"] == round(N / 3, 1)
+    assert summary["cameras"]["available_views"] == ["render", "da3"]
+    assert main(["inspect", str(lyra_folder)]) == 0
+    assert f"DA3 views         3 ({N / 3:,.0f} Gaussians in the file per view)" in capsys.readouterr().out
 
 
 def test_cli_table_and_folder_input(lyra_folder, capsys):

@@ -99,17 +99,39 @@ class CameraPath:
 CAMERA_FILENAMES = ("cameras.npz", "{stem}_cameras.npz", "{stem}.cameras.npz")
 """Files :func:`find_cameras` looks for beside a PLY, in this order (``{stem}``: the PLY's name without suffix)."""
 
-W2C_KEYS = ("w2c_render", "w2c")
-"""npz keys holding world-to-camera matrices, in order of preference (Lyra 2.0 ``cameras.npz``, trajectory file)."""
+VIEW_SETS: dict[str, dict[str, tuple[str, ...]]] = {
+    "render": {
+        "w2c": ("w2c_render", "w2c"),
+        "c2w": ("c2w_render", "c2w"),
+        "intrinsics": ("intrinsics_render", "intrinsics", "intrinsics_vipe", "K", "intrinsics_da3"),
+    },
+    "da3": {
+        "w2c": ("w2c_da3", "w2c_da3_pred"),
+        "c2w": (),
+        "intrinsics": ("intrinsics_da3", "intrinsics_da3_pred"),
+    },
+    "vipe": {
+        "w2c": ("w2c_vipe",),
+        "c2w": (),
+        "intrinsics": ("intrinsics_vipe",),
+    },
+}
+"""Which npz keys make up each set of views, in order of preference.
 
-C2W_KEYS = ("c2w_render", "c2w")
-"""npz keys holding camera-to-world matrices (inverted on read), used when no W2C_KEYS key is present."""
+Lyra 2.0's ``cameras.npz`` (``vipe_da3_gs_recon.py``) holds ``w2c_render`` (every video frame, the trajectory the
+splats were rendered along) with ``intrinsics_vipe`` (same frames) or, without ViPE, ``intrinsics_render``; the DA3
+views that produced the pixel-aligned Gaussians are ``w2c_da3`` + ``intrinsics_da3`` (``w2c_da3_pred`` +
+``intrinsics_da3_pred`` without ViPE) at the video frames ``indices_da3``. Lyra's trajectory files hold ``w2c`` +
+``intrinsics`` + ``image_height`` / ``image_width``. Intrinsics candidates whose frame count is neither 1 nor the
+pose count are skipped in favour of the next candidate."""
 
-INTRINSICS_KEYS = ("intrinsics_render", "intrinsics", "intrinsics_vipe", "intrinsics_da3", "K")
-"""npz keys holding (F or 1, 3, 3) pixel intrinsics (or (F, 4) fx, fy, cx, cy), in order of preference."""
+W2C_KEYS = VIEW_SETS["render"]["w2c"]
+C2W_KEYS = VIEW_SETS["render"]["c2w"]
+INTRINSICS_KEYS = VIEW_SETS["render"]["intrinsics"]
 
 IMAGE_SIZE_KEYS = (("image_width", "image_height"), ("width", "height"), ("W", "H"), ("img_w", "img_h"))
-"""(width key, height key) pairs, in order of preference. Without them the size is 2 x the principal point."""
+"""(width key, height key) pairs, in order of preference. Without them the size is 2 x the principal point
+(Lyra's ``cameras.npz`` has none: its frames are the video's)."""
 
 RIGID_TOLERANCE = 1e-3
 """Largest |R R^T - I| entry (and |det R - 1|) accepted for a w2c rotation block (float32 files drift ~1e-6)."""
@@ -136,27 +158,35 @@ def find_cameras(ply_path: str | Path) -> Path | None:
     return None
 
 
-def load_cameras(path: str | Path) -> CameraPath:
+def load_cameras(path: str | Path, views: str = "render") -> CameraPath:
     """Read a camera path from Lyra's ``cameras.npz`` or a Lyra trajectory ``.npz``.
 
-    Poses: the first of ``W2C_KEYS`` present ((F, 4, 4) or (F, 3, 4) world-to-camera, OpenCV axes), else the
-    first of ``C2W_KEYS`` (inverted). Intrinsics: the first of ``INTRINSICS_KEYS`` ((F or 1, 3, 3) pixels, or
-    (F, 4) as fx, fy, cx, cy). A key may be split into numbered chunks (``w2c_render_0``, ``w2c_render_1``, ...):
-    the chunks are concatenated in numeric order (a gap in the numbering is logged); intrinsics chunks of one
-    matrix each are repeated over their pose chunk's frames. Image size: ``IMAGE_SIZE_KEYS``, else estimated as
-    2 x the principal point of the first camera (logged).
+    Poses: the first ``w2c`` key of ``VIEW_SETS[views]`` present ((F, 4, 4) or (F, 3, 4) world-to-camera, OpenCV
+    axes), else the first ``c2w`` key (inverted). Intrinsics: the first ``intrinsics`` key present whose count is
+    1 or F ((F or 1, 3, 3) pixels, or (F, 4) as fx, fy, cx, cy). A key may be split into numbered chunks
+    (``w2c_render_0``, ``w2c_render_1``, ...): the chunks are concatenated in numeric order (a gap in the numbering
+    is logged); intrinsics chunks of one matrix each are repeated over their pose chunk's frames. Image size:
+    ``IMAGE_SIZE_KEYS``, else estimated as 2 x the principal point of the first camera (logged).
 
     Args:
         path: the ``.npz`` file (read with ``allow_pickle=False``).
+        views: which cameras: "render" (the trajectory; default), "da3" (the views whose pixels became the
+            Gaussians, Lyra 2.0) or "vipe" (every video frame's ViPE pose).
 
     Returns:
-        CameraPath with float64 (F, 4, 4) ``w2c`` and (F, 3, 3) ``intrinsics``; ``meta`` says which keys were used.
+        CameraPath with float64 (F, 4, 4) ``w2c`` and (F, 3, 3) ``intrinsics``. ``meta``: ``pose_key``,
+        ``intrinsics_key``, ``image_size_from``, ``inverted_c2w``, ``views``, ``available_views`` (view sets the
+        file holds) and, when present, ``indices_da3`` ((V,) int64 video frames of the DA3 views) and ``fps``.
 
     Raises:
         InputError: naming the file and the fault: missing file, not a readable npz, no known pose or intrinsics
             keys (the keys found are listed), shapes that disagree, non-finite values, non-rigid w2c,
             non-positive focal lengths.
+        ValueError: unknown ``views``.
     """
+    if views not in VIEW_SETS:
+        raise ValueError(f"unknown camera views {views!r}; expected one of {tuple(VIEW_SETS)}")
+    keyset = VIEW_SETS[views]
     path = Path(path)
     if not path.exists():
         raise InputError(path, "camera file does not exist")
@@ -171,45 +201,54 @@ def load_cameras(path: str | Path) -> CameraPath:
     with archive:
         keys = list(archive.files)
         reader = _NpzReader(path, archive)
-        poses = None
-        for key in W2C_KEYS:
+        available = [name for name, ks in VIEW_SETS.items() if any(reader.has(k) for k in ks["w2c"] + ks["c2w"])]
+        poses, inverted = None, False
+        for key in keyset["w2c"] + keyset["c2w"]:
             poses = reader.gather(key)
             if poses is not None:
+                inverted = key in keyset["c2w"]
                 break
-        inverted = False
         if poses is None:
-            for key in C2W_KEYS:
-                poses = reader.gather(key)
-                if poses is not None:
-                    inverted = True
-                    break
-        if poses is None:
-            raise InputError(path, f"has no camera poses: none of the keys {', '.join(W2C_KEYS + C2W_KEYS)} "
-                                   f"(or numbered chunks of them); keys found: {', '.join(keys) or 'none'}")
+            wanted = ", ".join(keyset["w2c"] + keyset["c2w"])
+            raise InputError(path, f"has no {views} camera poses: none of the keys {wanted} (or numbered chunks of "
+                                   f"them); keys found: {', '.join(keys) or 'none'}")
+        pose_key, pose_array, pose_chunks = poses
+        w2c = _as_poses(path, pose_key, pose_array)
+        frames = w2c.shape[0]
         intrinsics = None
-        for key in INTRINSICS_KEYS:
-            intrinsics = reader.gather(key)
-            if intrinsics is not None:
+        mismatched: list[str] = []
+        for key in keyset["intrinsics"]:
+            found = reader.gather(key)
+            if found is None:
+                continue
+            k_key, k_array, k_chunks = found
+            k_matrices = _as_intrinsics(path, k_key, k_array)
+            if (k_chunks is not None and pose_chunks is not None and len(k_chunks) == len(pose_chunks)
+                    and k_matrices.shape[0] == len(k_chunks) != frames):
+                k_matrices = np.repeat(k_matrices, pose_chunks, axis=0)
+            if k_matrices.shape[0] in (1, frames):
+                intrinsics = (k_key, k_matrices)
                 break
+            mismatched.append(f"{k_key} has {k_matrices.shape[0]}")
         if intrinsics is None:
-            raise InputError(path, f"has no intrinsics: none of the keys {', '.join(INTRINSICS_KEYS)}; keys found: "
-                                   f"{', '.join(keys)}")
+            if mismatched:
+                raise InputError(path, f"{pose_key} has {frames} frames but {'; '.join(mismatched)} intrinsics "
+                                       "(expected 1 or one per frame)")
+            raise InputError(path, f"has no intrinsics: none of the keys {', '.join(keyset['intrinsics'])}; keys "
+                                   f"found: {', '.join(keys)}")
         size = _image_size(reader, keys)
+        extras: dict[str, Any] = {}
+        if reader.has("indices_da3"):
+            extras["indices_da3"] = reader.get("indices_da3").astype(np.int64).ravel()
+        if reader.has("fps"):
+            fps = reader.get("fps").ravel()
+            if fps.size == 1 and np.issubdtype(fps.dtype, np.number):
+                extras["fps"] = float(fps[0])
 
-    pose_key, pose_array, pose_chunks = poses
-    w2c = _as_poses(path, pose_key, pose_array)
+    k_key, k_matrices = intrinsics
     if inverted:
         _check_finite(path, pose_key, w2c)
         w2c = np.linalg.inv(w2c)
-    frames = w2c.shape[0]
-    k_key, k_array, k_chunks = intrinsics
-    k_matrices = _as_intrinsics(path, k_key, k_array)
-    if (k_chunks is not None and pose_chunks is not None and len(k_chunks) == len(pose_chunks)
-            and k_matrices.shape[0] == len(k_chunks) != frames):
-        k_matrices = np.repeat(k_matrices, pose_chunks, axis=0)
-    if k_matrices.shape[0] not in (1, frames):
-        raise InputError(path, f"{pose_key} has {frames} frames but {k_key} has {k_matrices.shape[0]} intrinsics "
-                               "(expected 1 or one per frame)")
     _check_finite(path, pose_key, w2c)
     _check_rigid(path, pose_key, w2c)
     _check_finite(path, k_key, k_matrices)
@@ -231,9 +270,9 @@ def load_cameras(path: str | Path) -> CameraPath:
         size_from = "keys"
     cameras = CameraPath(w2c=w2c, intrinsics=k_matrices, width=width, height=height, source_path=path,
                          meta={"pose_key": pose_key, "intrinsics_key": k_key, "image_size_from": size_from,
-                               "inverted_c2w": inverted})
-    logger.info("read %s: %d cameras (%s, %s), %d x %d px, path length %.3f", path.name, len(cameras), pose_key,
-                k_key, width, height, cameras.path_length())
+                               "inverted_c2w": inverted, "views": views, "available_views": available, **extras})
+    logger.info("read %s: %d %s cameras (%s, %s), %d x %d px, path length %.3f", path.name, len(cameras), views,
+                pose_key, k_key, width, height, cameras.path_length())
     return cameras
 
 
@@ -244,6 +283,10 @@ class _NpzReader:
         self.path = path
         self.archive = archive
         self.keys = set(archive.files)
+
+    def has(self, base: str) -> bool:
+        """Whether ``base`` or a numbered chunk of it is present."""
+        return base in self.keys or any(re.match(rf"^{re.escape(base)}_\d+$", key) for key in self.keys)
 
     def get(self, key: str) -> np.ndarray:
         try:

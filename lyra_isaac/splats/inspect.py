@@ -41,7 +41,9 @@ def inspect_scene(path: str | Path, cameras: str | Path | None = None, strict: b
         floaters and sky), ``opacity`` (sigmoid; p1 / p50 / p99 and ``fraction_below_0.05``), ``scale`` (largest
         per-axis standard deviation, exp of the log-scales, scene units; p1 / p50 / p99), ``read_seconds``, and
         ``cameras``: None, or ``path``, ``count``, ``width``, ``height``, ``path_length`` (scene units),
-        ``pose_key``, ``intrinsics_key``, ``image_size_from``.
+        ``pose_key``, ``intrinsics_key``, ``image_size_from``, ``available_views`` and, for Lyra 2.0 files,
+        ``da3_views`` (views whose pixels became the Gaussians) and ``gaussians_per_da3_view`` (rows in the file /
+        views).
 
     Raises:
         InputError: the PLY or the camera file is unusable (the message names the file and the fault).
@@ -90,7 +92,13 @@ def inspect_scene(path: str | Path, cameras: str | Path | None = None, strict: b
             "pose_key": cams.meta.get("pose_key"),
             "intrinsics_key": cams.meta.get("intrinsics_key"),
             "image_size_from": cams.meta.get("image_size_from"),
+            "available_views": cams.meta.get("available_views", []),
         }
+        indices = cams.meta.get("indices_da3")
+        if indices is not None and len(indices):
+            # Lyra 2.0: the Gaussians are pixel-aligned to these views
+            summary["cameras"]["da3_views"] = int(len(indices))
+            summary["cameras"]["gaussians_per_da3_view"] = round(report.rows_in_file / len(indices), 1)
     return summary
 
 
@@ -158,5 +166,8 @@ def format_summary(summary: dict[str, Any]) -> str:
                            + (" (estimated from the principal point)" if cams["image_size_from"] != "keys" else "")),
             ("camera path", f"{cams['path_length']:.3g} scene units"),
         ]
+        if "da3_views" in cams:
+            rows.append(("DA3 views", f"{cams['da3_views']} ({cams['gaussians_per_da3_view']:,.0f} Gaussians in the "
+                                      "file per view)"))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
