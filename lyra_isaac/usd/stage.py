@@ -211,6 +211,8 @@ def write_usd_stage(world: World, directory: Path, cfg: UsdConfig | None = None)
     cfg = cfg or UsdConfig()
     directory = Path(directory)
     _check_world(world)
+    if directory.exists() and not directory.is_dir():
+        raise OutputError(directory, "output path is not a directory")
     if not directory.is_dir():
         raise OutputError(directory, "output directory does not exist")
     if not os.access(directory, os.W_OK | os.X_OK):
