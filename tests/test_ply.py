@@ -212,6 +212,22 @@ def test_generic_without_rest(tmp_path):
     assert_scene_equal(back, scene)
 
 
+def test_sh_degree4_truncated_to_3(tmp_path, caplog):
+    rng = np.random.default_rng(5)
+    scene = random_scene(25)
+    names = list(LYRA2_PROPERTIES[:9]) + [f"f_rest_{i}" for i in range(72)] + list(LYRA2_PROPERTIES[9:])
+    rec = scene_record(scene, names)
+    rest = rng.normal(size=(25, 3, 24)).astype(np.float32)  # channel-major, 24 per channel (degree 4)
+    for c in range(3):
+        for j in range(24):
+            rec[f"f_rest_{c * 24 + j}"] = rest[:, c, j]
+    back = read_ply(write_raw_ply(tmp_path / "sh4.ply", rec))
+    assert back.sh_degree == 3 and back.source_format == "inria"
+    np.testing.assert_array_equal(back.sh_rest, rest[:, :, :15].transpose(0, 2, 1))
+    assert "SH degree 4 in the file" in caplog.text
+    assert_scene_equal(back, GaussianScene(**{a: getattr(scene, a) for a in ARRAYS}, sh_rest=back.sh_rest))
+
+
 def test_big_endian(tmp_path):
     scene = random_scene(300, sh_degree=3)
     names = [p for p in ply.layout_properties("inria", 3)]

@@ -7,7 +7,7 @@ Formats (DESIGN.md section 1), all one ``vertex`` element of float32 properties:
 - ``lyra1``: exactly ``x y z f_dc_0..2 opacity scale_0..2 rot_0..3`` (14 floats, no normals). Trained 3DGS files
   without normals and SH degree 0 have the same layout and are reported as ``lyra1`` too.
 - ``inria``: has ``f_rest_*`` (SH degree 1-3, 9/24/45 coefficients, stored channel-major: all R, then G, then B),
-  with or without ``nx ny nz``.
+  with or without ``nx ny nz``. Degree 4 (72 coefficients, Depth-Anything-3's head) is read truncated to degree 3.
 - ``generic``: any other order or subset that holds the required properties (``REQUIRED_PROPERTIES``); extra
   properties are ignored, other elements (faces, ...) are skipped.
 
@@ -52,6 +52,11 @@ MAX_ABS_LOG_SCALE = 30.0
 """Log-scales are clamped to [-30, 30]: exp(30) ~ 1e13 scene units, and its square (a covariance entry) stays finite
 and normal in float32 (a float32 exp overflows above ~88.7). Clamped rows are kept (they stay pixel-aligned) and
 counted in ``ReadReport.scale_clamped``; the cleaning stage removes such oversized Gaussians for geometry."""
+
+MAX_SH_DEGREE_READ = 4
+"""Highest SH degree accepted in a file (Depth-Anything-3's Gaussian head predicts degree 4); bands above degree 3,
+the most a GaussianScene holds, are dropped on read with a warning (SH bands are ordered by degree, so truncation
+keeps the lower bands exact)."""
 
 QUAT_MIN_NORM = 1e-8
 """Quaternions with a norm below this are "zero": they encode no rotation, so their rows are dropped."""
@@ -251,11 +256,14 @@ class _Layout:
 
     format: str
     sh_rest_count: int
-    """K: rest coefficients per channel (0, 3, 8 or 15)."""
+    """K: rest coefficients per channel kept (0, 3, 8 or 15)."""
     ignored: list[str]
+    file_rest_count: int = 0
+    """Rest coefficients per channel in the file (K, or 24 for SH degree 4, truncated to 15 on read)."""
 
     def columns(self) -> dict[str, list[str]]:
         k = self.sh_rest_count
+        stride = self.file_rest_count or k
         cols = {
             "means": list(POSITION),
             "quats": list(ROTATION),
@@ -264,8 +272,8 @@ class _Layout:
             "sh_dc": list(SH_DC),
         }
         if k:
-            # sh_rest[:, j, c] = f_rest_{c*K + j}; output column (j, c) flattened is j*3 + c.
-            cols["sh_rest"] = [f"f_rest_{c * k + j}" for j in range(k) for c in range(3)]
+            # sh_rest[:, j, c] = f_rest_{c*K_file + j}; output column (j, c) flattened is j*3 + c.
+            cols["sh_rest"] = [f"f_rest_{c * stride + j}" for j in range(k) for c in range(3)]
         return cols
 
 
@@ -284,14 +292,18 @@ def _resolve_layout(path: Path, vertex: PlyElement) -> _Layout:
         kind = " (a mesh or point cloud, not a Gaussian-splat PLY)" if len(missing) >= 10 else ""
         raise InputError(path, f"missing required vertex properties{kind}: {', '.join(missing)}")
     rest = [n for n in names if n.startswith("f_rest_")]
-    k = 0
+    k = file_k = 0
     if rest:
-        counts = {3 * c: d for d, c in SH_REST_COUNTS.items()}
+        counts = {3 * ((d + 1) ** 2 - 1): d for d in range(1, MAX_SH_DEGREE_READ + 1)}
         expected = [f"f_rest_{i}" for i in range(len(rest))]
         if len(rest) not in counts or sorted(rest, key=_rest_index) != expected:
             raise InputError(path, f"has {len(rest)} f_rest_* properties that are not f_rest_0..f_rest_N-1 with "
-                                   "N = 9, 24 or 45 (SH degree 1-3)")
-        k = len(rest) // 3
+                                   f"N = {', '.join(str(n) for n in counts)} (SH degree 1-{MAX_SH_DEGREE_READ})")
+        file_k = len(rest) // 3
+        k = min(file_k, max(SH_REST_COUNTS.values()))
+        if k < file_k:
+            logger.warning("%s: SH degree %d in the file; keeping bands up to degree 3 (the rest are dropped)",
+                           path.name, counts[len(rest)])
     used = set(REQUIRED_PROPERTIES) | set(rest)
     types = {p.name: p.type_code for p in vertex.properties}
     bad_types = [f"{n} ({_type_name(types[n])})" for n in names if n in used and types[n] not in ("f4", "f8")]
@@ -306,7 +318,7 @@ def _resolve_layout(path: Path, vertex: PlyElement) -> _Layout:
     else:
         fmt = "generic"
     ignored = [n for n in names if n not in used and n not in NORMALS]
-    return _Layout(fmt, k, ignored)
+    return _Layout(fmt, k, ignored, file_k)
 
 
 def _rest_index(name: str) -> int:
