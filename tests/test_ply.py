@@ -484,3 +484,36 @@ def test_stream_writer_is_atomic(tmp_path):
     assert target.read_bytes() == before  # an existing file survives a failed rewrite
     with pytest.raises(OutputError, match="parent directory"):
         write_ply(tmp_path / "missing" / "x.ply", scene)
+
+
+MEMORY_PROBE = r"""
+import sys
+from lyra_isaac.splats.ply import read_ply
+def status(key):
+    with open("/proc/self/status") as fh:
+        return int(next(line for line in fh if line.startswith(key)).split()[1]) * 1024
+before = status("VmRSS:")
+scene = read_ply(sys.argv[1])
+print(status("VmHWM:") - before, len(scene))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc for peak RSS")
+def test_read_memory_stays_near_output_size(tmp_path):
+    """Peak memory of a read: the outputs (14/17 of a Lyra 2 file + row_index) plus one chunk, not file + outputs."""
+    import subprocess
+    import sys
+
+    n = 1_500_000
+    path = tmp_path / "big.ply"
+    with PlyStreamWriter(path, n, "lyra2") as writer:
+        for start in range(0, n, 500_000):
+            writer.write(random_scene(500_000, seed=start))
+    size = path.stat().st_size
+    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(path)], capture_output=True, text=True,
+                            timeout=120, check=True)
+    growth, kept = map(int, result.stdout.split())
+    assert kept == n
+    outputs = n * (14 * 4 + 8)  # float32 columns + int64 row_index
+    # outputs + one 64 MiB chunk + validation temporaries; a whole-file copy would add `size` on top
+    assert growth < outputs + ply.CHUNK_BYTES + 0.35 * size, (growth / 1e6, outputs / 1e6, size / 1e6)
