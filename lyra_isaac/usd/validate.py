@@ -312,6 +312,9 @@ def _check_usd(world: WorldDir) -> CheckResult:
                 if value is None or not math.isfinite(value) or value < 0:
                     problems.append(f"physics material {material.GetPath()} {name} is {value}")
             data["physics_material"] = {k: v for k, v in values.items()}
+        to_world = np.asarray(mesh.ComputeLocalToWorldTransform(Usd.TimeCode.Default()))
+        if not np.allclose(to_world, np.eye(4), atol=1e-9):
+            problems.append(f"{GROUND_PRIM} is transformed (points must be in the world frame, like collision.ply)")
         if mesh.GetSubdivisionSchemeAttr().Get() != UsdGeom.Tokens.none:
             problems.append(f"{GROUND_PRIM} subdivisionScheme is {mesh.GetSubdivisionSchemeAttr().Get()!r}, "
                             "expected 'none'")

@@ -1,0 +1,175 @@
+"""lyra-isaac validate: real consumers (pxr, omni_asset_validate, Newton, MuJoCo) on the analytic valley world,
+and worlds broken on purpose, one fault each."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from worlds import make_valley_world, surface_height
+
+from lyra_isaac.cli import main as cli_main
+from lyra_isaac.errors import InputError
+from lyra_isaac.mjcf.scene import write_mjcf_scene
+from lyra_isaac.usd.stage import write_usd_stage
+from lyra_isaac.usd.validate import ENGINE_TOLERANCE, PROBE_RADIUS, validate_world
+from lyra_isaac.world import COLLISION_PLY, HEIGHTMAP_NPZ, write_manifest, write_mesh_ply
+
+FAST = ("newton",)
+"""Most tests skip Newton (a subprocess, ~15 s warm); test_newton_and_mujoco_agree runs it."""
+
+
+def write_world_dir(directory: Path) -> Path:
+    """A complete world directory of the valley world, as convert writes it (minus previews)."""
+    world = make_valley_world()
+    directory.mkdir(parents=True, exist_ok=True)
+    files = dict(write_usd_stage(world, directory))
+    files.update(write_mjcf_scene(world, directory))
+    write_mesh_ply(world.collision, directory / COLLISION_PLY)
+    world.heightmap.save(directory / HEIGHTMAP_NPZ)
+    files.update(collision=COLLISION_PLY, heightmap=HEIGHTMAP_NPZ)
+    world.manifest.files = files
+    write_manifest(world.manifest, directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def world_dir(tmp_path_factory) -> Path:
+    return write_world_dir(tmp_path_factory.mktemp("valley") / "world")
+
+
+@pytest.fixture
+def copy(world_dir, tmp_path) -> Path:
+    """A private copy of the world to break."""
+    return Path(shutil.copytree(world_dir, tmp_path / "world"))
+
+
+def _problems(report, name: str) -> str:
+    return "\n".join(report.check(name).problems)
+
+
+def test_good_world_passes_without_newton(world_dir):
+    report = validate_world(world_dir, skip=FAST)
+    assert report.ok, "\n".join(report.summary_lines())
+    statuses = {c.name: c.status for c in report.checks}
+    assert statuses == {"files": "pass", "usd": "pass", "asset_validator": "pass", "newton": "skip",
+                        "mujoco": "pass"}
+    usd = report.check("usd").data
+    assert usd["splats"] == 20000 and usd["spawn_points"] == 4
+    assert {"world.usda", "geometry.usdc", "splats.usdc", "physics_scene.usda"} <= set(usd["layers"])
+    # omni_asset_validate: no errors; every warning is one we accept
+    assert report.check("asset_validator").data["errors"] == 0
+    assert all("expected on lyra_isaac worlds" in w for w in report.check("asset_validator").warnings)
+    # MuJoCo spheres rest on the exact analytic surface
+    mujoco = report.check("mujoco").data
+    rest = np.asarray(mujoco["rest"])
+    truth = surface_height(rest[:, 0], rest[:, 1]) + PROBE_RADIUS
+    np.testing.assert_allclose(rest[:, 2], truth, atol=0.005)
+    assert len(rest) >= 6 and "spawn_003" in mujoco["labels"]  # the step top is probed too
+
+
+def test_newton_and_mujoco_agree(world_dir):
+    """CI's Newton check: one world, ~10 spheres, CPU; warm Warp kernel cache makes it ~15 s (first run ~50 s)."""
+    report = validate_world(world_dir, skip=("asset_validator",))
+    assert report.ok, "\n".join(report.summary_lines())
+    newton = np.asarray(report.check("newton").data["rest"])
+    mujoco = np.asarray(report.check("mujoco").data["rest"])
+    truth = surface_height(newton[:, 0], newton[:, 1]) + PROBE_RADIUS
+    np.testing.assert_allclose(newton[:, 2], truth, atol=0.01)
+    assert report.check("mujoco").data["max_gap_to_newton_m"] <= ENGINE_TOLERANCE
+    np.testing.assert_allclose(mujoco[:, 2], newton[:, 2], atol=ENGINE_TOLERANCE)
+
+
+@pytest.mark.slow
+def test_newton_catches_a_displaced_collision_surface(copy):
+    """Lift /World/ground by 10 cm in the USD only: the contract check and Newton's spheres both catch it."""
+    text = (copy / "world.usda").read_text()
+    text = text.replace('        uniform token physics:approximation = "none"',
+                        '        uniform token physics:approximation = "none"\n'
+                        '        double3 xformOp:translate = (0, 0, 0.1)\n'
+                        '        uniform token[] xformOpOrder = ["xformOp:translate"]', 1)
+    (copy / "world.usda").write_text(text)
+    report = validate_world(copy, skip=("asset_validator",))
+    assert report.check("newton").status == "fail"
+    assert "collision surface says" in _problems(report, "newton")
+    assert "is transformed" in _problems(report, "usd")
+    assert report.check("mujoco").status == "pass"  # no Newton heights to compare with: surface only
+
+
+def test_missing_splat_layer(copy):
+    (copy / "splats.usdc").unlink()
+    report = validate_world(copy, skip=FAST + ("mujoco",))
+    assert not report.ok
+    assert "splats.usdc" in _problems(report, "files")
+    assert "splats.usdc" in _problems(report, "usd")
+
+
+def test_wrong_collision_approximation(copy):
+    path = copy / "world.usda"
+    path.write_text(path.read_text().replace('physics:approximation = "none"', 'physics:approximation = "convexHull"'))
+    report = validate_world(copy, skip=FAST + ("mujoco",))
+    assert report.check("usd").status == "fail"
+    assert "approximation is 'convexHull'" in _problems(report, "usd")
+
+
+def test_world_json_disagrees_with_stage(copy):
+    data = json.loads((copy / "world.json").read_text())
+    data["scale_factor"] = 2.0
+    data["spawn_points"][1][0] += 0.5
+    (copy / "world.json").write_text(json.dumps(data))
+    report = validate_world(copy, skip=FAST + ("asset_validator", "mujoco"))
+    problems = _problems(report, "usd")
+    assert "scale_factor" in problems
+    assert "spawn_001" in problems
+
+
+def test_missing_mujoco_scene(copy):
+    (copy / "scene.xml").unlink()
+    report = validate_world(copy, skip=FAST + ("asset_validator",))
+    assert report.check("mujoco").status == "fail"
+    assert "scene.xml is not in the world directory" in _problems(report, "mujoco")
+
+
+def test_mujoco_scene_with_wrong_ground_height(copy):
+    """Sink MuJoCo's height field by 5 cm: the spheres no longer rest on the collision surface."""
+    xml = (copy / "scene.xml").read_text()
+    import re
+
+    match = re.search(r'<geom[^>]*hfield[^>]*pos="([^"]+)"', xml) or re.search(r'<geom[^>]*pos="([^"]+)"[^>]*hfield',
+                                                                              xml)
+    assert match, "scene.xml has no height-field geom with a pos"
+    x, y, z = (float(v) for v in match.group(1).split())
+    xml = xml[:match.start(1)] + f"{x} {y} {z - 0.05}" + xml[match.end(1):]
+    (copy / "scene.xml").write_text(xml)
+    report = validate_world(copy, skip=FAST + ("asset_validator",))
+    assert report.check("mujoco").status == "fail"
+    assert "MuJoCo: sphere at" in _problems(report, "mujoco")
+
+
+@pytest.mark.parametrize("content", [None, "{not json", '{"format_version": 1}'])
+def test_missing_or_corrupt_world_json(tmp_path, content):
+    if content is not None:
+        (tmp_path / "world.json").write_text(content)
+    with pytest.raises(InputError, match="world.json"):
+        validate_world(tmp_path)
+    assert cli_main(["validate", str(tmp_path)]) == 1
+
+
+def test_unknown_check_name(world_dir):
+    with pytest.raises(InputError, match="unknown check"):
+        validate_world(world_dir, skip=("physx",))
+
+
+def test_cli_table_json_and_exit_codes(world_dir, copy, capsys):
+    assert cli_main(["validate", str(world_dir), "--skip", "newton", "--skip", "asset_validator"]) == 0
+    out = capsys.readouterr().out
+    assert "usd" in out and "PASS" in out and "OK" in out.splitlines()[-1]
+    assert cli_main(["validate", str(world_dir), "--skip", "newton", "--skip", "asset_validator", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is True and [c["name"] for c in data["checks"]][0] == "files"
+    (copy / "scene.xml").unlink()
+    assert cli_main(["validate", str(copy), "--skip", "newton", "--skip", "asset_validator"]) == 1
+    assert "FAILED" in capsys.readouterr().out
