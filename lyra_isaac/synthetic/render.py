@@ -89,8 +89,13 @@ class Raycaster:
     def cast(self, origins: np.ndarray, directions: np.ndarray) -> dict[str, np.ndarray]:
         """Cast (N, 3) rays; returns ``t_hit`` (N,) (inf on miss, in units of the direction's length),
         ``prim`` (N,) int64 face index (-1 on miss), ``normal`` (N, 3) and ``uv`` (N, 2) barycentrics."""
-        rays = np.concatenate([np.asarray(origins, np.float32).reshape(-1, 3),
-                               np.asarray(directions, np.float32).reshape(-1, 3)], axis=1)
+        directions = np.asarray(directions).reshape(-1, 3)
+        rays = np.empty((len(directions), 6), dtype=np.float32)
+        rays[:, :3] = np.asarray(origins).reshape(-1, 3)
+        rays[:, 3:] = directions
+        return self._cast_rays(rays)
+
+    def _cast_rays(self, rays: np.ndarray) -> dict[str, np.ndarray]:
         out = self._scene.cast_rays(self._o3d.core.Tensor(rays))
         prim = out["primitive_ids"].numpy().astype(np.int64)
         prim[prim == np.iinfo(np.uint32).max] = -1
@@ -112,16 +117,16 @@ class Raycaster:
             tri = self.faces[prim]
             w1, w2 = uv[:, 0:1], uv[:, 1:2]
             base = (1 - w1 - w2) * self.colors[tri[:, 0]] + w1 * self.colors[tri[:, 1]] + w2 * self.colors[tri[:, 2]]
-        frac = (points / TEXTURE_TILE_M) % 1.0
-        near_line = np.minimum(frac, 1.0 - frac)
-        # grout lines on the two axes most tangent to the surface, plus a smooth mottle
-        tangent = 1.0 - np.abs(normals)
-        line = ((near_line < 0.04) & (tangent > 0.5)).any(axis=1)
+        points = points.astype(np.float32, copy=False)
+        frac = (points * np.float32(1.0 / TEXTURE_TILE_M)) % np.float32(1.0)
+        near_line = np.minimum(frac, 1.0 - frac) < 0.04
+        # grout lines on the axes tangent to the surface (normal component small), plus a smooth mottle
+        line = (near_line & (np.abs(normals) < 0.5)).any(axis=1)
         x, y, z = points[:, 0], points[:, 1], points[:, 2]
-        mottle = 0.08 * np.sin(7.3 * x + 3.1 * y) * np.sin(5.7 * y - 4.3 * z)
-        light = np.asarray(LIGHT_DIRECTION) / np.linalg.norm(LIGHT_DIRECTION)
+        mottle = np.float32(0.08) * np.sin(7.3 * x + 3.1 * y) * np.sin(5.7 * y - 4.3 * z)
+        light = (np.asarray(LIGHT_DIRECTION) / np.linalg.norm(LIGHT_DIRECTION)).astype(np.float32)
         lambert = 0.7 + 0.3 * np.abs(normals @ light)
-        shade = (lambert * (1.0 + mottle) * np.where(line, 0.7, 1.0)).astype(np.float32)
+        shade = lambert * (1.0 + mottle) * np.where(line, np.float32(0.7), np.float32(1.0))
         return np.clip(base * shade[:, None], 0.0, 1.0).astype(np.float32)
 
     def render(self, c2w: np.ndarray, intrinsics: np.ndarray, width: int, height: int) -> Render:
@@ -133,22 +138,27 @@ class Raycaster:
             width, height: image size, pixels.
         """
         c2w = np.asarray(c2w, dtype=np.float64)
-        dirs_cam = pixel_rays(intrinsics, width, height).reshape(-1, 3)
-        dirs = dirs_cam @ c2w[:3, :3].T
-        origins = np.broadcast_to(c2w[:3, 3], dirs.shape)
-        hit = self.cast(origins, dirs)
+        dirs_cam = pixel_rays(intrinsics, width, height).reshape(-1, 3).astype(np.float32)
+        rays = np.empty((len(dirs_cam), 6), dtype=np.float32)
+        rays[:, :3] = c2w[:3, 3]
+        dirs = rays[:, 3:]
+        np.matmul(dirs_cam, c2w[:3, :3].T.astype(np.float32), out=dirs)
+        hit = self._cast_rays(rays)
         t = hit["t_hit"]
         ok = np.isfinite(t)
         color = np.empty((len(t), 3), dtype=np.float32)
         normal = np.zeros((len(t), 3), dtype=np.float32)
-        if ok.any():
-            points = origins[ok] + dirs[ok] * t[ok, None]
-            normal[ok] = hit["normal"][ok]
-            color[ok] = self.surface_color(hit["prim"][ok], hit["uv"][ok], points, normal[ok])
-        if (~ok).any():
+        if ok.all():  # closed scenes: no masking copies
+            normal = hit["normal"].astype(np.float32, copy=False)
+            color = self.surface_color(hit["prim"], hit["uv"], rays[:, :3] + dirs * t[:, None], normal)
+        else:
+            if ok.any():
+                points = rays[ok, :3] + dirs[ok] * t[ok, None]
+                normal[ok] = hit["normal"][ok]
+                color[ok] = self.surface_color(hit["prim"][ok], hit["uv"][ok], points, normal[ok])
             color[~ok] = sky_color(dirs[~ok])
-        ray_length = (t * np.linalg.norm(dirs, axis=1)).astype(np.float32)
-        return Render(depth=t.reshape(height, width).astype(np.float32), color=color.reshape(height, width, 3),
+        ray_length = t * np.sqrt(np.einsum("ij,ij->i", dirs_cam, dirs_cam))
+        return Render(depth=t.reshape(height, width), color=color.reshape(height, width, 3),
                       normal=normal.reshape(height, width, 3), ray_length=ray_length.reshape(height, width))
 
     def heights_below(self, xy: np.ndarray, z_from: np.ndarray | float, max_drop: float = 100.0,
