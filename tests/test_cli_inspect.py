@@ -117,6 +117,21 @@ def test_cli_bad_input_exit_code(lyra_folder, tmp_path, capsys):
     assert f"error: {corrupt}: not a readable .npz archive" in capsys.readouterr().err
 
 
+def test_cli_lyra1_torch_tensor(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    values = torch.zeros(1, 10, 14)
+    values[0, :, 3] = 0.5  # opacity
+    values[0, :, 4:7] = 0.01  # scales
+    values[0, :, 7] = 1.0  # identity rotation
+    values[0, :, 0] = torch.arange(10.0)
+    torch.save(values, tmp_path / "gaussians_0.ply")
+    assert main(["inspect", "--json", str(tmp_path / "gaussians_0.ply")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["format"] == "lyra1" and data["encoding"].startswith("torch")
+    assert data["gaussians_kept"] == 10 and data["bounds"][1][0] == 9.0
+    assert data["opacity"]["p50"] == pytest.approx(0.5) and data["scale"]["p50"] == pytest.approx(0.01, rel=1e-4)
+
+
 def test_cli_help_lists_options(capsys):
     with pytest.raises(SystemExit) as info:
         main(["inspect", "--help"])

@@ -356,10 +356,50 @@ def test_error_missing_file_and_directory(tmp_path):
 
 def test_error_bad_magic(tmp_path):
     path = tmp_path / "x.ply"
-    path.write_bytes(b"PK\x03\x04 not a ply")
-    expect_error(path, "not a PLY file (bad magic")
+    path.write_bytes(b"solid ascii stl\n")
+    expect_error(path, "not a PLY file (bad magic b'solid ascii stl'")
     path.write_bytes(b"")
     expect_error(path, "not a PLY file")
+
+
+def test_lyra1_torch_tensor(tmp_path):
+    """Lyra 1's sample.py saves gaussians/gaussians_<i>.ply with torch.save: (1, N, 14) activated values."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    n = 500
+    quats = rng.normal(size=(n, 4))
+    quats /= np.linalg.norm(quats, axis=1, keepdims=True)
+    values = np.concatenate([rng.normal(size=(n, 3)), rng.uniform(0.01, 0.99, (n, 1)),
+                             rng.uniform(0.001, 0.1, (n, 3)), quats, rng.uniform(0, 1, (n, 3))], axis=1)
+    values[5, 3] = 1.0  # saturated opacity: logit +inf, kept
+    values[6, 7:11] = 0.0  # zero quaternion: dropped
+    path = tmp_path / "gaussians_0.ply"
+    torch.save(torch.from_numpy(values).float()[None], path)
+    scene = read_ply(path)
+    assert scene.source_format == "lyra1" and len(scene) == n - 1
+    assert scene.extra["ply"]["format"].startswith("torch")
+    assert scene.read_report.opacity_inf == 1 and scene.read_report.zero_quaternion_dropped == 1
+    keep = np.setdiff1d(np.arange(n), [6])
+    v = values[keep].astype(np.float32).astype(np.float64)
+    # Lyra's save_ply_orig(compatible=True): inverse_sigmoid, log(s + 1e-8), (rgb - 0.5) / C0
+    with np.errstate(divide="ignore"):
+        logit = np.log(v[:, 3] / (1 - v[:, 3]))
+    np.testing.assert_allclose(scene.opacity_logits, logit, rtol=1e-5)
+    np.testing.assert_allclose(scene.log_scales, np.log(v[:, 4:7] + 1e-8), rtol=1e-5)
+    np.testing.assert_allclose(scene.sh_dc, (v[:, 11:14] - 0.5) / 0.28209479177387814, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scene.means, v[:, :3], rtol=1e-6)
+    np.testing.assert_allclose(scene.colors(), np.clip(v[:, 11:14], 0, 1), atol=1e-5)
+
+
+def test_zip_that_is_not_a_lyra1_tensor(tmp_path):
+    pytest.importorskip("torch")
+    path = tmp_path / "arrays.ply"
+    with open(path, "wb") as fh:
+        np.savez(fh, a=np.zeros(3))
+    expect_error(path, "not a PLY file (bad magic b'PK\\x03\\x04'")
+    import torch
+    torch.save(torch.zeros(4, 10), path)
+    expect_error(path, "is a torch-saved object of shape (4, 10), not a Lyra 1 Gaussian tensor")
 
 
 def test_error_header_truncated(tmp_path):

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .cameras import find_cameras, load_cameras
-from .ply import read_header, read_ply, resolve_scene_path
+from .ply import read_ply, resolve_scene_path
 from .scene import GaussianScene
 
 logger = logging.getLogger(__name__)
@@ -52,13 +52,12 @@ def inspect_scene(path: str | Path, cameras: str | Path | None = None, strict: b
     started = time.perf_counter()
     scene = read_ply(ply_path, strict=strict)
     read_seconds = time.perf_counter() - started
-    header = read_header(ply_path)
     report = scene.read_report
     summary: dict[str, Any] = {
         "path": str(ply_path),
         "file_bytes": ply_path.stat().st_size,
         "format": scene.source_format,
-        "encoding": header.format,
+        "encoding": scene.extra.get("ply", {}).get("format", "unknown"),
         "gaussians_in_file": report.rows_in_file,
         "gaussians_kept": len(scene),
         "dropped_non_finite": report.non_finite_dropped,

@@ -11,6 +11,9 @@ Formats (DESIGN.md section 1), all one ``vertex`` element of float32 properties:
 - ``generic``: any other order or subset that holds the required properties (``REQUIRED_PROPERTIES``); extra
   properties are ignored, other elements (faces, ...) are skipped.
 
+Lyra 1.0's ``sample.py`` also writes ``gaussians/gaussians_<i>.ply`` files that are not PLYs at all but
+``torch.save``d tensors of activated values; they are recognised by their zip magic and converted (needs torch).
+
 Reading parses the header, then memory-maps the body with a structured dtype and processes it in chunks of
 ``CHUNK_BYTES``: every output array is allocated once and filled in place, each chunk's mapping is released after
 use, so peak memory stays near the size of the outputs (below the file size for Lyra files, whose normals are
@@ -34,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, OutputError
-from .scene import SH_REST_COUNTS, GaussianScene, ReadReport
+from ..errors import InputError, MissingDependencyError, OutputError
+from .scene import SH_C0, SH_REST_COUNTS, GaussianScene, ReadReport
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,9 @@ PLY_TYPES = {
     "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
 }
 """PLY property type names -> numpy type codes (byte order added per file)."""
+
+ZIP_MAGIC = b"PK\x03\x04"
+"""First bytes of a zip archive: what torch.save writes (Lyra 1's gaussians/gaussians_<i>.ply is one)."""
 
 PLY_FORMATS = {"ascii": "", "binary_little_endian": "<", "binary_big_endian": ">"}
 
@@ -338,7 +344,8 @@ def read_ply(path: str | Path, *, strict: bool = False) -> GaussianScene:
 
     Binary (little- or big-endian) bodies are memory-mapped and processed in chunks without per-row Python; ASCII
     bodies are parsed with ``np.loadtxt``. ``float`` and ``double`` properties are accepted (converted to
-    float32); integer types for required properties are rejected.
+    float32); integer types for required properties are rejected. A Lyra 1 torch-saved tensor with a ``.ply`` name
+    is converted (see :func:`_plan_lyra1_tensor`; needs torch).
 
     Cleaning, counted in ``scene.read_report`` and logged:
 
@@ -367,21 +374,10 @@ def read_ply(path: str | Path, *, strict: bool = False) -> GaussianScene:
     """
     started = time.perf_counter()
     path = _check_file(path)
-    header = read_header(path)
-    vertex = header.element("vertex")
-    if vertex is None:
-        found = ", ".join(e.name for e in header.elements) or "none"
-        raise InputError(path, f"has no 'vertex' element (elements: {found})")
-    layout = _resolve_layout(path, vertex)
-    n = vertex.count
-    if n == 0:
-        raise InputError(path, "has zero Gaussians (element vertex 0)")
-
-    # Check the body (size, or parse ASCII) before allocating outputs for the declared count.
-    if header.format == "ascii":
-        chunks = _ascii_chunks(path, header, vertex)
+    if _peek(path, 4) == ZIP_MAGIC:
+        n, layout, chunks, facts = _plan_lyra1_tensor(path)
     else:
-        chunks = _binary_chunks(path, *_binary_body(path, header, vertex), n)
+        n, layout, chunks, facts = _plan_ply(path)
     out = _Output(n, layout.sh_rest_count)
     counts = _Counts()
     columns = layout.columns()
@@ -424,17 +420,88 @@ def read_ply(path: str | Path, *, strict: bool = False) -> GaussianScene:
         extra={
             "rows_in_file": n,
             "row_index": row_index,
-            "ply": {
-                "format": header.format,
-                "properties": [p.name for p in vertex.properties],
-                "ignored_properties": layout.ignored,
-                "comments": header.comments,
-            },
+            "ply": facts,
         },
     )
     logger.info("read %s: %s layout, %s, %d of %d Gaussians kept, SH degree %d (%.2f s)", path.name, layout.format,
-                header.format, kept, n, scene.sh_degree, time.perf_counter() - started)
+                facts["format"], kept, n, scene.sh_degree, time.perf_counter() - started)
     return scene
+
+
+def _peek(path: Path, size: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    except OSError as exc:
+        raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
+
+
+def _plan_ply(path: Path) -> tuple[int, _Layout, Any, dict[str, Any]]:
+    """Parse and check a PLY header and body size: (rows, layout, chunk iterable, header facts)."""
+    header = read_header(path)
+    vertex = header.element("vertex")
+    if vertex is None:
+        found = ", ".join(e.name for e in header.elements) or "none"
+        raise InputError(path, f"has no 'vertex' element (elements: {found})")
+    layout = _resolve_layout(path, vertex)
+    n = vertex.count
+    if n == 0:
+        raise InputError(path, "has zero Gaussians (element vertex 0)")
+    # Check the body (size, or parse ASCII) before the caller allocates outputs for the declared count.
+    if header.format == "ascii":
+        chunks = _ascii_chunks(path, header, vertex)
+    else:
+        chunks = _binary_chunks(path, *_binary_body(path, header, vertex), n)
+    facts = {
+        "format": header.format,
+        "properties": [p.name for p in vertex.properties],
+        "ignored_properties": layout.ignored,
+        "comments": header.comments,
+    }
+    return n, layout, chunks, facts
+
+
+def _plan_lyra1_tensor(path: Path) -> tuple[int, _Layout, Any, dict[str, Any]]:
+    """Lyra 1.0's ``gaussians/gaussians_<i>.ply``: not a PLY but a ``torch.save``d (1, N, 14) float tensor of
+    *activated* values (``sample.py`` -> ``save_ply``): xyz, opacity in [0, 1], linear scales, wxyz rotation, RGB.
+
+    Converted the way Lyra's own ``save_ply_orig(compatible=True)`` writes ``gaussians_orig/``: opacity -> logit,
+    scales -> log(scale + 1e-8), RGB -> (RGB - 0.5) / SH_C0. Loaded with ``torch.load(weights_only=True)`` (no
+    arbitrary pickle code).
+    """
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError("torch", "gpu", f"reading {path.name} (a torch-saved Lyra 1 Gaussian tensor)")\
+            from None
+    try:
+        tensor = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure here means "not this format"
+        raise InputError(path, f"not a PLY file (bad magic b'PK\\x03\\x04': a zip archive that is not a torch-saved "
+                               f"Lyra 1 Gaussian tensor: {type(exc).__name__})") from None
+    if not isinstance(tensor, torch.Tensor) or tensor.ndim not in (2, 3) or tensor.shape[-1] != 14 \
+            or (tensor.ndim == 3 and tensor.shape[0] != 1):
+        shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+        raise InputError(path, f"is a torch-saved object of shape {shape}, not a Lyra 1 Gaussian tensor (1, N, 14)")
+    values = tensor.reshape(-1, 14).to(torch.float64).numpy()
+    n = values.shape[0]
+    if n == 0:
+        raise InputError(path, "has zero Gaussians (empty Lyra 1 tensor)")
+    records = np.empty(n, dtype=np.dtype([(name, "<f4") for name in LYRA1_PROPERTIES]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        opacity = values[:, 3]
+        records["opacity"] = np.log(opacity / (1.0 - opacity))
+        for i in range(3):
+            records[POSITION[i]] = values[:, i]
+            records[SCALES[i]] = np.log(values[:, 4 + i] + 1e-8)
+            records[SH_DC[i]] = (values[:, 11 + i] - 0.5) / SH_C0
+        for i in range(4):
+            records[ROTATION[i]] = values[:, 7 + i]
+    logger.info("%s is a torch-saved Lyra 1 tensor %s of activated values; converted to PLY encodings", path.name,
+                tuple(tensor.shape))
+    facts = {"format": "torch (Lyra 1 activated tensor)", "properties": list(LYRA1_PROPERTIES),
+             "ignored_properties": [], "comments": []}
+    return n, _Layout("lyra1", 0, []), [(0, records)], facts
 
 
 def load_scene(path: str | Path, *, strict: bool = False) -> GaussianScene:
