@@ -14,7 +14,7 @@ from . import tasks
 from .config import EnvConfig, load_env_config
 from .robots import load_robot
 from .sensors import GroundLookup, height_scan, scan_grid
-from .spaces import OBS_COMMAND, RobotState, build_observation, observation_size, quat_to_matrix, yaw_of
+from .spaces import RobotState, build_observation, observation_size, quat_to_matrix, yaw_of
 from .worlds import resolve_worlds
 
 logger = logging.getLogger(__name__)

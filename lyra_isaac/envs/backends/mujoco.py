@@ -40,6 +40,14 @@ EGO_CAMERA = "ego"
 CHASE_CAMERA = "chase"
 
 
+_INSTABILITY = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC)
+
+
+def _instability_warnings(data: mujoco.MjData) -> int:
+    """Count of MuJoCo's divergence warnings (bad qpos/qvel/qacc: MuJoCo resets the state when they fire)."""
+    return sum(int(data.warning[w].number) for w in _INSTABILITY)
+
+
 @dataclass
 class _Compiled:
     model: mujoco.MjModel
@@ -200,7 +208,7 @@ class MujocoBackend:
         if self.robot.control == "position":
             d.ctrl[:] = self.nominal_joint_pos
         mujoco.mj_forward(m, d)
-        self._warnings = int(d.warning[mujoco.mjtWarning.mjWARN_BADQACC].number)
+        self._warnings = _instability_warnings(d)
         return self.state()
 
     def control(self, action: np.ndarray) -> np.ndarray:
@@ -213,7 +221,7 @@ class MujocoBackend:
         m, d = self.model, self.data
         d.ctrl[:] = self.control(action)
         mujoco.mj_step(m, d, nstep=self.cfg.physics.decimation)
-        bad = int(d.warning[mujoco.mjtWarning.mjWARN_BADQACC].number)
+        bad = _instability_warnings(d)
         ok = bad == self._warnings and bool(np.isfinite(d.qpos).all()) and bool(np.isfinite(d.qvel).all())
         self._warnings = bad
         return self.state(), ok

@@ -1,0 +1,120 @@
+"""MuJoCo scene writer: height-field layout, concave ground (not a hull), holes, overhang parts, drop tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+mujoco = pytest.importorskip("mujoco")
+
+from lyra_isaac.errors import InputError  # noqa: E402
+from lyra_isaac.mjcf.scene import MjcfConfig, prepare_ground, write_mjcf_scene  # noqa: E402
+from lyra_isaac.world import HeightMap, TriangleMesh  # noqa: E402
+from tests.worlds import make_valley_world, surface_height  # noqa: E402
+
+RADIUS = 0.1
+
+
+def drop_spheres(scene_xml, points_xy, start_z=None, seconds=2.0, radius=RADIUS):
+    """Drop one free sphere per (x, y) onto the scene; return their resting positions (N, 3)."""
+    spec = mujoco.MjSpec.from_file(str(scene_xml))
+    spec.option.timestep = 0.002
+    for i, (x, y) in enumerate(points_xy):
+        z0 = start_z if start_z is not None else float(surface_height(x, y)) + 0.5
+        body = spec.worldbody.add_body(name=f"probe{i}", pos=[x, y, z0])
+        body.add_freejoint()
+        # spheres do not collide with each other (conaffinity 0), only with the ground (contype 1 / conaffinity 1)
+        body.add_geom(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[radius, 0, 0], mass=1.0, contype=1, conaffinity=0,
+                      condim=6, friction=[1.0, 0.05, 0.1])  # rolling friction: probes stay put on slopes
+    model = spec.compile()
+    data = mujoco.MjData(model)
+    mujoco.mj_step(model, data, nstep=int(seconds / model.opt.timestep))
+    return np.array([data.body(f"probe{i}").xpos.copy() for i in range(len(points_xy))])
+
+
+@pytest.fixture(scope="module")
+def valley_scene(tmp_path_factory):
+    world = make_valley_world(with_splats=False)
+    out = tmp_path_factory.mktemp("valley_mjcf")
+    files = write_mjcf_scene(world, out)
+    return world, out, files
+
+
+def test_files_and_model(valley_scene):
+    world, out, files = valley_scene
+    assert files["mjcf"] == "scene.xml" and (out / "scene.xml").is_file()
+    assert (out / files["mjcf_hfield"]).is_file()
+    model = mujoco.MjModel.from_xml_path(str(out / "scene.xml"))
+    assert model.nhfield == 1
+    h, w = world.heightmap.heights.shape
+    assert (model.hfield_nrow[0], model.hfield_ncol[0]) == (h, w)
+    # one site per spawn point, at the spawn position
+    for i, (x, y, z, _) in enumerate(world.spawn_points):
+        site = model.site(f"spawn_{i:03d}")
+        np.testing.assert_allclose(model.site_pos[site.id], [x, y, z], atol=1e-3)
+    # no mesh geom for the valley: everything is in the height field (no overhangs)
+    assert int((model.geom_type == mujoco.mjtGeom.mjGEOM_MESH).sum()) == 0
+
+
+def test_concave_valley_is_not_a_hull(valley_scene):
+    _, out, _ = valley_scene
+    rest = drop_spheres(out / "scene.xml", [(0.0, 0.0), (0.0, 1.5), (0.3, -1.0)])
+    # a convex hull would put a lid over the valley floor at z ~ 0.75
+    np.testing.assert_allclose(rest[:, 2], RADIUS, atol=0.02)
+
+
+def test_spheres_rest_on_true_surface(valley_scene):
+    world, out, _ = valley_scene
+    probes = [(x, y) for x, y, _, _ in world.spawn_points]
+    probes += [(-2.0, 0.5), (3.0, -1.0), (-3.5, 3.0), (2.5, 2.5), (-2.5, -2.5), (1.8, -3.0)]
+    rest = drop_spheres(out / "scene.xml", probes, seconds=1.0)
+    expected = np.array([surface_height(x, y) for x, y in probes]) + RADIUS
+    # on slopes a sphere touches uphill of its centre: rest height = z + r / cos(slope)
+    slope_extra = RADIUS * (1 / np.cos(np.arctan(0.25)) - 1)
+    err = rest[:, 2] - expected
+    assert np.all(err > -0.02) and np.all(err < 0.02 + slope_extra), err
+    # spheres on the box top (2.5, 2.5) prove the row/column order (y rows, x columns)
+    assert rest[probes.index((2.5, 2.5)), 2] > 0.9
+
+
+def test_holes_filled_and_noise_smoothed():
+    rng = np.random.default_rng(0)
+    heights = np.zeros((40, 40), dtype=np.float32) + rng.normal(0, 0.002, (40, 40)).astype(np.float32)
+    heights[10:14, 10:14] = np.nan
+    heights[30:, :] += 0.3  # a 0.3 m step must survive smoothing
+    hm = HeightMap((0.0, 0.0), 0.05, heights, np.ones_like(heights, bool))
+    filled, cell, origin = prepare_ground(hm, MjcfConfig())
+    assert np.isfinite(filled).all() and cell == 0.05 and origin == (0.0, 0.0)
+    assert np.std(filled[:25]) < 0.6 * np.std(np.nan_to_num(heights[:25]))
+    assert filled[35, 20] - filled[20, 20] == pytest.approx(0.3, abs=0.01)
+
+
+def test_max_cells_resamples():
+    heights = np.zeros((100, 60), dtype=np.float32)
+    hm = HeightMap((1.0, 2.0), 0.05, heights, np.ones_like(heights, bool))
+    filled, cell, _ = prepare_ground(hm, MjcfConfig(max_cells=50))
+    assert filled.shape == (50, 30) and cell == pytest.approx(0.1)
+
+
+def test_all_nan_heightmap_is_clear_error(tmp_path):
+    world = make_valley_world(with_splats=False)
+    world.heightmap.heights[:] = np.nan
+    with pytest.raises(InputError, match="no valid cell"):
+        write_mjcf_scene(world, tmp_path)
+
+
+def test_overhang_becomes_convex_parts(tmp_path):
+    """A table top above the floor (not in the height map) becomes a convex part spheres can land on."""
+    import trimesh
+
+    world = make_valley_world(with_splats=False)
+    table = trimesh.creation.box(extents=(0.8, 0.8, 0.05))
+    table.apply_translation((0.0, 1.0, 0.8))
+    merged = trimesh.util.concatenate([trimesh.Trimesh(world.collision.vertices, world.collision.faces), table])
+    world.collision = TriangleMesh(merged.vertices, merged.faces)
+    write_mjcf_scene(world, tmp_path)
+    model = mujoco.MjModel.from_xml_path(str(tmp_path / "scene.xml"))
+    assert int((model.geom_type == mujoco.mjtGeom.mjGEOM_MESH).sum()) >= 1
+    rest = drop_spheres(tmp_path / "scene.xml", [(0.0, 1.0), (0.0, -1.0)], start_z=1.5, seconds=1.5)
+    assert rest[0, 2] == pytest.approx(0.825 + RADIUS, abs=0.02)  # on the table
+    assert rest[1, 2] == pytest.approx(RADIUS, abs=0.02)  # floor beside it
