@@ -1,0 +1,772 @@
+"""Surface extraction on the CPU: Gaussians (+ cameras) in the world frame -> a raw triangle mesh.
+
+The method, chosen by measurement on truth fixtures (see ``benchmarks/surface.py``):
+
+1. **Depth maps.** A Lyra 2 scene is pixel-aligned: Gaussian ``r`` of the file is pixel ``r % (H W)`` of view
+   ``r // (H W)``, at that pixel's depth. Such a scene *is* a stack of per-view depth maps; nothing needs to be
+   rendered (:func:`detect_pixel_alignment` checks the row count and that a sample of Gaussians reprojects onto
+   its pixel grid). Otherwise (INRIA 3DGS, pruned Lyra chunks) depth is rendered from the Gaussian centres with
+   their footprint into a z-buffer that takes, per pixel, the median of the nearest depth cluster
+   (:func:`render_point_depths`), from the given cameras or, without cameras, from views synthesized in free
+   space at eye height (:func:`synthesize_cameras`).
+2. **Flying pixels.** Pixels whose inverse depth bends sharply against both neighbours (depth edges) are dropped.
+3. **Per-view alignment.** Each Lyra view has its own depth scale and warp error (a few percent). A first coarse
+   TSDF fuses all views; each view's depth is then fitted to that consensus with a robust (Huber IRLS) model
+   ``D' = D * s(x, y) + b`` (``s`` a quadratic in normalized image coordinates for ``align_model="warp"``), the
+   coarse TSDF is fused again with corrected depths, and pixels that still disagree with the consensus by more
+   than ``reject_sigma`` robust deviations are masked (floaters, flying pixels).
+4. **Fusion.** Corrected, masked depth maps are fused into a block-sparse TSDF (:mod:`.tsdf`); per view, only
+   the voxels in a band around its own surface are touched (no projection of every point into every view).
+   Observations are weighted by ``(1 m / depth) ** near_weight_power``: nearer views are more precise.
+5. **Meshing.** Marching cubes (scikit-image) over occupied tiles; no triangle where the band was unobserved.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import ConversionError, InputError
+from ..progress import NO_PROGRESS, Progress
+from ..splats.cameras import CameraPath
+from ..splats.scene import GaussianScene
+from ..world import TriangleMesh
+from .tsdf import SparseTSDF
+
+logger = logging.getLogger(__name__)
+
+ALIGN_BASES = {"scale": 1, "scale_offset": 2, "warp": 7}
+"""Number of parameters of each per-view depth correction model."""
+
+
+@dataclass
+class SurfaceConfig:
+    """Settings of surface extraction. Lengths in metres (world frame), angles in degrees."""
+
+    voxel_size: float = 0.02
+    """Final TSDF voxel edge, m. Memory and time grow as 1/voxel^2 (surface voxels)."""
+    truncation_voxels: float = 4.0
+    """Final truncation distance in voxels (trunc = truncation_voxels * voxel_size)."""
+    depth_source: Literal["auto", "pixels", "render"] = "auto"
+    """"pixels": use pixel-aligned Gaussians as depth maps (error if the scene is not pixel-aligned); "render":
+    render depth from Gaussian centres; "auto": pixels when detected, else render."""
+    pixel_tolerance: float = 0.5
+    """Max reprojection error, pixels, for a Gaussian to count as sitting on its pixel."""
+    pixel_min_fraction: float = 0.9
+    """Fraction of sampled Gaussians that must sit on their pixel for the scene to count as pixel-aligned."""
+    max_depth: float = 50.0
+    """Depths beyond this are ignored, m."""
+    edge_threshold: float = 0.1
+    """Flying-pixel test: relative inverse-depth second difference above which a pixel is dropped (0 = off)."""
+    align_views: bool = True
+    """Fit each view's depth to the fused consensus before the final fusion (pixel-aligned depth only)."""
+    align_model: Literal["scale", "scale_offset", "warp"] = "warp"
+    """Per-view depth correction: D*s; D*s + b; D*s(x, y) + b with s quadratic in image coordinates."""
+    align_iterations: int = 2
+    """Coarse fuse/fit rounds."""
+    align_voxel_factor: float = 2.0
+    """Coarse TSDF voxel = voxel_size * align_voxel_factor."""
+    align_truncation: float = 0.3
+    """Coarse TSDF truncation, m: must exceed the largest expected per-view depth error."""
+    align_samples: int = 8000
+    """Pixels sampled per view for the fit."""
+    align_regularization: float = 1e-3
+    """Ridge weight pulling the correction towards identity (relative to the data term)."""
+    reject_sigma: float = 3.0
+    """After alignment, pixels farther than this many robust deviations from the consensus are masked."""
+    reject_min: float = 0.04
+    """... but never closer than this, m."""
+    near_weight_power: float = 2.0
+    """Observation weight (1 m / depth) ** power."""
+    min_weight: float = 0.0
+    """Voxels with total weight at or below this are treated as unobserved when meshing."""
+    render_max_width: int = 320
+    """Width, pixels, of depth maps rendered from points (cameras are rescaled to it)."""
+    render_max_radius_px: int = 2
+    """Largest footprint radius, pixels, of a point splatted into a rendered depth map."""
+    render_cluster_gap: float = 0.05
+    """Nearest-cluster z-buffer: points within max(gap_m, gap_rel * depth) behind the nearest form the cluster."""
+    render_cluster_gap_rel: float = 0.03
+    synth_spacing: float = 2.0
+    """Views synthesized without cameras: grid spacing of the positions, m."""
+    synth_height: float = 1.5
+    """... eye height above the local floor, m."""
+    synth_clearance: float = 0.3
+    """... minimum distance from any Gaussian, m."""
+    synth_yaws: int = 6
+    synth_pitch_deg: float = -25.0
+    synth_fov_deg: float = 90.0
+    synth_size: tuple[int, int] = (192, 144)
+    synth_max_views: int = 96
+    max_voxels: int = 120_000_000
+    """Guard: the box of the scene at voxel_size must hold fewer block-grid voxels than this, else the voxel is
+    enlarged (logged)."""
+
+
+@dataclass
+class SurfaceResult:
+    """Output of :func:`extract_surface`.
+
+    Attributes:
+        mesh: raw TriangleMesh, world frame, metres, Z up.
+        stats: method, view counts, alignment statistics, voxel counts, seconds per step.
+    """
+
+    mesh: TriangleMesh
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DepthViews:
+    """A stack of depth maps with their cameras.
+
+    Attributes:
+        depth: (F, H, W) float32 depth along the optical axis, metres; 0 = no data.
+        w2c: (F, 4, 4) float64 world-to-camera, OpenCV axes, metres.
+        intrinsics: (F, 3, 3) float64 pixels, for this (H, W).
+        pixel_offset: pixel (u, v) is centred at (u + pixel_offset, v + pixel_offset) in intrinsics' coordinates.
+        source: "pixels" | "render" | "synth".
+    """
+
+    depth: np.ndarray
+    w2c: np.ndarray
+    intrinsics: np.ndarray
+    pixel_offset: float
+    source: str
+
+    def __len__(self) -> int:
+        return int(self.depth.shape[0])
+
+
+# =============================================================================================== entry point
+def extract_surface(scene_world: GaussianScene, cameras_world: CameraPath | None, cfg: SurfaceConfig | None = None,
+                    progress: Progress = NO_PROGRESS) -> SurfaceResult:
+    """Extract the visible surface of a Gaussian scene as a triangle mesh (CPU).
+
+    Args:
+        scene_world: cleaned Gaussians in the world frame (metres, Z up, floor near z = 0). For pixel-aligned
+            scenes ``extra["row_index"]`` ((N,) int64 rows in the file; absent = identity) and
+            ``extra["rows_in_file"]`` (int) locate each Gaussian's view and pixel.
+        cameras_world: the generation cameras in the world frame, or None (views are then synthesized).
+        cfg: settings (defaults: :class:`SurfaceConfig`).
+        progress: progress reporting / cancellation.
+
+    Returns:
+        SurfaceResult with the raw mesh (not yet cleaned or decimated: see :func:`lyra_isaac.geometry.mesh
+        .finish_mesh`) and stats.
+
+    Raises:
+        InputError: empty scene, or ``depth_source="pixels"`` on a scene that is not pixel-aligned.
+        ConversionError: no surface could be extracted (no valid depth, empty mesh).
+    """
+    cfg = cfg or SurfaceConfig()
+    where = scene_world.source_path
+    if len(scene_world) == 0:
+        raise InputError(where, "scene has no Gaussians left to extract a surface from")
+    timings: dict[str, float] = {}
+    stats: dict[str, Any] = {"backend": "cpu"}
+    t0 = time.perf_counter()
+    progress.update("surface: depth maps", 0.0)
+    views = make_depth_views(scene_world, cameras_world, cfg, stats)
+    timings["depth_maps"] = time.perf_counter() - t0
+    mesh, fuse_stats, fuse_timings = fuse_and_mesh(views, cfg, progress, where=where, backend=NumpyFusion())
+    stats.update(fuse_stats)
+    timings.update(fuse_timings)
+    stats["seconds"] = {k: round(v, 3) for k, v in timings.items()}
+    stats["seconds_total"] = round(time.perf_counter() - t0, 3)
+    logger.info("surface: %d vertices, %d triangles in %.1f s (%s depth, %d views)", len(mesh.vertices),
+                mesh.n_triangles, stats["seconds_total"], views.source, len(views))
+    progress.update("surface: done", 1.0)
+    return SurfaceResult(mesh=mesh, stats=stats)
+
+
+def make_depth_views(scene: GaussianScene, cameras: CameraPath | None, cfg: SurfaceConfig,
+                     stats: dict[str, Any]) -> DepthViews:
+    """Choose and build the depth maps (pixel-aligned, rendered from cameras, or rendered from synthesized views)."""
+    where = scene.source_path
+    offset, reason = detect_pixel_alignment(scene, cameras, cfg)
+    stats["pixel_aligned"] = offset is not None
+    stats["pixel_alignment"] = reason
+    if cfg.depth_source == "pixels" and offset is None:
+        raise InputError(where, f"surface.depth_source = 'pixels' but the scene is not pixel-aligned ({reason})")
+    if offset is not None and cfg.depth_source != "render":
+        logger.info("surface: scene is pixel-aligned (%s); using its Gaussians as %d depth maps", reason,
+                    len(cameras))
+        views = pixel_aligned_depths(scene, cameras, offset, cfg)
+    else:
+        logger.info("surface: not using pixel alignment (%s); rendering depth from Gaussian centres", reason)
+        if cameras is None:
+            cameras = synthesize_cameras(scene.means, cfg)
+            source = "synth"
+            logger.info("surface: no cameras; synthesized %d views in free space", len(cameras))
+        else:
+            source = "render"
+        views = render_point_depths(scene, cameras, cfg)
+        views.source = source
+    if cfg.edge_threshold > 0:
+        dropped = filter_depth_edges(views.depth, cfg.edge_threshold)
+        stats["flying_pixels_dropped"] = int(dropped)
+    stats["depth_source"] = views.source
+    stats["views"] = len(views)
+    stats["depth_size"] = [int(views.depth.shape[2]), int(views.depth.shape[1])]
+    stats["valid_depth_pixels"] = int(np.count_nonzero(views.depth))
+    if stats["valid_depth_pixels"] == 0:
+        raise ConversionError(where, "no valid depth in any view: nothing to extract a surface from")
+    return views
+
+
+# =============================================================================================== depth maps
+def detect_pixel_alignment(scene: GaussianScene, cameras: CameraPath | None,
+                           cfg: SurfaceConfig) -> tuple[float | None, str]:
+    """Decide whether the Gaussians are one-per-pixel depth maps of ``cameras``.
+
+    Checks that the file held exactly F * H * W rows and that a sample of Gaussians reprojects onto its pixel
+    (row r -> view r // (H W), pixel row (r % (H W)) // W, column r % W) within ``cfg.pixel_tolerance``, for pixel
+    centres at integer or half-integer coordinates.
+
+    Returns:
+        (pixel_offset, reason): the offset (0.0 or 0.5) if aligned, else None; reason says why, for logs/stats.
+    """
+    if cameras is None:
+        return None, "no cameras"
+    frames, height, width = len(cameras), int(cameras.height), int(cameras.width)
+    per_view = height * width
+    rows_in_file = int(scene.extra.get("rows_in_file", len(scene)))
+    if rows_in_file != frames * per_view:
+        return None, f"{rows_in_file} rows in file != {frames} views x {height} x {width} pixels"
+    rows = _row_index(scene)
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(scene), size=min(4096, len(scene)), replace=False)
+    r = rows[pick]
+    f = r // per_view
+    v = (r % per_view) // width
+    u = r % width
+    w2c = cameras.w2c[f]
+    p = scene.means[pick].astype(np.float64)
+    pc = np.einsum("nij,nj->ni", w2c[:, :3, :3], p) + w2c[:, :3, 3]
+    k = cameras.intrinsics[f]
+    z = pc[:, 2]
+    ok = z > 1e-6
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pu = k[:, 0, 0] * pc[:, 0] / z + k[:, 0, 2]
+        pv = k[:, 1, 1] * pc[:, 1] / z + k[:, 1, 2]
+    best, best_fraction = None, 0.0
+    for offset in (0.5, 0.0):
+        err = np.hypot(pu - (u + offset), pv - (v + offset))
+        fraction = float(np.mean(ok & (err < cfg.pixel_tolerance)))
+        if fraction > best_fraction:
+            best, best_fraction = offset, fraction
+    if best_fraction < cfg.pixel_min_fraction:
+        return None, f"only {best_fraction:.0%} of sampled Gaussians reproject onto their pixel"
+    return best, f"{best_fraction:.0%} of sampled Gaussians on their pixel, pixel centre offset {best}"
+
+
+def _row_index(scene: GaussianScene) -> np.ndarray:
+    rows = scene.extra.get("row_index")
+    if rows is None:
+        return np.arange(len(scene), dtype=np.int64)
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.shape != (len(scene),):
+        raise InputError(scene.source_path, f"scene.extra['row_index'] has shape {rows.shape}, "
+                                            f"expected ({len(scene)},)")
+    return rows
+
+
+def pixel_aligned_depths(scene: GaussianScene, cameras: CameraPath, offset: float,
+                         cfg: SurfaceConfig) -> DepthViews:
+    """Scatter pixel-aligned Gaussians into (F, H, W) depth maps: depth = camera-frame z of the centre."""
+    frames, height, width = len(cameras), int(cameras.height), int(cameras.width)
+    per_view = height * width
+    rows = _row_index(scene)
+    depth = np.zeros(frames * per_view, dtype=np.float32)
+    order = None if np.all(rows[1:] > rows[:-1]) else np.argsort(rows, kind="stable")
+    sorted_rows = rows if order is None else rows[order]
+    bounds = np.searchsorted(sorted_rows, np.arange(frames + 1) * per_view)
+    for f in range(frames):
+        lo, hi = bounds[f], bounds[f + 1]
+        if hi <= lo:
+            continue
+        sel = slice(lo, hi) if order is None else order[lo:hi]
+        pts = scene.means[sel]
+        rot = cameras.w2c[f, :3, :3].astype(np.float32)
+        z = pts @ rot[2] + np.float32(cameras.w2c[f, 2, 3])
+        z = np.where((z > 0) & (z < cfg.max_depth), z, 0).astype(np.float32)
+        depth[sorted_rows[lo:hi]] = z
+    return DepthViews(depth=depth.reshape(frames, height, width), w2c=cameras.w2c.astype(np.float64),
+                      intrinsics=cameras.intrinsics.astype(np.float64), pixel_offset=offset, source="pixels")
+
+
+def filter_depth_edges(depth: np.ndarray, threshold: float) -> int:
+    """Zero pixels at depth discontinuities (where flying pixels live), in place.
+
+    A plane's inverse depth is linear in image coordinates whatever its slant, so its second difference along
+    either image axis vanishes (up to noise) even at grazing angles. A pixel beside a depth edge, or interpolated
+    across one (a flying pixel), has a second difference of the order of the jump. Pixels whose relative inverse
+    depth second difference exceeds ``threshold`` along either axis are dropped; where a neighbour is missing,
+    the one-sided first difference is tested instead.
+
+    Args:
+        depth: (F, H, W) float32 metres, 0 = no data; modified in place.
+
+    Returns:
+        number of pixels dropped.
+    """
+    total = 0
+    for f in range(depth.shape[0]):
+        d = depth[f]
+        valid = d > 0
+        inv = np.zeros_like(d)
+        np.divide(1.0, d, out=inv, where=valid)
+        bad = np.zeros_like(valid)
+        for axis in (0, 1):
+            n = d.shape[axis]
+            mid = [slice(None)] * 2
+            prev = [slice(None)] * 2
+            nxt = [slice(None)] * 2
+            mid[axis], prev[axis], nxt[axis] = slice(1, n - 1), slice(0, n - 2), slice(2, n)
+            c, p, q = inv[tuple(mid)], inv[tuple(prev)], inv[tuple(nxt)]
+            vc, vp, vq = valid[tuple(mid)], valid[tuple(prev)], valid[tuple(nxt)]
+            scale = np.maximum(c, 1e-9)
+            second = np.abs(2 * c - p - q) / scale
+            first_p = np.abs(c - p) / scale
+            first_q = np.abs(c - q) / scale
+            edge = np.where(vp & vq, second > threshold,
+                            (vp & (first_p > threshold)) | (vq & (first_q > threshold)))
+            bad[tuple(mid)] |= vc & edge
+        total += int(np.count_nonzero(bad))
+        d[bad] = 0
+    return total
+
+
+def render_point_depths(scene: GaussianScene, cameras: CameraPath, cfg: SurfaceConfig) -> DepthViews:
+    """Render depth maps from Gaussian centres (no splat rasterizer on the CPU).
+
+    Centres are voxel-downsampled (half the TSDF voxel), culled per view to its frustum, and splatted with a
+    footprint of ``focal * max(2 sigma, voxel / 2) / z`` pixels (at most ``render_max_radius_px``). Per pixel
+    the depth is the median of the nearest cluster of depths (points within ``render_cluster_gap`` of the
+    nearest): robust to stray points in front, and no averaging across surfaces.
+
+    Returns:
+        DepthViews at ``render_max_width`` (or the cameras' width if smaller), pixel_offset 0.5.
+    """
+    means = scene.means.astype(np.float32)
+    sigma = scene.scales().max(axis=1)
+    cell = cfg.voxel_size / 2
+    keys = np.floor(means / cell).astype(np.int64)
+    keys -= keys.min(axis=0)
+    span = keys.max(axis=0) + 1
+    flat = (keys[:, 0] * span[1] + keys[:, 1]) * span[2] + keys[:, 2]
+    _, first = np.unique(flat, return_index=True)
+    pts = means[first]
+    sig = np.minimum(sigma[first], 4 * cfg.voxel_size).astype(np.float32)
+    logger.info("surface: %d Gaussian centres -> %d after %.3f m voxel downsampling", len(means), len(pts), cell)
+    scale = min(1.0, cfg.render_max_width / float(cameras.width))
+    width = max(int(round(cameras.width * scale)), 8)
+    height = max(int(round(cameras.height * scale)), 8)
+    k_all = cameras.intrinsics.astype(np.float64).copy()
+    k_all[:, :2, :] *= np.array([width / cameras.width, height / cameras.height])[None, :, None]
+    depth = np.zeros((len(cameras), height, width), dtype=np.float32)
+    for f in range(len(cameras)):
+        depth[f] = _render_view(pts, sig, cameras.w2c[f], k_all[f], width, height, cfg)
+    return DepthViews(depth=depth, w2c=cameras.w2c.astype(np.float64), intrinsics=k_all, pixel_offset=0.5,
+                      source="render")
+
+
+def _render_view(pts: np.ndarray, sig: np.ndarray, w2c: np.ndarray, k: np.ndarray, width: int, height: int,
+                 cfg: SurfaceConfig) -> np.ndarray:
+    rot = w2c[:3, :3].astype(np.float32)
+    pc = pts @ rot.T + w2c[:3, 3].astype(np.float32)
+    z = pc[:, 2]
+    fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
+    ok = (z > 0.05) & (z < cfg.max_depth)
+    pc, z, s = pc[ok], z[ok], sig[ok]
+    u = fx * pc[:, 0] / z + cx - 0.5
+    v = fy * pc[:, 1] / z + cy - 0.5
+    margin = cfg.render_max_radius_px + 1
+    ok = (u > -margin) & (u < width + margin) & (v > -margin) & (v < height + margin)
+    u, v, z, s = u[ok], v[ok], z[ok], s[ok]
+    radius = np.clip(np.round(fx * np.maximum(2 * s, cfg.voxel_size / 2) / z), 0, cfg.render_max_radius_px)
+    pix_all, z_all = [], []
+    ui, vi = np.round(u).astype(np.int64), np.round(v).astype(np.int64)
+    for r in range(cfg.render_max_radius_px + 1):
+        sel = radius >= r if r == 0 else radius == r
+        if r == 0:
+            sel = radius == 0
+        if not sel.any():
+            continue
+        du, dv = np.meshgrid(np.arange(-r, r + 1), np.arange(-r, r + 1))
+        disc = du**2 + dv**2 <= r * r + r
+        du, dv = du[disc], dv[disc]
+        uu = (ui[sel][:, None] + du[None]).ravel()
+        vv = (vi[sel][:, None] + dv[None]).ravel()
+        zz = np.repeat(z[sel], du.size)
+        inside = (uu >= 0) & (uu < width) & (vv >= 0) & (vv < height)
+        pix_all.append(vv[inside] * width + uu[inside])
+        z_all.append(zz[inside])
+    out = np.zeros(height * width, dtype=np.float32)
+    if not pix_all:
+        return out.reshape(height, width)
+    pix = np.concatenate(pix_all)
+    zz = np.concatenate(z_all)
+    order = np.lexsort((zz, pix))
+    pix, zz = pix[order], zz[order]
+    start = np.flatnonzero(np.r_[True, pix[1:] != pix[:-1]])
+    group = np.repeat(np.arange(len(start)), np.diff(np.r_[start, len(pix)]))
+    nearest = zz[start][group]
+    in_cluster = zz <= nearest + np.maximum(cfg.render_cluster_gap, cfg.render_cluster_gap_rel * nearest)
+    count = np.bincount(group, weights=in_cluster, minlength=len(start)).astype(np.int64)
+    median = zz[start + (count - 1) // 2]
+    out[pix[start]] = median
+    return out.reshape(height, width)
+
+
+def synthesize_cameras(points: np.ndarray, cfg: SurfaceConfig) -> CameraPath:
+    """Views in free space at eye height, for scenes without cameras (world frame, Z up, floor near z = 0).
+
+    Positions lie on an XY grid (``synth_spacing``) over the 2nd-98th percentile extent of the points, at
+    ``synth_height`` above the local floor (the 5th percentile of z within 1 m), kept where no point is closer
+    than ``synth_clearance``; each looks out in ``synth_yaws`` directions pitched by ``synth_pitch_deg``.
+
+    Args:
+        points: (N, 3) float32 Gaussian centres, metres, world frame.
+
+    Raises:
+        ConversionError: when no position in free space is found.
+    """
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(0)
+    sample = points[rng.choice(len(points), size=min(len(points), 400_000), replace=False)].astype(np.float64)
+    lo = np.percentile(sample[:, :2], 2, axis=0)
+    hi = np.percentile(sample[:, :2], 98, axis=0)
+    xs = np.arange(lo[0] + cfg.synth_spacing / 2, hi[0], cfg.synth_spacing)
+    ys = np.arange(lo[1] + cfg.synth_spacing / 2, hi[1], cfg.synth_spacing)
+    if len(xs) == 0:
+        xs = np.array([(lo[0] + hi[0]) / 2])
+    if len(ys) == 0:
+        ys = np.array([(lo[1] + hi[1]) / 2])
+    gx, gy = np.meshgrid(xs, ys)
+    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    tree2 = cKDTree(sample[:, :2])
+    floors = np.zeros(len(grid))
+    for i, near in enumerate(tree2.query_ball_point(grid, r=1.0)):
+        floors[i] = np.percentile(sample[near, 2], 5) if len(near) > 10 else 0.0
+    eyes = np.column_stack([grid, floors + cfg.synth_height])
+    dist, _ = cKDTree(sample).query(eyes)
+    eyes = eyes[dist > cfg.synth_clearance]
+    if len(eyes) == 0:
+        raise ConversionError(None, "no cameras given and no free-space position found to synthesize views from "
+                                    f"(grid {cfg.synth_spacing} m at {cfg.synth_height} m eye height)")
+    max_pos = max(cfg.synth_max_views // max(cfg.synth_yaws, 1), 1)
+    if len(eyes) > max_pos:
+        eyes = eyes[np.linspace(0, len(eyes) - 1, max_pos).round().astype(int)]
+    width, height = cfg.synth_size
+    focal = (width / 2) / np.tan(np.radians(cfg.synth_fov_deg) / 2)
+    k = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1.0]])
+    pitch = np.radians(cfg.synth_pitch_deg)
+    w2cs = []
+    for eye in eyes:
+        for yaw in np.arange(cfg.synth_yaws) * 2 * np.pi / cfg.synth_yaws:
+            forward = np.array([np.cos(yaw) * np.cos(pitch), np.sin(yaw) * np.cos(pitch), np.sin(pitch)])
+            right = np.cross(forward, [0.0, 0.0, 1.0])
+            right /= np.linalg.norm(right)
+            down = np.cross(forward, right)
+            c2w = np.eye(4)
+            c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, down, forward, eye
+            w2cs.append(np.linalg.inv(c2w))
+    return CameraPath(w2c=np.stack(w2cs), intrinsics=k[None], width=width, height=height)
+
+
+# =============================================================================================== fusion
+def backproject(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float,
+                pixels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Valid pixels of one (H, W) depth map -> world points.
+
+    Returns:
+        ((M, 3) float32 world points, metres; (M,) int64 flat pixel indices).
+    """
+    h, w = depth.shape
+    flat = depth.reshape(-1)
+    if pixels is None:
+        pixels = np.flatnonzero(flat > 0)
+    d = flat[pixels]
+    u = (pixels % w).astype(np.float32) + np.float32(offset)
+    v = (pixels // w).astype(np.float32) + np.float32(offset)
+    x = (u - np.float32(k[0, 2])) / np.float32(k[0, 0]) * d
+    y = (v - np.float32(k[1, 2])) / np.float32(k[1, 1]) * d
+    cam = np.stack([x, y, d], axis=1)
+    rot = w2c[:3, :3]
+    world = (cam - w2c[:3, 3].astype(np.float32)) @ rot.astype(np.float32)  # R^T (p - t)
+    return world.astype(np.float32), pixels
+
+
+class NumpyFusion:
+    """Projective TSDF integration of depth maps into a :class:`SparseTSDF` (numpy)."""
+
+    name = "numpy"
+
+    def integrate(self, tsdf: SparseTSDF, depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float,
+                  power: float) -> int:
+        """Fuse one (H, W) depth map (0 = no data). Returns the number of voxel updates.
+
+        The blocks touched are those holding the view's surface points and the points one truncation distance
+        in front of and behind them along their rays; every voxel of those blocks is projected into the view.
+        """
+        points, _ = backproject(depth, w2c, k, offset)
+        if len(points) == 0:
+            return 0
+        cam_center = (-(w2c[:3, :3].T @ w2c[:3, 3])).astype(np.float32)
+        ray = points - cam_center
+        ray *= np.float32(tsdf.truncation) / np.linalg.norm(ray, axis=1, keepdims=True)
+        blocks = tsdf.blocks_of(np.concatenate([points, points + ray, points - ray]))
+        if len(blocks) == 0:
+            return 0
+        slots = tsdf.allocate_blocks(blocks)
+        vox, index = tsdf.block_voxels(slots)
+        return self._update(tsdf, vox, index, depth, w2c, k, offset, power)
+
+    @staticmethod
+    def _update(tsdf: SparseTSDF, vox: np.ndarray, index: np.ndarray, depth: np.ndarray, w2c: np.ndarray,
+                k: np.ndarray, offset: float, power: float) -> int:
+        c = tsdf.voxel_centers(vox)
+        pc = c @ w2c[:3, :3].T.astype(np.float32) + w2c[:3, 3].astype(np.float32)
+        z = pc[:, 2]
+        h, w = depth.shape
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = np.round(np.float32(k[0, 0]) * pc[:, 0] / z + np.float32(k[0, 2] - offset))
+            v = np.round(np.float32(k[1, 1]) * pc[:, 1] / z + np.float32(k[1, 2] - offset))
+        ok = (z > 1e-3) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        sel = np.flatnonzero(ok)
+        d = depth[v[sel].astype(np.int64), u[sel].astype(np.int64)]
+        sdf = d - z[sel]
+        ok = (d > 0) & (sdf > -tsdf.truncation)
+        if not ok.any():
+            return 0
+        idx = index[sel[ok]]
+        value = np.minimum(sdf[ok] / np.float32(tsdf.truncation), 1.0).astype(np.float32)
+        weight = (1.0 / d[ok]) ** np.float32(power)
+        tsdf.accumulate(idx, value, weight.astype(np.float32))
+        return int(idx.shape[0])
+
+
+def _local_flat(vox: np.ndarray) -> np.ndarray:
+    local = vox % 8
+    return (local[:, 0] * 8 + local[:, 1]) * 8 + local[:, 2]
+
+
+def _unflatten(key: np.ndarray, tsdf: SparseTSDF) -> np.ndarray:
+    block = key // 512
+    local = key % 512
+    b = np.stack(np.unravel_index(block, tuple(tsdf.block_dims)), axis=1)
+    loc = np.stack([local // 64, (local // 8) % 8, local % 8], axis=1)
+    return b * 8 + loc
+
+
+def _scene_box(views: DepthViews, stride: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    pts = [backproject(views.depth[f, ::stride, ::stride], views.w2c[f], _stride_k(views.intrinsics[f], stride,
+                                                                                    views.pixel_offset),
+                       views.pixel_offset)[0] for f in range(len(views))]
+    allp = np.concatenate(pts)
+    return np.percentile(allp, 0.05, axis=0) - 0.5, np.percentile(allp, 99.95, axis=0) + 0.5
+
+
+def _stride_k(k: np.ndarray, stride: int, offset: float) -> np.ndarray:
+    """Intrinsics of an image subsampled by ``stride`` (pixel i of it is pixel i * stride of the original)."""
+    ks = k.copy()
+    ks[0, 0] *= 1.0 / stride
+    ks[1, 1] *= 1.0 / stride
+    # original pixel centre u0 = i * stride + offset  ->  new centre i + offset: cx' = (cx - offset)/stride + offset
+    ks[0, 2] = (k[0, 2] - offset) / stride + offset
+    ks[1, 2] = (k[1, 2] - offset) / stride + offset
+    return ks
+
+
+def fuse_views(views: DepthViews, depth: np.ndarray, voxel: float, truncation: float, power: float,
+               box: tuple[np.ndarray, np.ndarray], backend: Any, progress: Progress, stage: str,
+               span: tuple[float, float]) -> SparseTSDF:
+    """Integrate every view of ``depth`` ((F, H, W), metres) into a new SparseTSDF."""
+    tsdf = SparseTSDF(box[0], box[1], voxel, truncation)
+    for f in range(len(views)):
+        backend.integrate(tsdf, depth[f], views.w2c[f], views.intrinsics[f], views.pixel_offset, power)
+        if f % 8 == 0:
+            progress.update(stage, span[0] + (span[1] - span[0]) * f / len(views))
+    return tsdf
+
+
+def _design(d: np.ndarray, x: np.ndarray, y: np.ndarray, model: str) -> np.ndarray:
+    if model == "scale":
+        return d[:, None]
+    if model == "scale_offset":
+        return np.stack([d, np.ones_like(d)], axis=1)
+    return np.stack([d, d * x, d * y, d * x * x, d * x * y, d * y * y, np.ones_like(d)], axis=1)
+
+
+def _identity_params(model: str) -> np.ndarray:
+    p = np.zeros(ALIGN_BASES[model])
+    p[0] = 1.0
+    return p
+
+
+def apply_correction(depth: np.ndarray, params: np.ndarray, model: str, offset: float,
+                     k: np.ndarray) -> np.ndarray:
+    """Corrected (H, W) depth map D' = design(D, x, y) @ params (0 stays 0)."""
+    h, w = depth.shape
+    valid = depth > 0
+    out = np.zeros_like(depth)
+    pix = np.flatnonzero(valid.reshape(-1))
+    d = depth.reshape(-1)[pix].astype(np.float64)
+    x, y = _image_xy(pix, w, h)
+    corrected = _design(d, x, y, model) @ params
+    flat = out.reshape(-1)
+    flat[pix] = np.where(corrected > 0, corrected, 0).astype(np.float32)
+    return out
+
+
+def _image_xy(pix: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Normalized image coordinates in [-1, 1] of flat pixel indices."""
+    return ((pix % w) + 0.5) / w * 2 - 1, ((pix // w) + 0.5) / h * 2 - 1
+
+
+def fit_view_correction(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float, tsdf: SparseTSDF,
+                        params: np.ndarray, model: str, cfg: SurfaceConfig,
+                        rng: np.random.Generator) -> tuple[np.ndarray, float, int]:
+    """Robustly fit one view's depth correction against the consensus TSDF.
+
+    For sampled valid pixels, the consensus depth is the corrected depth plus the TSDF's signed distance at the
+    corrected point (positive: the consensus surface lies beyond it). Huber IRLS on ``target = design(D) @ p``.
+
+    Returns:
+        (params, robust sigma of the residual in metres, samples used); params unchanged if too few samples.
+    """
+    h, w = depth.shape
+    valid = np.flatnonzero(depth.reshape(-1) > 0)
+    if len(valid) < 50:
+        return params, float("nan"), 0
+    pix = rng.choice(valid, size=min(cfg.align_samples, len(valid)), replace=False)
+    d = depth.reshape(-1)[pix].astype(np.float64)
+    x, y = _image_xy(pix, w, h)
+    a = _design(d, x, y, model)
+    corrected = a @ params
+    tmp = np.zeros(h * w, dtype=np.float32)
+    tmp[pix] = corrected
+    points, _ = backproject(tmp.reshape(h, w), w2c, k, offset, pixels=pix)
+    dist, _ = tsdf.sample(points)
+    ok = np.isfinite(dist) & (np.abs(dist) < 0.9 * tsdf.truncation) & (corrected > 0)
+    if ok.sum() < max(50, 4 * a.shape[1]):
+        return params, float("nan"), int(ok.sum())
+    a, target = a[ok], corrected[ok] + dist[ok]
+    prior = _identity_params(model)
+    scale_rows = np.sqrt(np.mean(a**2, axis=0)) + 1e-12
+    lam = cfg.align_regularization * len(target)
+    weights = np.ones(len(target))
+    p = params.copy()
+    for _ in range(6):
+        sw = np.sqrt(weights)
+        an = a / scale_rows
+        lhs = (an * sw[:, None]).T @ (an * sw[:, None]) + lam * np.eye(a.shape[1])
+        rhs = (an * sw[:, None]).T @ (target * sw) + lam * (prior * scale_rows)
+        p = np.linalg.solve(lhs, rhs) / scale_rows
+        res = target - a @ p
+        sigma = 1.4826 * np.median(np.abs(res - np.median(res))) + 1e-6
+        delta = 1.345 * sigma
+        r = np.abs(res)
+        weights = np.where(r <= delta, 1.0, delta / np.maximum(r, 1e-12))
+    return p, float(sigma), int(len(target))
+
+
+def reject_outliers(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float, tsdf: SparseTSDF,
+                    threshold: float) -> int:
+    """Zero pixels of a corrected (H, W) depth map farther than ``threshold`` (m) from the consensus, in place.
+
+    Pixels where the consensus is unobserved or saturated (beyond its truncation) are dropped too: they lie in
+    space no other view confirms at this depth.
+
+    Returns:
+        number of pixels dropped.
+    """
+    points, pix = backproject(depth, w2c, k, offset)
+    if len(points) == 0:
+        return 0
+    dist, _ = tsdf.sample(points)
+    bad = ~(np.abs(dist) <= threshold)  # NaN counts as bad
+    depth.reshape(-1)[pix[bad]] = 0
+    return int(bad.sum())
+
+
+def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, where: Any,
+                  backend: Any) -> tuple[TriangleMesh, dict[str, Any], dict[str, float]]:
+    """Align (optional), fuse and mesh depth views; shared by the CPU and GPU paths (``backend`` integrates).
+
+    Returns:
+        (mesh, stats, timings in seconds per step).
+    """
+    stats: dict[str, Any] = {"fusion_backend": backend.name}
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    box = _scene_box(views)
+    voxel = float(cfg.voxel_size)
+    dims = (box[1] - box[0]) / voxel
+    if float(np.prod(dims)) > cfg.max_voxels:
+        voxel = float(voxel * (np.prod(dims) / cfg.max_voxels) ** (1 / 3))
+        logger.warning("surface: scene box %s m too large for %.3f m voxels; using %.3f m",
+                       np.round(box[1] - box[0], 1).tolist(), cfg.voxel_size, voxel)
+    stats["voxel_size"] = voxel
+    stats["box"] = [np.round(box[0], 3).tolist(), np.round(box[1], 3).tolist()]
+    depth = views.depth
+    align = cfg.align_views and views.source == "pixels" and cfg.align_iterations > 0 and len(views) > 1
+    stats["aligned_views"] = bool(align)
+    if align:
+        model = cfg.align_model
+        params = np.tile(_identity_params(model), (len(views), 1))
+        coarse_voxel = voxel * cfg.align_voxel_factor
+        trunc = max(cfg.align_truncation, 2 * coarse_voxel)
+        rng = np.random.default_rng(0)
+        sigmas = np.full(len(views), np.nan)
+        corrected = depth
+        n_it = cfg.align_iterations
+        for it in range(n_it):
+            coarse = fuse_views(views, corrected, coarse_voxel, trunc, cfg.near_weight_power, box, backend,
+                                progress, "surface: align views", (0.05 + 0.5 * it / n_it, 0.05 + 0.5 * (it + .6) / n_it))
+            for f in range(len(views)):
+                params[f], sigmas[f], _ = fit_view_correction(depth[f], views.w2c[f], views.intrinsics[f],
+                                                              views.pixel_offset, coarse, params[f], model, cfg, rng)
+            corrected = np.stack([apply_correction(depth[f], params[f], model, views.pixel_offset,
+                                                   views.intrinsics[f]) for f in range(len(views))])
+        # consensus of the corrected views, then drop what still disagrees with it
+        coarse = fuse_views(views, corrected, coarse_voxel, trunc, cfg.near_weight_power, box, backend, progress,
+                            "surface: consensus", (0.55, 0.65))
+        rejected = 0
+        for f in range(len(views)):
+            sigma = sigmas[f] if np.isfinite(sigmas[f]) else cfg.reject_min
+            rejected += reject_outliers(corrected[f], views.w2c[f], views.intrinsics[f], views.pixel_offset, coarse,
+                                        max(cfg.reject_min, cfg.reject_sigma * sigma))
+        depth = corrected
+        scale = params[:, 0]
+        stats["align_model"] = model
+        stats["align_scale"] = {"min": round(float(scale.min()), 4), "max": round(float(scale.max()), 4),
+                                "mean_abs_dev": round(float(np.mean(np.abs(scale - 1))), 4)}
+        stats["align_residual_m"] = round(float(np.nanmedian(sigmas)), 4) if np.isfinite(sigmas).any() else None
+        stats["outlier_pixels_dropped"] = int(rejected)
+        logger.info("surface: aligned %d views (%s): scale %.3f..%.3f, median residual %.3f m, %d pixels rejected",
+                    len(views), model, scale.min(), scale.max(), stats["align_residual_m"] or float("nan"), rejected)
+        timings["align"] = time.perf_counter() - t
+    t = time.perf_counter()
+    tsdf = fuse_views(views, depth, voxel, cfg.truncation_voxels * voxel, cfg.near_weight_power, box, backend,
+                      progress, "surface: fuse", (0.65, 0.9))
+    timings["fuse"] = time.perf_counter() - t
+    stats["tsdf_blocks"] = int(tsdf.n_blocks)
+    stats["tsdf_observed_voxels"] = tsdf.n_observed
+    t = time.perf_counter()
+    progress.update("surface: marching cubes", 0.9)
+    mesh = tsdf.extract_mesh(cfg.min_weight)
+    timings["marching_cubes"] = time.perf_counter() - t
+    if mesh.n_triangles == 0:
+        raise ConversionError(where, f"surface extraction produced no triangles ({stats['tsdf_observed_voxels']} "
+                                     "observed voxels): check the depth maps / cameras")
+    stats["raw_vertices"] = int(len(mesh.vertices))
+    stats["raw_triangles"] = int(mesh.n_triangles)
+    return mesh, stats, timings
