@@ -165,6 +165,8 @@ def run_batch(
     progress = progress or NO_PROGRESS
     _check_options(workers, memory_per_task_gb, cpus_per_task, retries, preset)
     config_data = _load_config(config, preset, validate=convert_fn is None)
+    if ray_address is not None:
+        _probe_address(ray_address)  # before hashing gigabytes of PLYs
     scenes = expand_inputs(inputs)
     out_root = _prepare_out_root(out_root)
     summary = BatchSummary(out_root=out_root.absolute(), total=len(scenes))
