@@ -74,7 +74,7 @@ def write_raw_ply(path: Path, rec: np.ndarray, fmt: str = "binary_little_endian"
                   before_bytes: bytes = b"", after: str = "", after_bytes: bytes = b"",
                   header_extra: str = "", type_names: dict[str, str] | None = None) -> Path:
     """Write a PLY by hand: optional elements before / after the vertex element."""
-    names = {"f4": "float", "f8": "double", "u1": "uchar", "i4": "int", "i2": "short"}
+    names = {"f4": "float", "f8": "double", "u1": "uchar", "i4": "int", "i2": "short", "u4": "uint"}
     type_names = type_names or {}
     lines = ["ply", f"format {fmt} 1.0", "comment made by test_ply"] + ([header_extra] if header_extra else [])
     if before:
@@ -447,6 +447,15 @@ def test_error_missing_properties(tmp_path):
                  "missing required vertex properties: opacity, rot_2")
     mesh = np.zeros(3, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1")])
     expect_error(write_raw_ply(tmp_path / "pc.ply", mesh), "not a Gaussian-splat PLY")
+
+
+def test_error_compressed_ply(tmp_path):
+    chunk = np.zeros(1, dtype=[(n, "<f4") for n in ("min_x", "max_x")])
+    packed = np.zeros(3, dtype=[(n, "<u4") for n in ("packed_position", "packed_rotation", "packed_scale",
+                                                      "packed_color")])
+    path = write_raw_ply(tmp_path / "s.compressed.ply", packed, before="element chunk 1\nproperty float min_x\n"
+                         "property float max_x", before_bytes=chunk.tobytes())
+    expect_error(path, "is a compressed splat PLY")
 
 
 def test_error_zero_gaussians(tmp_path):

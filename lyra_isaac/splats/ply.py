@@ -294,6 +294,10 @@ def _resolve_layout(path: Path, vertex: PlyElement) -> _Layout:
         raise InputError(path, f"vertex element has list properties ({', '.join(lists)}); a splat PLY stores one "
                                "fixed-size row of floats per Gaussian")
     missing = [n for n in REQUIRED_PROPERTIES if n not in seen]
+    if missing and "packed_position" in seen:
+        raise InputError(path, "is a compressed splat PLY (PlayCanvas/SuperSplat packed_position/packed_rotation "
+                               "layout), which this reader does not decode; decompress it to a standard 3DGS PLY "
+                               "first (e.g. 'splat-transform in.compressed.ply out.ply')")
     if missing:
         kind = " (a mesh or point cloud, not a Gaussian-splat PLY)" if len(missing) >= 10 else ""
         raise InputError(path, f"missing required vertex properties{kind}: {', '.join(missing)}")
