@@ -122,9 +122,9 @@ def vertex_normals(mesh: TriangleMesh) -> np.ndarray:
     v = mesh.vertices.astype(np.float64)
     f = mesh.faces
     face_n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])  # length = 2 * area
-    normals = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(normals, f[:, k], face_n)
+    corners = f.reshape(-1)
+    weights = np.repeat(face_n, 3, axis=0)
+    normals = np.stack([np.bincount(corners, weights=weights[:, k], minlength=len(v)) for k in range(3)], axis=1)
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     normals = np.where(length > 0, normals / np.maximum(length, 1e-30), np.array([0.0, 0.0, 1.0]))
     return normals.astype(np.float32)

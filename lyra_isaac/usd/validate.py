@@ -655,10 +655,11 @@ def _check_newton(world: WorldDir, probes: _Probes, timeout: float) -> CheckResu
     try:
         import importlib.util
 
-        if importlib.util.find_spec("newton") is None or importlib.util.find_spec("warp") is None:
+        if any(importlib.util.find_spec(name) is None for name in ("newton", "warp", "newton_usd_schemas")):
             raise ImportError
     except ImportError:
-        return CheckResult("newton", "skip", "newton is not installed: pip install 'lyra-isaac[validate]'")
+        return CheckResult("newton", "skip", "newton (with newton-usd-schemas) is not installed: "
+                           "pip install 'lyra-isaac[validate]'")
     request = {"usd": str(world.file("usd").resolve()), "points": probes.points.tolist(), "radius": PROBE_RADIUS,
                "duration": SETTLE_SECONDS}
     env = dict(os.environ, PYTHONUNBUFFERED="1")
