@@ -1,0 +1,393 @@
+"""Walkable area and spawn points: :func:`build_heightmap` and :func:`sample_points`.
+
+The height map samples the collision mesh on a regular XY grid (metres, Z up, floor at 0) by vertical ray casts
+(open3d ``RaycastingScene``). Each cell's downward ray is continued through every surface it meets (up to
+:attr:`WalkableConfig.max_layers`), so overhangs, tables and ceilings are all seen:
+
+- A hit on a triangle facing up (normal z > 0) is a *support* surface; its *clearance* is the distance up to the
+  next surface above it (inf when none).
+- The cell's **ground** is the lowest support surface with clearance >= :attr:`WalkableConfig.clearance_height`
+  (the floor under a ceiling or a high overhang). With no such surface it is the highest support surface (a table
+  top, the top of a low overhang). When that surface is an exposed top (nothing above it) whose underside has
+  at least ``ROOF_MIN_GAP`` of free space below (the roof of a closed ceiling slab, not a table), the ground is the
+  highest surface under it with that much free height (the table top under the ceiling). No ground:
+  ``heights`` is NaN (no surface: a hole, or outside the mesh).
+- Steep triangles (walls, risers, table sides) are sampled at half-cell spacing; a sample inside a cell's
+  clearance raises that cell's ``heights`` to it, so ``heights`` is the **top surface below the cell's
+  ceiling**: walls stand as columns, as a 2.5-D height field must show them, and a ceiling never fills the map.
+  ``clearance`` stays the free height above the ground.
+- A cell is **walkable** when its ground has head clearance, its surface normal is within
+  :attr:`WalkableConfig.max_slope_deg` of up, no steep sample rises more than ``max_step_height`` inside its
+  clearance, and no 4-neighbour differs in height by more than ``max_step_height``; then only the largest
+  4-connected walkable region is kept (scipy.ndimage.label).
+
+The same :class:`lyra_isaac.world.HeightMap` feeds the MuJoCo height field and the env's height scan.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import ConversionError
+from ..world import HeightMap, TriangleMesh
+
+logger = logging.getLogger(__name__)
+
+RAY_START_MARGIN = 1.0
+"""Downward rays start this far (metres) above the mesh's highest point."""
+RAY_EPSILON = 1e-3
+"""A continued ray restarts this far (metres) past the surface it hit."""
+UP_FACING_MIN_NZ = 0.05
+"""A hit counts as a support surface when its triangle normal has z above this."""
+ROOF_MIN_GAP = 1.0
+"""Under an exposed top, a surface with this much free height (metres) above it marks a room below a roof."""
+YAW_DIRECTIONS = 16
+"""Headings tried when a spawn faces the most open direction."""
+YAW_MAX_RANGE = 10.0
+"""Farthest free distance (metres) looked for along each heading."""
+FPS_MAX_CANDIDATES = 50_000
+"""Farthest-point sampling runs on at most this many candidate cells (random subset)."""
+
+
+@dataclass
+class WalkableConfig:
+    """Settings of the height map, the walkable mask and spawn/goal sampling. Lengths in metres."""
+
+    cell_size: float = 0.05
+    """Grid cell edge."""
+    padding: float = 0.1
+    """Margin added around the mesh's XY bounds."""
+    max_cells: int = 16_000_000
+    """Largest grid; a bigger world gets a coarser cell (logged)."""
+    max_layers: int = 8
+    """Surfaces followed per downward ray."""
+    max_slope_deg: float = 30.0
+    """Largest walkable slope (surface normal to up)."""
+    clearance_height: float = 1.9
+    """Free height a robot needs above the ground (1.9 m suits an adult-size humanoid)."""
+    max_step_height: float = 0.2
+    """Largest height step between neighbouring walkable cells (stairs up to this riser stay connected)."""
+    spawn_clearance: float = 0.5
+    """Spawn points keep at least this distance from non-walkable cells (obstacles, edges, holes)."""
+    goal_clearance: float = 0.3
+    """Goal points keep at least this distance from non-walkable cells."""
+    num_spawn_points: int = 16
+    """Spawn points sampled (fewer when the area is small)."""
+    num_goal_points: int = 64
+    """Goal candidates sampled."""
+    spawn_yaw: Literal["open_space", "random"] = "open_space"
+    """Spawn heading: towards the longest free run along the walkable area, or uniformly random."""
+
+
+def build_heightmap(mesh: TriangleMesh, cfg: WalkableConfig | None = None) -> HeightMap:
+    """Sample the collision mesh into a :class:`HeightMap` with the walkable mask (see the module docstring).
+
+    Args:
+        mesh: collision surface, metres, world frame (Z up, floor at z = 0).
+        cfg: settings; defaults to :class:`WalkableConfig`.
+
+    Returns:
+        HeightMap whose ``heights`` (H, W) float32 are the top surface below each cell's ceiling (NaN = no
+        surface), ``clearance`` (H, W) float32 the free height above the ground (inf = open sky) and ``walkable``
+        (H, W) bool the largest connected walkable region.
+
+    Raises:
+        ConversionError: the mesh is empty or has no walkable area (the message says which criterion failed).
+    """
+    cfg = cfg or WalkableConfig()
+    if mesh.n_triangles == 0 or len(mesh.vertices) == 0:
+        raise ConversionError(None, "the collision mesh is empty: no walkable area")
+    lo, hi = mesh.bounds()
+    cell = float(cfg.cell_size)
+    span = hi[:2] - lo[:2] + 2 * cfg.padding
+    if np.prod(np.ceil(span / cell) + 1) > cfg.max_cells:
+        cell = float(np.sqrt(np.prod(span) / cfg.max_cells)) * 1.01
+        logger.warning("walkable: %.0f x %.0f m world exceeds %d cells at %.3f m; using %.3f m cells",
+                       span[0], span[1], cfg.max_cells, cfg.cell_size, cell)
+    width = int(np.ceil(span[0] / cell)) + 1
+    height = int(np.ceil(span[1] / cell)) + 1
+    origin = (float(lo[0] - cfg.padding), float(lo[1] - cfg.padding))
+    xs = origin[0] + cell * np.arange(width)
+    ys = origin[1] + cell * np.arange(height)
+
+    z_hits, nz_hits = _cast_layers(mesh, xs, ys, float(hi[2]) + RAY_START_MARGIN, cfg.max_layers)
+    ground, ground_nz, clearance = _choose_ground(z_hits, nz_hits, cfg.clearance_height)
+    ground = ground.reshape(height, width)
+    ground_nz = ground_nz.reshape(height, width)
+    clearance = clearance.reshape(height, width)
+
+    heights, blocked = _raise_with_steep(mesh, ground, clearance, origin, cell, cfg)
+    standable = np.isfinite(ground) & (clearance >= cfg.clearance_height)
+    flat = ground_nz >= np.cos(np.radians(cfg.max_slope_deg))
+    smooth = ~_step_edges(heights, cfg.max_step_height)
+    candidate = standable & flat & ~blocked & smooth
+    walkable, regions = _largest_region(candidate)
+    area = float(walkable.sum()) * cell * cell
+    stats = {
+        "cells": int(heights.size), "surface_cells": int(np.isfinite(heights).sum()),
+        "clear_cells": int(standable.sum()), "flat_cells": int((standable & flat).sum()),
+        "candidate_cells": int(candidate.sum()), "regions": regions, "walkable_cells": int(walkable.sum()),
+    }
+    logger.info("walkable: %dx%d cells of %.3f m; %d with a surface, %d with %.2f m clearance, %d flat, "
+                "%d candidates in %d regions; largest %.1f m2", width, height, cell, stats["surface_cells"],
+                stats["clear_cells"], cfg.clearance_height, stats["flat_cells"], stats["candidate_cells"],
+                regions, area)
+    if not walkable.any():
+        raise ConversionError(None, "no walkable area: of {cells} cells {surface_cells} have a surface, "
+                                    "{clear_cells} have head clearance, {flat_cells} of those are flat, "
+                                    "{candidate_cells} are free of obstacles and steps".format(**stats)
+                              + f" (clearance {cfg.clearance_height} m, slope {cfg.max_slope_deg} deg, step "
+                                f"{cfg.max_step_height} m)")
+    return HeightMap(origin=origin, cell_size=cell, heights=heights.astype(np.float32), walkable=walkable,
+                     clearance=clearance.astype(np.float32))
+
+
+def heightmap_stats(heightmap: HeightMap) -> dict[str, Any]:
+    """Summary for world.json: walkable area (m2), grid shape, cell size, fraction of cells without surface."""
+    cell_area = heightmap.cell_size ** 2
+    return {
+        "walkable_area_m2": float(heightmap.walkable.sum() * cell_area),
+        "grid": list(heightmap.heights.shape),
+        "cell_size": heightmap.cell_size,
+        "no_surface_fraction": float(np.mean(~np.isfinite(heightmap.heights))),
+    }
+
+
+def sample_points(heightmap: HeightMap, cfg: WalkableConfig | None = None,
+                  rng: np.random.Generator | int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Spread-out spawn poses and goal points on the walkable area, away from obstacles and edges.
+
+    Candidates are walkable cells at least ``spawn_clearance`` (goals: ``goal_clearance``) from any non-walkable
+    cell (Euclidean distance transform); farthest-point sampling spreads them out from a random first pick.
+
+    Args:
+        heightmap: from :func:`build_heightmap`.
+        cfg: settings; defaults to :class:`WalkableConfig`.
+        rng: numpy Generator or seed.
+
+    Returns:
+        spawn: (S, 4) float64 [x, y, z, yaw], metres and radians about +Z (z = ground height).
+        goals: (G, 3) float64 [x, y, z], metres.
+
+    Raises:
+        ConversionError: no walkable cell is far enough from obstacles for a spawn point.
+    """
+    from scipy import ndimage
+
+    cfg = cfg or WalkableConfig()
+    rng = np.random.default_rng(rng)
+    walkable = np.asarray(heightmap.walkable, dtype=bool)
+    padded = np.pad(walkable, 1, constant_values=False)  # the grid border is an edge too
+    distance = ndimage.distance_transform_edt(padded)[1:-1, 1:-1] * heightmap.cell_size
+    spawn_cells = np.argwhere(walkable & (distance >= cfg.spawn_clearance))
+    if len(spawn_cells) == 0:
+        raise ConversionError(None, f"no walkable cell lies {cfg.spawn_clearance} m from obstacles and edges "
+                                    f"(widest free spot: {distance.max():.2f} m); lower walkable.spawn_clearance")
+    goal_cells = np.argwhere(walkable & (distance >= cfg.goal_clearance))
+    spawn_rc = _farthest_points(spawn_cells, cfg.num_spawn_points, rng)
+    goal_rc = _farthest_points(goal_cells, cfg.num_goal_points, rng)
+
+    def to_xyz(rc: np.ndarray) -> np.ndarray:
+        x = heightmap.origin[0] + rc[:, 1] * heightmap.cell_size
+        y = heightmap.origin[1] + rc[:, 0] * heightmap.cell_size
+        return np.stack([x, y, heightmap.heights[rc[:, 0], rc[:, 1]]], axis=1).astype(np.float64)
+
+    spawn_xyz = to_xyz(spawn_rc)
+    if cfg.spawn_yaw == "random":
+        yaw = rng.uniform(-np.pi, np.pi, len(spawn_rc))
+    else:
+        yaw = _open_yaw(walkable, spawn_rc, heightmap.cell_size)
+    spawn = np.concatenate([spawn_xyz, yaw[:, None]], axis=1)
+    goals = to_xyz(goal_rc)
+    logger.info("walkable: %d spawn points (of %d cells >= %.2f m from edges), %d goals", len(spawn),
+                len(spawn_cells), cfg.spawn_clearance, len(goals))
+    return spawn, goals
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _cast_layers(mesh: TriangleMesh, xs: np.ndarray, ys: np.ndarray, z_start: float,
+                 max_layers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Downward multi-hit ray casts at every (y, x) cell centre.
+
+    Returns:
+        z: (L, H*W) float32 hit heights, top first, NaN after the last hit.
+        nz: (L, H*W) float32 z of the hit triangle's normal (winding orientation).
+    """
+    import open3d as o3d  # a core dependency; imported here because it is slow to import
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(mesh.vertices.astype(np.float32)),
+                        o3d.core.Tensor(mesh.faces.astype(np.uint32)))
+    gx, gy = np.meshgrid(xs.astype(np.float32), ys.astype(np.float32))
+    n = gx.size
+    rays = np.zeros((n, 6), dtype=np.float32)
+    rays[:, 0], rays[:, 1], rays[:, 2], rays[:, 5] = gx.ravel(), gy.ravel(), z_start, -1.0
+    z_layers, nz_layers = [], []
+    active = np.arange(n)
+    current_z = np.full(n, z_start, dtype=np.float32)
+    for _ in range(max_layers):
+        if len(active) == 0:
+            break
+        rays[active, 2] = current_z[active]
+        result = scene.cast_rays(o3d.core.Tensor(rays[active]))
+        t_hit = result["t_hit"].numpy()
+        normals = result["primitive_normals"].numpy()
+        hit = np.isfinite(t_hit)
+        z = np.full(n, np.nan, dtype=np.float32)
+        nz = np.full(n, np.nan, dtype=np.float32)
+        idx = active[hit]
+        z[idx] = current_z[idx] - t_hit[hit]
+        nz[idx] = normals[hit, 2]
+        z_layers.append(z)
+        nz_layers.append(nz)
+        current_z[idx] = z[idx] - RAY_EPSILON
+        active = idx
+    if not z_layers:
+        return np.full((1, n), np.nan, np.float32), np.full((1, n), np.nan, np.float32)
+    return np.stack(z_layers), np.stack(nz_layers)
+
+
+def _choose_ground(z: np.ndarray, nz: np.ndarray, clearance_height: float) -> tuple[np.ndarray, ...]:
+    """Per ray: ground height, its normal z and its clearance (see the module docstring). Shapes (L, N) -> (N,)."""
+    layers, n = z.shape
+    above = np.full_like(z, np.inf)
+    above[1:] = z[:-1]  # the surface hit just before (above) each hit
+    clearance = above - z
+    support = np.isfinite(z) & (nz > UP_FACING_MIN_NZ)
+    standable = support & (clearance >= clearance_height)
+    # lowest standable layer = largest layer index with standable
+    rev = standable[::-1]
+    has_standable = rev.any(axis=0)
+    lowest = layers - 1 - np.argmax(rev, axis=0)
+    # else: highest support layer = smallest index with support
+    has_support = support.any(axis=0)
+    highest = np.argmax(support, axis=0)
+    layer = np.where(has_standable, lowest, highest)
+    cols = np.arange(n)
+    # an exposed top (nothing above) whose underside has a room below it is a roof or deck: the ground is the
+    # highest roomy surface under it (a table under a closed ceiling slab)
+    exposed = has_standable & np.isinf(clearance[layer, cols])
+    under = np.minimum(layer + 1, layers - 1)
+    below_under = np.minimum(layer + 2, layers - 1)
+    underside = (layer + 1 < layers) & (nz[under, cols] < -UP_FACING_MIN_NZ)
+    gap = np.where((layer + 2 < layers) & np.isfinite(z[below_under, cols]),
+                   z[under, cols] - z[below_under, cols], -np.inf)
+    roofed = exposed & underside & (gap >= ROOF_MIN_GAP)
+    roomy = (np.arange(layers)[:, None] > layer[None, :]) & support & (clearance >= ROOF_MIN_GAP)
+    layer = np.where(roofed, np.argmax(roomy, axis=0), layer)
+    ground = np.where(has_support, z[layer, cols], np.nan).astype(np.float32)
+    ground_nz = np.where(has_support, nz[layer, cols], np.nan).astype(np.float32)
+    ground_clear = np.where(has_support, clearance[layer, cols], np.nan).astype(np.float32)
+    return ground, ground_nz, ground_clear
+
+
+def _steep_samples(mesh: TriangleMesh, spacing: float, cos_max_slope: float) -> np.ndarray:
+    """(M, 3) points on the mesh's steep triangles (normal more than the slope limit from up), <= ``spacing``
+    apart: a barycentric grid per triangle, subdivided by its longest edge."""
+    tri = mesh.vertices[mesh.faces].astype(np.float64)
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    length = np.linalg.norm(normal, axis=1)
+    ok = length > 1e-12
+    steep = ok & (np.abs(normal[:, 2]) < cos_max_slope * np.where(ok, length, 1.0))
+    tri = tri[steep]
+    if len(tri) == 0:
+        return np.zeros((0, 3))
+    edges = np.stack([np.linalg.norm(tri[:, i] - tri[:, (i + 1) % 3], axis=1) for i in range(3)], axis=1)
+    divisions = np.clip(np.ceil(edges.max(axis=1) / spacing), 1, 400).astype(np.int64)
+    out = []
+    for d in np.unique(divisions):
+        group = tri[divisions == d]
+        i, j = np.meshgrid(np.arange(d + 1), np.arange(d + 1), indexing="ij")
+        keep = i + j <= d
+        a = (i[keep] / d)[:, None]
+        b = (j[keep] / d)[:, None]
+        bary = np.concatenate([1 - a - b, a, b], axis=1)  # (K, 3)
+        out.append(np.einsum("kc,tcx->tkx", bary, group).reshape(-1, 3))
+    return np.concatenate(out)
+
+
+def _raise_with_steep(mesh: TriangleMesh, ground: np.ndarray, clearance: np.ndarray, origin: tuple[float, float],
+                      cell: float, cfg: WalkableConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Heights raised to steep surfaces inside each cell's clearance, and the cells they block (rise > step)."""
+    heights = ground.astype(np.float64).copy()
+    blocked = np.zeros(ground.shape, dtype=bool)
+    samples = _steep_samples(mesh, 0.5 * cell, np.cos(np.radians(cfg.max_slope_deg)))
+    if len(samples) == 0:
+        return heights, blocked
+    cols = np.floor((samples[:, 0] - origin[0]) / cell + 0.5).astype(np.int64)
+    rows = np.floor((samples[:, 1] - origin[1]) / cell + 0.5).astype(np.int64)
+    h, w = ground.shape
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    rows, cols, z = rows[inside], cols[inside], samples[inside, 2]
+    base = ground[rows, cols]
+    limit = base + np.where(np.isfinite(clearance[rows, cols]), clearance[rows, cols], np.inf)
+    within = np.isfinite(base) & (z > base) & (z < limit - RAY_EPSILON)
+    np.maximum.at(heights, (rows[within], cols[within]), z[within])
+    rise = within & (z > base + cfg.max_step_height)
+    blocked[rows[rise], cols[rise]] = True
+    return heights, blocked
+
+
+def _step_edges(heights: np.ndarray, max_step: float) -> np.ndarray:
+    """(H, W) bool: cells with a 4-neighbour more than ``max_step`` higher or lower, or without a surface
+    neighbour (NaN), or on the grid border."""
+    edge = ~np.isfinite(heights)
+    padded = np.pad(heights, 1, constant_values=np.nan)
+    centre = padded[1:-1, 1:-1]
+    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        neighbour = padded[1 + dr:padded.shape[0] - 1 + dr, 1 + dc:padded.shape[1] - 1 + dc]
+        with np.errstate(invalid="ignore"):
+            edge |= ~(np.abs(neighbour - centre) <= max_step)
+    return edge
+
+
+def _largest_region(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """The largest 4-connected component of ``mask`` and the number of components."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return np.zeros_like(mask), 0
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == int(np.argmax(sizes)), int(count)
+
+
+def _farthest_points(cells: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Farthest-point sampling of (C, 2) integer cells; the first pick is random. Returns (min(count, C), 2)."""
+    if len(cells) == 0 or count <= 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if len(cells) > FPS_MAX_CANDIDATES:
+        cells = cells[rng.choice(len(cells), FPS_MAX_CANDIDATES, replace=False)]
+    points = cells.astype(np.float64)
+    chosen = [int(rng.integers(len(points)))]
+    nearest = np.linalg.norm(points - points[chosen[0]], axis=1)
+    for _ in range(min(count, len(points)) - 1):
+        nxt = int(np.argmax(nearest))
+        if nearest[nxt] <= 0:
+            break
+        chosen.append(nxt)
+        nearest = np.minimum(nearest, np.linalg.norm(points - points[nxt], axis=1))
+    return cells[chosen]
+
+
+def _open_yaw(walkable: np.ndarray, cells: np.ndarray, cell_size: float) -> np.ndarray:
+    """(S,) heading (radians about +Z) of the longest walkable run from each cell, over YAW_DIRECTIONS headings."""
+    angles = np.linspace(-np.pi, np.pi, YAW_DIRECTIONS, endpoint=False)
+    steps = np.arange(1, int(YAW_MAX_RANGE / cell_size) + 1)
+    h, w = walkable.shape
+    yaws = np.zeros(len(cells))
+    for k, (r, c) in enumerate(cells):
+        rr = np.rint(r + np.sin(angles)[:, None] * steps[None]).astype(np.int64)  # rows follow +y
+        cc = np.rint(c + np.cos(angles)[:, None] * steps[None]).astype(np.int64)
+        inside = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+        free = np.zeros(rr.shape, dtype=bool)
+        free[inside] = walkable[rr[inside], cc[inside]]
+        run = np.where(free.all(axis=1), len(steps), np.argmin(free, axis=1))
+        yaws[k] = angles[int(np.argmax(run))]
+    return yaws
