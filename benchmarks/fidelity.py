@@ -3,7 +3,8 @@
 For each scene (and seed) this makes a fixture (lyra_isaac.synthetic.make_fixture: a known mesh rendered along a
 Lyra-like path into a Lyra 2.0-exact PLY with Lyra's faults), converts it with lyra_isaac.convert.convert, and
 compares the world with the truth (lyra_isaac.synthetic.metrics): Chamfer, F-score at 2 and 5 cm against the
-visible truth, floor height error and holes at probes, up-axis and scale error, valid spawn points.
+visible truth, floor height error and holes at probes, up-axis and scale error, valid spawn points, and physics
+probes (spheres dropped on the true floor in the world's MuJoCo scene: rest height error, fraction fallen through).
 
 Two reference rows per scene put the numbers in context:
 - ``points``: the Gaussian centres themselves (opacity > 0.5, within 10 m of a camera) as the "surface", mapped
@@ -49,9 +50,10 @@ COLUMNS = [
     ("chamfer_m", "{:>9.3f}"), ("fscore_2cm", "{:>6.3f}"), ("fscore_5cm", "{:>6.3f}"), ("recall_5cm", "{:>6.3f}"),
     ("floor_error_mean_m", "{:>8.3f}"), ("floor_hole_fraction", "{:>6.2f}"), ("up_error_deg", "{:>6.2f}"),
     ("scale_error_pct", "{:>7.1f}"), ("floor_offset_m", "{:>7.3f}"), ("spawn_valid_fraction", "{:>6.2f}"),
+    ("drop_error_mean_m", "{:>6.3f}"), ("drop_fell_fraction", "{:>5.2f}"),
 ]
 HEADERS = ["scene", "seed", "method", "gaussians", "sec", "chamfer", "F@2cm", "F@5cm", "R@5cm", "floor", "holes",
-           "up", "scale%", "offset", "spawn"]
+           "up", "scale%", "offset", "spawn", "drop", "fell"]
 
 
 def _width(fmt: str) -> int:

@@ -232,3 +232,19 @@ def test_ply_loads_with_project_reader(apartment):
 
     scene = read_ply(apartment.ply_path)
     assert scene.source_format == "lyra2" and len(scene) == apartment.n_gaussians
+
+
+@pytest.mark.slow
+def test_lyra_size_fixture_streams(tmp_path):
+    """128 views of 392 x 224: ~11.2M Gaussians, ~764 MB, written view by view (memory stays per-view)."""
+    import resource
+
+    fx = make_fixture("apartment", tmp_path / "lyra", n_views=128, width=392, height=224, seed=0)
+    assert fx.n_gaussians == 128 * 392 * 224
+    size = fx.ply_path.stat().st_size
+    with fx.ply_path.open("rb") as handle:
+        head = handle.read(4096)
+    header_len = head.index(b"end_header\n") + len(b"end_header\n")
+    assert size == header_len + fx.n_gaussians * 68
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert peak_mb < 4000  # the 764 MB file is never held in memory at once (with pytest's own footprint)

@@ -140,3 +140,40 @@ def test_bad_predictions_are_rejected(fixture):
     flipped[:3, 0] *= -1
     with pytest.raises(InputError, match="similarity"):
         evaluate(mesh, flipped, fixture, cfg=CFG)
+
+
+def _plane_scene(tmp_path, top_z, half_x=50.0, center_x=0.0):
+    xml = f"""<mujoco><option timestep="0.004"/><worldbody>
+      <geom name="floor" type="box" size="{half_x} 50 0.1" pos="{center_x} 0 {top_z - 0.1}"/>
+    </worldbody></mujoco>"""
+    path = tmp_path / "scene.xml"
+    path.write_text(xml)
+    return path
+
+
+def test_drop_test_measures_floor_offset_and_holes(fixture, tmp_path):
+    import dataclasses
+
+    from lyra_isaac.synthetic.metrics import drop_test
+
+    main = dataclasses.replace(fixture, probes=fixture.probes[np.abs(fixture.probes[:, 2]) < 1e-6])
+    world_from_truth = _similarity(_rot_z(30.0), translation=(2.0, 1.0, 0.0))
+    m_pred = world_from_truth @ fixture.source_to_world
+    r = drop_test(_plane_scene(tmp_path, 0.03), m_pred, main)
+    assert r["n_drops"] >= 20
+    assert r["drop_fell_fraction"] == 0.0 and r["drop_rolled_fraction"] == 0.0
+    assert r["drop_error_mean_m"] == pytest.approx(0.03, abs=0.003)
+    # a world 10 % too large with its floor right: radius and heights scale back, no error
+    r = drop_test(_plane_scene(tmp_path, 0.0), _similarity(scale=1.1) @ fixture.source_to_world, main)
+    assert r["drop_error_mean_m"] < 0.003 and r["drop_fell_fraction"] == 0.0
+    # floor only where x < 3 m (identity world): spheres beyond fall through
+    r = drop_test(_plane_scene(tmp_path, 0.0, half_x=26.5, center_x=-23.5), fixture.source_to_world, main)
+    sel = main.probes[_separated_idx(main.probes)]
+    expected = np.mean(sel[:, 0] > 3.0 + 0.08)
+    assert r["drop_fell_fraction"] == pytest.approx(expected, abs=0.05) and expected > 0.2
+
+
+def _separated_idx(points):
+    from lyra_isaac.synthetic.metrics import DROP_MAX_SPHERES, DROP_RADIUS_M, _separated
+
+    return _separated(points, 3 * DROP_RADIUS_M, DROP_MAX_SPHERES)

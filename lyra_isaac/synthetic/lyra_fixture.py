@@ -453,10 +453,7 @@ def load_fixture(directory: str | Path) -> Fixture:
         if version != TRUTH_FORMAT_VERSION:
             raise InputError(truth_path, f"truth format_version {version}, this lyra_isaac reads "
                                          f"{TRUTH_FORMAT_VERSION}")
-        faults_dict = json.loads(str(d["faults"]))
-        for key in ("scale_range", "sky_depth_range_m", "sky_opacity_logit_range", "pixel_footprint_range"):
-            faults_dict[key] = tuple(faults_dict[key])
-        faults = FaultConfig(**faults_dict)
+        faults = from_dict(FaultConfig, json.loads(str(d["faults"])))
         camera = from_dict(CameraConfig, json.loads(str(d["camera"])))
         return Fixture(
             directory=directory, ply_path=directory / PLY_NAME, cameras_path=directory / CAMERAS_NAME,

@@ -35,6 +35,14 @@ F_THRESHOLDS_M = (0.02, 0.05)
 """Distance thresholds of precision, recall and F-score, metres (the report's ``*_2cm`` and ``*_5cm`` fields)."""
 MAIN_FLOOR_TOLERANCE_M = 0.02
 """Probes within this height of z = 0 lie on the main floor (used for the floor offset)."""
+DROP_RADIUS_M = 0.08
+DROP_HEIGHT_M = 0.3
+DROP_SECONDS = 2.0
+DROP_MAX_SPHERES = 64
+DROP_ROLL_M = 0.3
+"""Physics probes: spheres of DROP_RADIUS_M dropped from DROP_HEIGHT_M above the true floor at (at most
+DROP_MAX_SPHERES, mutually separated) probes, simulated DROP_SECONDS in MuJoCo; a sphere that ends farther than
+DROP_ROLL_M sideways rolled (tilted or bumpy collision)."""
 
 
 @dataclass
@@ -114,6 +122,13 @@ class FidelityReport:
     n_pred_samples: int
     n_truth_samples: int
     seconds: float
+    drop_error_mean_m: float = float("nan")
+    """Physics probes (:func:`drop_test`, when run): mean |rest height - true floor - radius| of spheres that
+    did not fall through, truth metres."""
+    drop_fell_fraction: float = float("nan")
+    """Spheres that ended more than ``hole_distance_m`` below the true floor (fell through)."""
+    drop_rolled_fraction: float = float("nan")
+    """Spheres that came to rest more than ``DROP_ROLL_M`` sideways from where they were dropped."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (floats and ints), e.g. for JSON or a table row."""
@@ -306,13 +321,88 @@ def evaluate(pred_mesh: TriangleMesh, pred_source_to_world: np.ndarray, fixture:
     return report
 
 
+def _separated(points: np.ndarray, min_distance: float, limit: int) -> np.ndarray:
+    """Indices of up to ``limit`` of (N, 3) points, greedily chosen at least ``min_distance`` apart."""
+    chosen: list[int] = []
+    for i, p in enumerate(points):
+        if all(np.linalg.norm(p - points[j]) >= min_distance for j in chosen):
+            chosen.append(i)
+            if len(chosen) == limit:
+                break
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def drop_test(mjcf_path: str | Path, pred_source_to_world: np.ndarray, fixture: Fixture, *,
+              hole_distance_m: float = 0.5) -> dict[str, Any]:
+    """Physics probes: drop spheres on the fixture's probes in a converted world's MuJoCo scene.
+
+    Probes (truth frame) are mapped into the predicted world, spheres (radius ``DROP_RADIUS_M``) are dropped from
+    ``DROP_HEIGHT_M`` above them and simulated for ``DROP_SECONDS``; rest positions are mapped back to the truth
+    frame and compared with the true floor height plus the sphere radius (in truth metres).
+
+    Args:
+        mjcf_path: the world's ``scene.xml``.
+        pred_source_to_world: (4, 4) the world's ``source_to_world``.
+        fixture: the truth.
+        hole_distance_m: a sphere ending this far below the true floor fell through.
+
+    Returns:
+        ``drop_error_mean_m``, ``drop_fell_fraction``, ``drop_rolled_fraction``, ``n_drops``, and per-sphere
+        ``errors_m`` (list, NaN for fallen spheres).
+
+    Raises:
+        InputError: the scene cannot be read or compiled by MuJoCo.
+    """
+    import mujoco
+
+    to_truth = prediction_to_truth(pred_source_to_world, fixture)
+    to_pred = np.linalg.inv(to_truth)
+    scale_truth_per_pred = float(np.cbrt(np.linalg.det(to_truth[:3, :3])))
+    probes = fixture.probes[_separated(fixture.probes, 3 * DROP_RADIUS_M, DROP_MAX_SPHERES)]
+    up_pred = to_pred[:3, :3] @ [0.0, 0.0, 1.0]
+    up_pred /= np.linalg.norm(up_pred)
+    start_pred = _transform(probes, to_pred) + up_pred * (DROP_HEIGHT_M / scale_truth_per_pred)
+    try:
+        spec = mujoco.MjSpec.from_file(str(mjcf_path))
+        for i, p in enumerate(start_pred):
+            body = spec.worldbody.add_body(name=f"lyra_fidelity_drop_{i}", pos=p.tolist())
+            body.add_freejoint()
+            body.add_geom(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[DROP_RADIUS_M, 0, 0], density=500.0)
+        model = spec.compile()
+    except Exception as exc:  # MuJoCo raises ValueError with the compiler's message
+        raise InputError(mjcf_path, f"MuJoCo cannot load the scene with drop probes: {exc}") from None
+    data = mujoco.MjData(model)
+    mujoco.mj_step(model, data, nstep=int(round(DROP_SECONDS / model.opt.timestep)))
+    ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, f"lyra_fidelity_drop_{i}") for i in range(len(probes))]
+    rest = _transform(data.xpos[ids].astype(np.float64), to_truth)
+    start = _transform(start_pred, to_truth)
+    fell = rest[:, 2] < probes[:, 2] - hole_distance_m
+    rolled = np.linalg.norm(rest[:, :2] - start[:, :2], axis=1) > DROP_ROLL_M
+    errors = np.where(fell, np.nan, rest[:, 2] - probes[:, 2] - DROP_RADIUS_M * scale_truth_per_pred)
+    settled = ~fell & ~rolled
+    result = {
+        "drop_error_mean_m": float(np.mean(np.abs(errors[settled]))) if settled.any() else float("nan"),
+        "drop_fell_fraction": float(fell.mean()) if len(fell) else float("nan"),
+        "drop_rolled_fraction": float(rolled.mean()) if len(rolled) else float("nan"),
+        "n_drops": len(probes),
+        "errors_m": errors.tolist(),
+    }
+    logger.info("drop test in %s: %d spheres, %.1f%% fell through, %.1f%% rolled, mean rest error %.3f m",
+                Path(mjcf_path).name, len(probes), 100 * result["drop_fell_fraction"],
+                100 * result["drop_rolled_fraction"], result["drop_error_mean_m"])
+    return result
+
+
 def evaluate_world(world_dir: str | Path, fixture: Fixture | str | Path, *, cfg: MetricsConfig | None = None,
-                   truth_points: np.ndarray | None = None) -> FidelityReport:
+                   truth_points: np.ndarray | None = None, physics: bool = True) -> FidelityReport:
     """:func:`evaluate` a converted world directory (world.json, collision mesh, spawn points) against a fixture.
 
     Args:
         world_dir: the output of ``lyra_isaac.convert.convert``.
         fixture: a :class:`Fixture` or the folder it was written to.
+        cfg: metric settings.
+        truth_points: precomputed :func:`visible_truth_points`.
+        physics: also run :func:`drop_test` on the world's MuJoCo scene (when world.json lists one).
     """
     from ..world import load_world
     from .lyra_fixture import load_fixture
@@ -323,4 +413,10 @@ def evaluate_world(world_dir: str | Path, fixture: Fixture | str | Path, *, cfg:
     matrix = np.asarray(world.manifest.source_to_world, dtype=np.float64).reshape(4, 4)
     mesh = world.collision_mesh()
     spawns = world.spawn_points
-    return evaluate(mesh, matrix, fixture, spawn_points=spawns, cfg=cfg, truth_points=truth_points)
+    report = evaluate(mesh, matrix, fixture, spawn_points=spawns, cfg=cfg, truth_points=truth_points)
+    if physics and "mjcf" in world.manifest.files:
+        drops = drop_test(world.file("mjcf"), matrix, fixture, hole_distance_m=(cfg or MetricsConfig()).hole_distance_m)
+        report.drop_error_mean_m = drops["drop_error_mean_m"]
+        report.drop_fell_fraction = drops["drop_fell_fraction"]
+        report.drop_rolled_fraction = drops["drop_rolled_fraction"]
+    return report
