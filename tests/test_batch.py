@@ -180,6 +180,25 @@ def test_transient_failures_are_retried(local_ray, fixtures, tmp_path):
     assert "RuntimeError: transient failure" in summary.failures["apartment"]
 
 
+def env_convert(source, out, **kwargs):
+    """tiny_convert that also records the thread settings the task ran with."""
+    world = tiny_convert(source, out, **kwargs)
+    keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    (Path(out) / "env.json").write_text(json.dumps({k: os.environ.get(k) for k in keys}))
+    return world
+
+
+def test_tasks_get_their_cpu_request_and_blas_threads(local_ray, fixtures, tmp_path):
+    out = tmp_path / "worlds"
+    summary = run_batch([fixtures["apartment"]], out, cpus_per_task=2, memory_per_task_gb=0.75,
+                        convert_fn=env_convert)
+    assert summary.exit_code == 0
+    assert json.loads((out / "apartment" / "env.json").read_text()) == dict.fromkeys(
+        ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "2")
+    entry = BatchIndex.load(out).entries["apartment"]
+    assert (entry.num_cpus, entry.memory_gb) == (2, 0.75)
+
+
 def test_memory_request_larger_than_any_node_is_refused(local_ray, fixtures, tmp_path):
     with pytest.raises(ConfigError, match="exceeds the memory Ray can give a task"):
         run_batch([fixtures["apartment"]], tmp_path / "w", memory_per_task_gb=10_000, convert_fn=_convert_fn())

@@ -21,7 +21,6 @@ lyra_isaac must be installed on every node (docs/batch.md).
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
@@ -246,8 +245,28 @@ def _prepare_out_root(out_root: str | Path) -> Path:
     return out_root
 
 
+def _try_lock(handle: Any) -> bool:
+    """Take an exclusive, non-blocking lock on an open file; False if another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows (Isaac Sim runs there too)
+        import msvcrt
+
+        try:
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
 class _out_root_lock:  # noqa: N801 - used as a context manager like a function
-    """An exclusive flock on OUTROOT/.batch.lock: one driver per OUTROOT. Released by the OS if the driver dies."""
+    """An exclusive lock on OUTROOT/.batch.lock: one driver per OUTROOT. Released by the OS if the driver dies."""
 
     def __init__(self, out_root: Path):
         self.path = out_root / LOCK_NAME
@@ -258,9 +277,7 @@ class _out_root_lock:  # noqa: N801 - used as a context manager like a function
             self.handle = self.path.open("a+")
         except OSError as exc:
             raise OutputError(self.path, f"cannot create the batch lock file: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not _try_lock(self.handle):
             self.handle.seek(0)
             holder = self.handle.read().strip() or "another process"
             self.handle.close()
@@ -272,8 +289,7 @@ class _out_root_lock:  # noqa: N801 - used as a context manager like a function
         return self
 
     def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()
+        self.handle.close()  # closing the file releases the lock
 
 
 def remove_stale_temps(out_root: Path) -> list[Path]:
