@@ -57,7 +57,8 @@ t0 = time.perf_counter()
 scene = read_ply(sys.argv[1])
 seconds = time.perf_counter() - t0
 peak = hwm()[0]
-out_bytes = sum(a.nbytes for a in (scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh_dc))
+arrays = (scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh_dc, scene.sh_rest)
+out_bytes = sum(a.nbytes for a in arrays if a is not None)
 out_bytes += scene.extra["row_index"].nbytes
 print(json.dumps({"seconds": seconds, "peak_rss": peak, "rss_before": before, "kept": len(scene),
                   "report": scene.read_report.as_dict(), "output_bytes": out_bytes, "ru_maxrss": maxrss()}))
@@ -67,16 +68,16 @@ BASELINE_SNIPPET = MEMORY + r"""
 import json, sys, time
 import numpy as np
 path = sys.argv[1]
-names = ["x","y","z","nx","ny","nz","f_dc_0","f_dc_1","f_dc_2","opacity","scale_0","scale_1","scale_2",
-         "rot_0","rot_1","rot_2","rot_3"]
 before = hwm()[1]
 t0 = time.perf_counter()
 with open(path, "rb") as fh:
-    head = fh.read(4096)
+    head = fh.read(8192)
 offset = head.index(b"end_header\n") + len(b"end_header\n")
+names = [line.split()[-1] for line in head[:offset].decode().splitlines() if line.startswith("property")]
 rec = np.fromfile(path, dtype=np.dtype([(n, "<f4") for n in names]), offset=offset)
-cols = {k: np.stack([rec[n] for n in v], axis=1) for k, v in
-        {"means": names[0:3], "dc": names[6:9], "scales": names[10:13], "rot": names[13:17]}.items()}
+groups = {"means": ["x", "y", "z"], "dc": ["f_dc_0", "f_dc_1", "f_dc_2"], "scales": ["scale_0", "scale_1", "scale_2"],
+          "rot": ["rot_0", "rot_1", "rot_2", "rot_3"], "rest": [n for n in names if n.startswith("f_rest_")]}
+cols = {k: np.stack([rec[n] for n in v], axis=1) for k, v in groups.items() if v}
 opacity = rec["opacity"].copy()
 del rec
 seconds = time.perf_counter() - t0
@@ -85,11 +86,12 @@ print(json.dumps({"seconds": seconds, "peak_rss": peak, "rss_before": before}))
 """
 
 
-def generate(path: Path, n: int, seed: int = 0) -> float:
-    """Stream a Lyra 2.0-layout file of ``n`` Gaussians to ``path``; returns seconds taken."""
+def generate(path: Path, n: int, fmt: str = "lyra2", seed: int = 0) -> float:
+    """Stream a file of ``n`` Gaussians to ``path`` (Lyra 2.0 layout, or INRIA with SH degree 3); returns seconds."""
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
-    with PlyStreamWriter(path, n, "lyra2") as writer:
+    sh_degree = 3 if fmt == "inria" else 0
+    with PlyStreamWriter(path, n, fmt, sh_degree=sh_degree) as writer:
         for start in range(0, n, GEN_CHUNK):
             m = min(GEN_CHUNK, n - start)
             # pixel-aligned depth maps: points along rays of a view, a few metres away
@@ -113,7 +115,8 @@ def generate(path: Path, n: int, seed: int = 0) -> float:
             quats[faults[q:2 * q]] = 0.0
             opacity[faults[2 * q:3 * q]] = np.inf
             log_scales[faults[3 * q:], 0] = 120.0
-            writer.write(GaussianScene(means, quats, log_scales, opacity, sh_dc))
+            sh_rest = rng.normal(0, 0.1, (m, 15, 3)).astype(np.float32) if sh_degree else None
+            writer.write(GaussianScene(means, quats, log_scales, opacity, sh_dc, sh_rest))
     return time.perf_counter() - started
 
 
@@ -130,12 +133,14 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="1M Gaussians (a quick check)")
     parser.add_argument("--out", type=Path, help="write the file here (default: a temp dir, removed afterwards)")
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
+    parser.add_argument("--format", choices=("lyra2", "inria"), default="lyra2",
+                        help="lyra2 (17 floats, default) or inria (SH degree 3, 62 floats, 248 B/row)")
     parser.add_argument("--repeat", type=int, default=2, help="load runs (the best is reported; default 2)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the np.fromfile baseline")
     parser.add_argument("--generate-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate_only:
-        generate(args.generate_only, args.n)
+        generate(args.generate_only, args.n, args.format)
         return
     n = 1_000_000 if args.small else args.n
 
@@ -151,13 +156,15 @@ def main() -> None:
         if not path.exists():
             # in a child process, so this process stays small (see MEMORY)
             started = time.perf_counter()
-            subprocess.run([sys.executable, __file__, "--generate-only", str(path), "--n", str(n)], check=True)
+            subprocess.run([sys.executable, __file__, "--generate-only", str(path), "--n", str(n), "--format",
+                            args.format], check=True)
             print(f"generated {n:,} Gaussians in {time.perf_counter() - started:.1f} s -> {path}")
         size = path.stat().st_size
         runs = [measure(LOAD_SNIPPET, path) for _ in range(max(1, args.repeat))]
         best = min(runs, key=lambda r: r["seconds"])
         peak = max(r["peak_rss"] for r in runs)
-        print(f"file:            {size / 1e6:,.1f} MB, {n:,} Gaussians (lyra2, 68 B/row)")
+        row_bytes = 68 if args.format == "lyra2" else 248
+        print(f"file:            {size / 1e6:,.1f} MB, {n:,} Gaussians ({args.format}, {row_bytes} B/row)")
         times = ", ".join(f"{r['seconds']:.2f}" for r in runs)
         print(f"read_ply:        {best['seconds']:.2f} s (runs: {times}), "
               f"{n / best['seconds'] / 1e6:.1f} M Gaussians/s, kept {best['kept']:,}")

@@ -564,6 +564,8 @@ def _fill_chunk(out: _Output, records: np.ndarray, start: int, columns: dict[str
     raw, index = _homogeneous_view(records)
     for name, props in columns.items():
         dst = out.arrays[name][rows].reshape(m, -1)
+        if raw is not None and name == "sh_rest" and _copy_rest_block(out.arrays[name][rows], raw, index):
+            continue
         if raw is not None:
             idx = [index[p] for p in props]
             if idx == list(range(idx[0], idx[0] + len(idx))):
@@ -618,6 +620,19 @@ def _fill_chunk(out: _Output, records: np.ndarray, start: int, columns: dict[str
         array[:k] = array[keep]
     out.row_index[w:w + k] = keep + start
     out.cursor = w + k
+
+
+def _copy_rest_block(dst: np.ndarray, raw: np.ndarray, index: dict[str, int]) -> bool:
+    """Copy channel-major ``f_rest_*`` columns into ``dst`` (m, K, 3) with one strided copy, when the file stores
+    f_rest_0..N-1 side by side (every INRIA-style writer does). Returns False when it does not."""
+    file_k = sum(1 for name in index if name.startswith("f_rest_")) // 3
+    first = index.get("f_rest_0")
+    if first is None or any(index.get(f"f_rest_{i}") != first + i for i in range(3 * file_k)):
+        return False
+    k = dst.shape[1]
+    block = raw[:, first:first + 3 * file_k].reshape(raw.shape[0], 3, file_k)
+    dst[...] = block[:, :, :k].transpose(0, 2, 1)
+    return True
 
 
 def _row_sum(array: np.ndarray, square: bool = False) -> np.ndarray:
