@@ -158,6 +158,13 @@ def test_changed_source_is_converted_again_and_duplicates_get_distinct_names(loc
     assert (out / "room" / "world.json").stat().st_mtime_ns == before
     index = BatchIndex.load(out)
     assert load_world(out / names[1]).manifest.source["sha256"] == index.entries[names[1]].source_sha256
+    # Move the first scene's folder: matched by hash, its world is kept under its name.
+    moved = tmp_path / "c" / "room"
+    moved.parent.mkdir()
+    first.rename(moved)
+    after_move = run_batch([moved, second], out, convert_fn=_convert_fn())
+    assert (after_move.skipped, after_move.converted, after_move.names) == (2, 0, names)
+    assert BatchIndex.load(out).entries["room"].ply == str(moved / "reconstructed_scene.ply")
 
 
 def flaky_convert(source, out, **kwargs):

@@ -309,8 +309,26 @@ def remove_stale_temps(out_root: Path) -> list[Path]:
 
 def _plan(index: BatchIndex, scenes: list[SceneInput], out_root: Path,
           summary: BatchSummary) -> tuple[list[SceneEntry], list[str]]:
-    """Name every scene, hash its PLY, and decide what to convert; updates the index entries in place."""
+    """Name every scene, hash its PLY, and decide what to convert; updates the index entries in place.
+
+    A scene is matched to its index entry by PLY path, or, for a PLY that moved, by SHA-256 with an entry whose PLY
+    no longer exists (so moving the inputs does not redo the batch).
+    """
     by_ply = index.by_ply()
+    hashes: dict[Path, tuple[str, int, int] | OSError] = {}
+    for scene in scenes:
+        try:
+            hashes[scene.ply_path] = _hash(scene.ply_path, by_ply.get(scene.ply_path))
+        except OSError as exc:
+            hashes[scene.ply_path] = exc
+    orphans = {e.source_sha256: e for e in index.entries.values()
+               if e.source_sha256 and Path(e.ply) not in {s.ply_path for s in scenes} and not Path(e.ply).exists()}
+    for scene in scenes:
+        digest = hashes[scene.ply_path]
+        if scene.ply_path not in by_ply and not isinstance(digest, OSError) and digest[0] in orphans:
+            entry = orphans.pop(digest[0])
+            logger.info("%s: %s moved to %s; keeping its world", entry.name, entry.ply, scene.ply_path)
+            by_ply[scene.ply_path] = entry
     known = {ply: entry.name for ply, entry in by_ply.items()}
     claimed = {entry.name for entry in index.entries.values()} | {e.world_dir for e in index.entries.values()}
     unclaimed = {p.name for p in out_root.iterdir() if not p.name.startswith(".") and p.name not in claimed}
@@ -322,13 +340,13 @@ def _plan(index: BatchIndex, scenes: list[SceneInput], out_root: Path,
         if entry is None:
             entry = SceneEntry(name=name, source=str(scene.source), ply=str(scene.ply_path))
             index.add(entry)
-        entry.source = str(scene.source)
+        entry.source, entry.ply = str(scene.source), str(scene.ply_path)
         entry.cameras = str(scene.cameras_path) if scene.cameras_path is not None else None
-        try:
-            _update_hash(entry, scene.ply_path)
-        except OSError as exc:
-            _fail(entry, "InputError", f"{scene.ply_path}: cannot read: {exc.strerror or exc}")
+        digest = hashes[scene.ply_path]
+        if isinstance(digest, OSError):
+            _fail(entry, "InputError", f"{scene.ply_path}: cannot read: {digest.strerror or digest}")
             continue
+        entry.source_sha256, entry.source_bytes, entry.source_mtime_ns = digest
         world_dir = out_root / entry.world_dir
         world_json = _load_world_json(world_dir)
         if world_json is not None and world_json.get("source", {}).get("sha256") in (None, entry.source_sha256):
@@ -346,12 +364,13 @@ def _plan(index: BatchIndex, scenes: list[SceneInput], out_root: Path,
     return to_run, [names[s.ply_path] for s in scenes]
 
 
-def _update_hash(entry: SceneEntry, ply: Path) -> None:
+def _hash(ply: Path, entry: SceneEntry | None) -> tuple[str, int, int]:
+    """(sha256, size, mtime_ns) of a PLY; the index's hash is reused while size and mtime are unchanged."""
     stat = ply.stat()
-    if entry.source_sha256 and entry.source_bytes == stat.st_size and entry.source_mtime_ns == stat.st_mtime_ns:
-        return
-    entry.source_sha256 = sha256_file(ply)
-    entry.source_bytes, entry.source_mtime_ns = stat.st_size, stat.st_mtime_ns
+    if (entry is not None and entry.source_sha256 and entry.source_bytes == stat.st_size
+            and entry.source_mtime_ns == stat.st_mtime_ns):
+        return entry.source_sha256, stat.st_size, stat.st_mtime_ns
+    return sha256_file(ply), stat.st_size, stat.st_mtime_ns
 
 
 def _load_world_json(world_dir: Path) -> dict | None:
