@@ -20,8 +20,9 @@ from .scenes import SyntheticScene
 
 logger = logging.getLogger(__name__)
 
-FLOOR_SEARCH_ABOVE_M = 2.0
-"""Floor heights under the path are found by casting down from this height above the route's previous floor."""
+FLOOR_SEARCH_ABOVE_M = 1.2
+"""Floor heights under the path are found by casting down from this height above the previous camera's floor
+(the largest climb between two consecutive cameras; below any ceiling a walking person fits under)."""
 
 
 @dataclass
@@ -124,19 +125,15 @@ def camera_path(scene: SyntheticScene, n_views: int, width: int, height: int, *,
     rc = raycaster or Raycaster(scene.vertices, scene.faces)
     rng = np.random.default_rng([seed, 7])
     xy, heading = resample_route(scene.route, n_views, cfg.route_smoothing)
-    # floor below each camera, walking in order so a stair's floor is found from the previous height
+    # floor below each camera, found walking in order from the previous camera's floor, so stairs are climbed
+    # one step at a time and a ceiling or an upper storey is never mistaken for the floor
     floor = np.empty(n_views)
-    prev = 0.0
-    for start in range(0, n_views, 256):
-        chunk = slice(start, min(start + 256, n_views))
-        z, _ = rc.heights_below(xy[chunk], prev + FLOOR_SEARCH_ABOVE_M, max_drop=FLOOR_SEARCH_ABOVE_M + 3.0)
-        if np.isnan(z).any():
-            bad = xy[chunk][np.isnan(z)][0]
-            raise ValueError(f"scene '{scene.name}': no floor below the route at xy {bad.round(2).tolist()}")
-        floor[chunk] = z
-        prev = float(z[-1])
-    # one more pass with the found floor as reference (stairs climbed within a chunk)
-    floor, _ = rc.heights_below(xy, floor + FLOOR_SEARCH_ABOVE_M, max_drop=FLOOR_SEARCH_ABOVE_M + 3.0)
+    prev = float(rc.heights_below(xy[:1], FLOOR_SEARCH_ABOVE_M, max_drop=FLOOR_SEARCH_ABOVE_M + 3.0)[0][0])
+    for k in range(n_views):
+        z, _ = rc.heights_below(xy[k:k + 1], prev + FLOOR_SEARCH_ABOVE_M, max_drop=FLOOR_SEARCH_ABOVE_M + 3.0)
+        if not np.isfinite(z[0]):
+            raise ValueError(f"scene '{scene.name}': no floor below the route at xy {xy[k].round(2).tolist()}")
+        floor[k] = prev = float(z[0])
     i = np.arange(n_views)
     phase = rng.uniform(0, 2 * np.pi, 3)
     yaw = np.arctan2(heading[:, 1], heading[:, 0]) + np.radians(cfg.yaw_sweep_deg) * np.sin(
