@@ -25,6 +25,7 @@ ray = pytest.importorskip("ray")
 
 from lyra_isaac.batch import run_batch  # noqa: E402
 from lyra_isaac.batch.index import BatchIndex  # noqa: E402
+from lyra_isaac.cli import main  # noqa: E402
 from lyra_isaac.errors import ConfigError  # noqa: E402
 from lyra_isaac.world import load_world  # noqa: E402
 
@@ -98,8 +99,8 @@ def _truncated_copy(source_folder: Path, target: Path) -> Path:
     return target
 
 
-def test_partial_failure_then_resume_skips_complete_worlds(local_ray, fixtures: dict[str, Path],
-                                                          tmp_path: Path) -> None:
+def test_partial_failure_then_resume_skips_complete_worlds(local_ray, fixtures: dict[str, Path], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     bad = _truncated_copy(fixtures["corridor"], tmp_path / "broken.ply")
     out = tmp_path / "worlds"
     inputs = [fixtures["apartment"], fixtures["courtyard"], bad]
@@ -127,6 +128,10 @@ def test_partial_failure_then_resume_skips_complete_worlds(local_ray, fixtures: 
     assert not (out / "broken").exists()
     assert (out / "report.html").read_text().count("data:image/png;base64,") == 2
     mtimes = {n: (out / n / "world.json").stat().st_mtime_ns for n in ("apartment", "courtyard")}
+    assert main(["batch", "--status", str(out)]) == 3
+    status = capsys.readouterr().out
+    assert "3 scene(s): 0 pending, 0 running, 2 complete, 1 failed" in status
+    assert "broken" in status and "is truncated" in status
 
     # Rerun: complete worlds are skipped, the failure is tried again (and fails again).
     again = run_batch(inputs, out, convert_fn=_convert_fn())

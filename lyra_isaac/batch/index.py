@@ -8,7 +8,8 @@ Schema (``format_version`` 1)::
       "scenes": [                                   # one entry per scene ever submitted to this OUTROOT
         {
           "name": "kitchen",                        # world name, unique in OUTROOT
-          "status": "complete",                     # "pending" | "running" | "complete" | "failed"
+          "status": "complete",                     # "pending" | "running" (submitted to Ray: queued or
+                                                    # running) | "complete" | "failed"
           "world_dir": "kitchen",                   # world directory, relative to OUTROOT (stable)
           "source": "/data/lyra/kitchen",           # what was converted: a Lyra folder or a PLY, absolute
           "ply": "/data/lyra/kitchen/reconstructed_scene.ply",
