@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from lyra_isaac.cli import main
-from lyra_isaac.splats.inspect import inspect_scene
+from lyra_isaac.splats.cameras import CameraPath
+from lyra_isaac.splats.inspect import camera_coverage, inspect_scene
 from lyra_isaac.splats.ply import write_ply
 from lyra_isaac.splats.scene import GaussianScene
 
@@ -69,6 +70,7 @@ def test_summary_known_truth(lyra_folder):
     assert cams["image_size_from"] == "principal point"
     assert cams["path_length"] == pytest.approx(4.5)
     assert "da3_views" not in cams
+    assert 0.2 < cams["gaussians_seen_fraction"] <= 1.0
 
 
 def test_summary_lyra2_da3_views(lyra_folder, capsys):
@@ -81,6 +83,27 @@ def test_summary_lyra2_da3_views(lyra_folder, capsys):
     assert summary["cameras"]["available_views"] == ["render", "da3"]
     assert main(["inspect", str(lyra_folder)]) == 0
     assert f"DA3 views         3 ({N / 3:,.0f} Gaussians in the file per view)" in capsys.readouterr().out
+
+
+def test_camera_coverage_known_truth():
+    k = np.array([[100.0, 0, 50], [0, 100.0, 50], [0, 0, 1]])
+    cams = CameraPath(w2c=np.eye(4)[None], intrinsics=k[None], width=100, height=100)
+    # frustum at depth z: |x|, |y| < z / 2. 300 in view, 100 behind, 100 beside, 100 above
+    rng = np.random.default_rng(0)
+    z = rng.uniform(1, 10, 600)
+    x = rng.uniform(-0.49, 0.49, 600) * z
+    y = rng.uniform(-0.49, 0.49, 600) * z
+    z[300:400] *= -1
+    x[400:500] = z[400:500] * 0.6
+    y[500:600] = -z[500:600] * 0.8
+    scene = GaussianScene(means=np.stack([x, y, z], 1).astype(np.float32), quats=np.tile([1.0, 0, 0, 0], (600, 1)),
+                          log_scales=np.zeros((600, 3)), opacity_logits=np.zeros(600), sh_dc=np.zeros((600, 3)))
+    assert camera_coverage(scene, cams) == pytest.approx(0.5)
+    turned = np.diag([-1.0, 1.0, -1.0, 1.0])  # 180 deg about Y: now sees only the 100 behind
+    cams_turned = CameraPath(w2c=turned[None], intrinsics=k[None], width=100, height=100)
+    assert camera_coverage(scene, cams_turned) == pytest.approx(100 / 600)
+    both = CameraPath(w2c=np.stack([np.eye(4), turned]), intrinsics=k[None], width=100, height=100)
+    assert camera_coverage(scene, both) == pytest.approx(400 / 600)
 
 
 def test_cli_table_and_folder_input(lyra_folder, capsys):
@@ -102,6 +125,15 @@ def test_cli_json_and_camera_options(lyra_folder, tmp_path, capsys):
     assert main(["inspect", "--json", "--cameras", str(other), str(ply_path)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["cameras"]["count"] == 3 and data["cameras"]["width"] == 64
+
+
+def test_low_camera_coverage_warns(lyra_folder, tmp_path, caplog):
+    away = tmp_path / "away.npz"  # cameras looking along -Z: the scene (z in 0.5..9) is behind them
+    np.savez(away, w2c=np.diag([-1.0, 1.0, -1.0, 1.0])[None], intrinsics=np.array([[[500.0, 0, 416], [0, 500, 240],
+                                                                                    [0, 0, 1]]]))
+    summary = inspect_scene(lyra_folder, cameras=away)
+    assert summary["cameras"]["gaussians_seen_fraction"] == 0.0
+    assert "may belong to another scene or frame" in caplog.text
 
 
 def test_cli_bad_input_exit_code(lyra_folder, tmp_path, capsys):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .cameras import find_cameras, load_cameras
+from .cameras import CameraPath, find_cameras, load_cameras
 from .ply import read_ply, resolve_scene_path
 from .scene import GaussianScene
 
@@ -23,6 +23,15 @@ PERCENTILES = (1.0, 50.0, 99.0)
 
 LOW_OPACITY = 0.05
 """Opacity below which a Gaussian is reported as nearly transparent (the cleaning stage's usual geometry cut)."""
+
+COVERAGE_SAMPLES = 20_000
+"""Gaussians sampled (fixed seed) to measure how much of the scene the cameras see."""
+
+COVERAGE_CAMERAS = 64
+"""Cameras (evenly spaced along the path) used for the coverage figure."""
+
+LOW_COVERAGE = 0.2
+"""Below this fraction of Gaussians seen by any camera, the camera file probably belongs to another scene or frame."""
 
 
 def inspect_scene(path: str | Path, cameras: str | Path | None = None, strict: bool = False) -> dict[str, Any]:
@@ -41,7 +50,8 @@ def inspect_scene(path: str | Path, cameras: str | Path | None = None, strict: b
         floaters and sky), ``opacity`` (sigmoid; p1 / p50 / p99 and ``fraction_below_0.05``), ``scale`` (largest
         per-axis standard deviation, exp of the log-scales, scene units; p1 / p50 / p99), ``read_seconds``, and
         ``cameras``: None, or ``path``, ``count``, ``width``, ``height``, ``path_length`` (scene units),
-        ``pose_key``, ``intrinsics_key``, ``image_size_from``, ``available_views`` and, for Lyra 2.0 files,
+        ``pose_key``, ``intrinsics_key``, ``image_size_from``, ``available_views``, ``gaussians_seen_fraction``
+        (:func:`camera_coverage`; below ``LOW_COVERAGE`` a warning is logged) and, for Lyra 2.0 files,
         ``da3_views`` (views whose pixels became the Gaussians) and ``gaussians_per_da3_view`` (rows in the file /
         views).
 
@@ -93,12 +103,49 @@ def inspect_scene(path: str | Path, cameras: str | Path | None = None, strict: b
             "image_size_from": cams.meta.get("image_size_from"),
             "available_views": cams.meta.get("available_views", []),
         }
+        seen = camera_coverage(scene, cams)
+        summary["cameras"]["gaussians_seen_fraction"] = round(seen, 4)
+        if seen < LOW_COVERAGE:
+            logger.warning("%s: only %.0f%% of the Gaussians project into any camera of %s: the cameras may belong to "
+                           "another scene or frame", ply_path.name, 100 * seen, camera_path.name)
         indices = cams.meta.get("indices_da3")
         if indices is not None and len(indices):
             # Lyra 2.0: the Gaussians are pixel-aligned to these views
             summary["cameras"]["da3_views"] = int(len(indices))
             summary["cameras"]["gaussians_per_da3_view"] = round(report.rows_in_file / len(indices), 1)
     return summary
+
+
+def camera_coverage(scene: GaussianScene, cameras: CameraPath, samples: int = COVERAGE_SAMPLES,
+                    max_cameras: int = COVERAGE_CAMERAS, seed: int = 0) -> float:
+    """Fraction of Gaussian centres that lie in front of, and project inside the image of, at least one camera.
+
+    A sanity check that a camera file belongs to a scene (same frame, same scale): a Lyra scene is built from
+    its cameras' views, so nearly all of it is seen (the sky too); a camera file of another scene sees little.
+
+    Args:
+        scene: the Gaussians (means in the cameras' world frame).
+        cameras: the camera path.
+        samples: Gaussians sampled at random (fixed ``seed``); all if fewer.
+        max_cameras: cameras used, evenly spaced along the path.
+
+    Returns:
+        The fraction in [0, 1].
+    """
+    rng = np.random.default_rng(seed)
+    n = len(scene)
+    pick = rng.choice(n, size=samples, replace=False) if n > samples else np.arange(n)
+    points = scene.means[pick].astype(np.float64)
+    views = np.unique(np.linspace(0, len(cameras) - 1, min(max_cameras, len(cameras))).round().astype(int))
+    seen = np.zeros(len(points), dtype=bool)
+    for i in views:
+        cam = points @ cameras.w2c[i, :3, :3].T + cameras.w2c[i, :3, 3]
+        z = cam[:, 2]
+        front = z > 1e-6
+        uv = cam[front, :2] / z[front, None] @ cameras.intrinsics[i, :2, :2].T + cameras.intrinsics[i, :2, 2]
+        inside = (uv[:, 0] >= 0) & (uv[:, 0] < cameras.width) & (uv[:, 1] >= 0) & (uv[:, 1] < cameras.height)
+        seen[np.flatnonzero(front)[inside]] = True
+    return float(seen.mean()) if len(seen) else 0.0
 
 
 def _statistics(scene: GaussianScene) -> dict[str, Any]:
@@ -164,6 +211,9 @@ def format_summary(summary: dict[str, Any]) -> str:
             ("image size", f"{cams['width']} x {cams['height']} px"
                            + (" (estimated from the principal point)" if cams["image_size_from"] != "keys" else "")),
             ("camera path", f"{cams['path_length']:.3g} scene units"),
+            ("seen by cameras", f"{100 * cams['gaussians_seen_fraction']:.1f}% of the Gaussians"
+                                + ("  (low: cameras of another scene or frame?)"
+                                   if cams["gaussians_seen_fraction"] < LOW_COVERAGE else "")),
         ]
         if "da3_views" in cams:
             rows.append(("DA3 views", f"{cams['da3_views']} ({cams['gaussians_per_da3_view']:,.0f} Gaussians in the "
