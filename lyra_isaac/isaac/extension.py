@@ -70,14 +70,13 @@ except ImportError as _exc:  # outside Kit: one clear message instead of a chain
 
 logger = logging.getLogger(__name__)
 
-EXTENSION_NAME = "lyra_isaac"
 WINDOW_TITLE = "Lyra Worlds"
 MENU_PARENT = "Tools"
 MENU_GROUP = "Robotics"
 """Isaac Sim's own tools sit under *Tools > Robotics* (e.g. isaacsim.robot.poser.ui)."""
 MENU_TITLE = "Lyra Worlds"
-SETTINGS = "/exts/lyra_isaac"
-LAST_WORLD_SETTING = "/persistent/exts/lyra_isaac/last_world"
+LAST_WORLD_KEY = "last_world"
+"""Persistent setting /persistent/exts/<extension name>/last_world: the last imported world directory."""
 WORLD_DIR_KEY = "lyra_isaac:world_dir"
 """customData key on each world prim: the world directory it came from (Add Humanoid reads the spawn points)."""
 ROBOT_NAMES = tuple(sorted(ROBOTS))
@@ -125,6 +124,7 @@ class LyraWorldsExtension(omni.ext.IExt):
         self._ext_id = ext_id
         self._ext_name = omni.ext.get_extension_name(ext_id)
         self._settings = carb.settings.get_settings()
+        self._last_world_setting = f"/persistent/exts/{self._ext_name}/{LAST_WORLD_KEY}"
         self._cycler = SpawnCycler()
         self._worlds: dict[str, WorldDir] = {}
         self._last_world_prim: str | None = None
@@ -168,7 +168,8 @@ class LyraWorldsExtension(omni.ext.IExt):
 
     # ------------------------------------------------------------------------------------------------------ UI
     def _setting(self, key: str, default):
-        value = self._settings.get(f"{SETTINGS}/{key}")
+        # Kit names an extension after its folder, so the settings path follows the folder name (normally lyra_isaac).
+        value = self._settings.get(f"/exts/{self._ext_name}/{key}")
         return default if value is None else value
 
     def _build_window(self) -> None:
@@ -324,7 +325,7 @@ class LyraWorldsExtension(omni.ext.IExt):
         except Exception as exc:  # noqa: BLE001
             self._report_error("Adding the world to the stage", exc)
             return
-        self._settings.set(LAST_WORLD_SETTING, str(world.path))
+        self._settings.set(self._last_world_setting, str(world.path))
         self._status(f"Imported {world.path.name} at {prim_path} ({len(world.spawn_points)} spawn points)")
         post_notification(f"Lyra Worlds: imported {world.path.name}", status=NotificationStatus.INFO)
 
@@ -486,7 +487,7 @@ class LyraWorldsExtension(omni.ext.IExt):
     # ---------------------------------------------------------------------------------------------- reopen
     def open_last_world(self) -> asyncio.Future | None:
         """Menu: open the last imported world's world.usda as the stage."""
-        last = self._settings.get(LAST_WORLD_SETTING)
+        last = self._settings.get(self._last_world_setting)
         try:
             if not last:
                 raise InputError(None, "no world was imported yet")
