@@ -83,6 +83,10 @@ def test_summary_lyra2_da3_views(lyra_folder, capsys):
     assert summary["cameras"]["available_views"] == ["render", "da3"]
     assert main(["inspect", str(lyra_folder)]) == 0
     assert f"DA3 views         3 ({N / 3:,.0f} Gaussians in the file per view)" in capsys.readouterr().out
+    assert main(["inspect", "--json", "--views", "da3", str(lyra_folder)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["cameras"]["count"] == 3 and data["cameras"]["views"] == "da3"
+    assert data["cameras"]["pose_key"] == "w2c_da3"
 
 
 def test_camera_coverage_known_truth():
@@ -111,7 +115,7 @@ def test_cli_table_and_folder_input(lyra_folder, capsys):
     out = capsys.readouterr().out
     assert f"{N - 1:,} kept of {N:,} in the file" in out
     assert "lyra2 (binary_little_endian)" in out
-    assert "10 from" in out and "832 x 480 px (estimated from the principal point)" in out
+    assert "10 render views from" in out and "832 x 480 px (estimated from the principal point)" in out
 
 
 def test_cli_json_and_camera_options(lyra_folder, tmp_path, capsys):
@@ -169,7 +173,7 @@ def test_cli_help_lists_options(capsys):
         main(["inspect", "--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--cameras", "--no-cameras", "--json", "--strict"):
+    for option in ("--cameras", "--no-cameras", "--views", "--json", "--strict"):
         assert option in out
 
 

@@ -25,6 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                       help="camera file (Lyra cameras.npz or trajectory .npz); default: cameras.npz beside the PLY "
                       "if present")
     cams.add_argument("--no-cameras", action="store_true", help="do not look for a camera file")
+    parser.add_argument("--views", choices=("render", "da3", "vipe"), default="render",
+                        help="which cameras of a Lyra 2.0 cameras.npz to summarize: the rendered trajectory "
+                        "(default), the DA3 views whose pixels became the Gaussians, or every ViPE frame")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON (for scripts)")
     parser.add_argument("--strict", action="store_true",
                         help="fail on rows with NaN/inf values or zero quaternions instead of dropping them")
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ..splats.inspect import format_summary, inspect_scene
 
     cameras = None if args.no_cameras else (args.cameras or "auto")
-    summary = inspect_scene(args.scene, cameras=cameras, strict=args.strict)
+    summary = inspect_scene(args.scene, cameras=cameras, strict=args.strict, views=args.views)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -34,13 +34,16 @@ LOW_COVERAGE = 0.2
 """Below this fraction of Gaussians seen by any camera, the camera file probably belongs to another scene or frame."""
 
 
-def inspect_scene(path: str | Path, cameras: str | Path | None = None, strict: bool = False) -> dict[str, Any]:
+def inspect_scene(path: str | Path, cameras: str | Path | None = None, strict: bool = False,
+                  views: str = "render") -> dict[str, Any]:
     """Read a splat scene (and optionally its cameras) and summarize it.
 
     Args:
         path: a splat PLY, or a Lyra output folder (its ``reconstructed_scene.ply``).
         cameras: None (no cameras), ``"auto"`` (``cameras.npz`` beside the PLY, if present) or a camera file.
         strict: refuse rows the reader would drop (see :func:`lyra_isaac.splats.ply.read_ply`).
+        views: which cameras of the file to summarize: "render" (the trajectory), "da3" or "vipe" (Lyra 2.0; see
+            :func:`lyra_isaac.splats.cameras.load_cameras`).
 
     Returns:
         dict with: ``path``, ``file_bytes``, ``format`` (lyra2 / lyra1 / inria / generic), ``encoding`` (PLY body
@@ -91,9 +94,10 @@ def inspect_scene(path: str | Path, cameras: str | Path | None = None, strict: b
     else:
         camera_path = Path(cameras)
     if camera_path is not None:
-        cams = load_cameras(camera_path)
+        cams = load_cameras(camera_path, views=views)
         summary["cameras"] = {
             "path": str(camera_path),
+            "views": views,
             "count": len(cams),
             "width": cams.width,
             "height": cams.height,
@@ -207,7 +211,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         rows.append(("cameras", "none"))
     else:
         rows += [
-            ("cameras", f"{cams['count']} from {cams['path']} ({cams['pose_key']}, {cams['intrinsics_key']})"),
+            ("cameras", f"{cams['count']} {cams.get('views', 'render')} views from {cams['path']} "
+                        f"({cams['pose_key']}, {cams['intrinsics_key']})"),
             ("image size", f"{cams['width']} x {cams['height']} px"
                            + (" (estimated from the principal point)" if cams["image_size_from"] != "keys" else "")),
             ("camera path", f"{cams['path_length']:.3g} scene units"),
