@@ -218,6 +218,28 @@ def test_memory_request_larger_than_any_node_is_refused(local_ray, fixtures, tmp
     assert entry.status == "pending"
 
 
+def slow_convert(source, out, **kwargs):
+    return tiny_convert(source, out, delay_s=2.0, **kwargs)
+
+
+def test_cancel_through_progress_leaves_the_rest_pending(local_ray, fixtures, tmp_path):
+    from lyra_isaac.errors import CancelledError
+    from lyra_isaac.progress import Progress
+
+    out = tmp_path / "worlds"
+    inputs = [fixtures[name] for name in FIXTURE_SCENES]
+    progress = Progress()
+    progress._callback = lambda text, fraction: progress.cancel() if fraction > 0 else None
+    with pytest.raises(CancelledError):
+        run_batch(inputs, out, convert_fn=slow_convert, progress=progress)
+    statuses = {e.name: e.status for e in BatchIndex.load(out).entries.values()}
+    assert 1 <= list(statuses.values()).count("complete") < len(inputs)
+    assert set(statuses.values()) == {"complete", "pending"}
+    summary = run_batch(inputs, out, convert_fn=tiny_convert)
+    assert summary.exit_code == 0 and summary.skipped == list(statuses.values()).count("complete")
+    assert [p.name for p in out.iterdir() if p.name.startswith(".") and p.name != ".batch.lock"] == []
+
+
 DRIVER_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
