@@ -93,6 +93,21 @@ def local_ray():
     ray.shutdown()
 
 
+def test_run_batch_from_a_worker_thread_starts_and_stops_its_own_ray(fixtures, tmp_path):
+    """The Isaac Sim extension calls run_batch off the main thread; Ray must start, run and stop there."""
+    import threading
+
+    assert not ray.is_initialized()
+    results: list = []
+    thread = threading.Thread(target=lambda: results.append(
+        run_batch([fixtures["apartment"]], tmp_path / "w", workers=1, convert_fn=_convert_fn())))
+    thread.start()
+    thread.join(300)
+    assert results and results[0].exit_code == 0, results
+    assert "1 scene(s): 1 complete (0 done before, 1 converted now)" in str(results[0])
+    assert not ray.is_initialized()
+
+
 def _truncated_copy(source_folder: Path, target: Path) -> Path:
     data = (source_folder / "reconstructed_scene.ply").read_bytes()
     target.write_bytes(data[: len(data) * 2 // 3])

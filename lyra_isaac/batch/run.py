@@ -105,6 +105,11 @@ class BatchSummary:
     report_html: Path | None = None
     report_md: Path | None = None
 
+    def __str__(self) -> str:
+        text = (f"{self.total} scene(s): {self.complete} complete ({self.skipped} done before, {self.converted} "
+                f"converted now), {self.failed} failed, {self.pending} pending in {self.elapsed_s:.1f} s")
+        return text + (f"; report: {self.report_html}" if self.report_html else "")
+
     @property
     def exit_code(self) -> int:
         """0 when every scene is complete, 3 when some are, 1 when none is."""

@@ -74,14 +74,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    print(f"{summary.total} scene(s): {summary.complete} complete ({summary.skipped} done before, "
-          f"{summary.converted} converted now), {summary.failed} failed, {summary.pending} pending "
-          f"in {summary.elapsed_s:.1f} s")
     for name, message in summary.failures.items():
-        print(f"  failed {name}: {message}", file=sys.stderr)
+        print(f"failed {name}: {message}", file=sys.stderr)
+    print(summary)
     print(f"index: {summary.index_path}")
-    if summary.report_html is not None:
-        print(f"report: {summary.report_html}")
     return summary.exit_code
 
 
