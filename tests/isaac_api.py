@@ -227,7 +227,8 @@ def collect_uses(path: Path, index: WheelIndex | None = None) -> list[Use]:
     """Every isaacsim API use in the Python file ``path`` (see :class:`Use`).
 
     Instances are typed by assignment: ``x = Cls(...)`` (or ``a if c else None``) makes later ``x.m(...)`` calls
-    and ``x.attr`` reads uses of ``Cls.m`` / ``Cls.attr``; ``y = x`` propagates the type.
+    and ``x.attr`` reads uses of ``Cls.m`` / ``Cls.attr``; ``y = x`` propagates the type. Plain names are typed
+    per function, attribute chains (``self._h.robot``) per file.
     """
     tree = ast.parse(path.read_text())
     imports = _imports(tree, ("isaacsim",))
@@ -235,45 +236,73 @@ def collect_uses(path: Path, index: WheelIndex | None = None) -> list[Use]:
     uses: list[Use] = [Use("module", m, where=where) for m in imports.modules.values()]
     uses += [Use("symbol", f"{m}.{n}", where=where) for m, n in imports.symbols.values()]
 
-    typed: dict[str, str] = {}  # dotted expression -> "module.Class"
+    # Types are scoped: plain names per function (a parameter called like a typed local elsewhere stays untyped),
+    # attribute chains such as self._h.robot across the file.
+    scopes = [tree, *(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))]
+    own = {id(scope): list(_own_nodes(scope)) for scope in scopes}
+    local_types: dict[int, dict[str, str]] = {id(scope): {} for scope in scopes}
+    chain_types: dict[str, str] = {}
+
+    def type_of(expr: ast.AST, scope: ast.AST) -> str | None:
+        name = _dotted(expr)
+        if name is None:
+            return None
+        return local_types[id(scope)].get(name) if isinstance(expr, ast.Name) else chain_types.get(name)
+
     changed = True
     while changed:
         changed = False
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Assign):
-                continue
-            value = node.value.body if isinstance(node.value, ast.IfExp) else node.value
-            cls = None
-            if isinstance(value, ast.Call):
-                cls = _module_attr(value.func, imports)
-                if cls is not None and not cls.rsplit(".", 1)[-1][:1].isupper():
-                    cls = None  # a function's return value: its type is beyond a static check
-            elif _dotted(value) in typed:
-                cls = typed[_dotted(value)]
-            if cls is None:
-                continue
-            for target in node.targets:
-                name = _dotted(target)
-                if name and typed.get(name) != cls:
-                    typed[name] = cls
-                    changed = True
+        for scope in scopes:
+            for node in own[id(scope)]:
+                if not isinstance(node, ast.Assign):
+                    continue
+                value = node.value.body if isinstance(node.value, ast.IfExp) else node.value
+                cls = None
+                if isinstance(value, ast.Call):
+                    cls = _module_attr(value.func, imports)
+                    if cls is not None and not cls.rsplit(".", 1)[-1][:1].isupper():
+                        cls = None  # a function's return value: its type is beyond a static check
+                else:
+                    cls = type_of(value, scope)
+                if cls is None:
+                    continue
+                for target in node.targets:
+                    name = _dotted(target)
+                    table = local_types[id(scope)] if isinstance(target, ast.Name) else chain_types
+                    if name and table.get(name) != cls:
+                        table[name] = cls
+                        changed = True
 
-    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
-    for node in ast.walk(tree):
-        line = f"{where}:{getattr(node, 'lineno', 0)}"
-        if isinstance(node, ast.Call):
-            keywords = tuple(k.arg for k in node.keywords if k.arg is not None)
-            func = node.func
-            target = _module_attr(func, imports)
-            if target is None and isinstance(func, ast.Attribute) and _dotted(func.value) in typed:
-                target = f"{typed[_dotted(func.value)]}.{func.attr}"
-            if target is not None:
-                uses.append(Use("call", target, len(node.args), keywords, line))
-        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load) and id(node) not in called:
-            base = _dotted(node.value)
-            if base in typed:
-                uses.append(Use("attr", f"{typed[base]}.{node.attr}", where=line))
+    for scope in scopes:
+        nodes = own[id(scope)]
+        called = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
+        for node in nodes:
+            line = f"{where}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Call):
+                keywords = tuple(k.arg for k in node.keywords if k.arg is not None)
+                func = node.func
+                target = _module_attr(func, imports)
+                if target is None and isinstance(func, ast.Attribute) and type_of(func.value, scope):
+                    target = f"{type_of(func.value, scope)}.{func.attr}"
+                if target is not None:
+                    uses.append(Use("call", target, len(node.args), keywords, line))
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load) and id(node) not in called:
+                cls = type_of(node.value, scope)
+                if cls:
+                    uses.append(Use("attr", f"{cls}.{node.attr}", where=line))
     return uses
+
+
+def _own_nodes(scope: ast.AST):
+    """The nodes of a module or function body, not descending into nested function definitions."""
+    stack = list(ast.iter_child_nodes(scope))
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            stack.extend(ast.iter_child_nodes(node))
+        elif isinstance(node, ast.ClassDef):
+            stack.extend(n for n in node.body if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
 
 
 def check_uses(uses: list[Use], index: WheelIndex) -> list[str]:

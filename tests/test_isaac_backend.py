@@ -116,8 +116,34 @@ def test_chase_camera_is_behind_the_robot():
     np.testing.assert_allclose(target, [1.0, 1.0, 1.0])
 
 
+def test_ego_camera_looks_forward_from_the_base():
+    yaw = math.pi / 2
+    quat = np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
+    eye, target = backend.ego_camera_pose(np.array([1.0, 2.0, 1.0]), quat, np.array([0.1, 0.0, 0.4]))
+    np.testing.assert_allclose(eye, [1.0, 2.1, 1.4], atol=1e-12)
+    np.testing.assert_allclose(target - eye, [0.0, 1.0, 0.0], atol=1e-12)  # the base's +X, here world +Y
+
+
+def test_camera_apertures_give_the_requested_fov():
+    horizontal, vertical, focal = backend.camera_apertures(70.0, 64, 48)
+    assert vertical / horizontal == pytest.approx(48 / 64)
+    assert math.degrees(2 * math.atan(vertical / (2 * focal))) == pytest.approx(70.0)
+
+
 def test_backend_refuses_without_isaac_sim():
     if backend.isaac_sim_available():
         pytest.skip("Isaac Sim is installed here")
     with pytest.raises(backend.IsaacSimUnavailableError, match="backend='mujoco'"):
-        backend.IsaacSimBackend(None, "h1", None, [])
+        backend.IsaacSimBackend([], None, None, None)
+
+
+def test_gym_make_with_isaacsim_backend_raises_one_clear_error():
+    """Selecting the backend through the registered env gives the same single error (no Isaac import chain)."""
+    if backend.isaac_sim_available():
+        pytest.skip("Isaac Sim is installed here")
+    gym = pytest.importorskip("gymnasium")
+    import lyra_isaac  # noqa: F401  (registers the ids)
+
+    with pytest.raises(backend.IsaacSimUnavailableError, match="needs Isaac Sim 6.x") as info:
+        gym.make("LyraWorld-v0", backend="isaacsim")
+    assert info.value.__cause__ is None

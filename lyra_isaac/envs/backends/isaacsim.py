@@ -10,8 +10,8 @@ same values as :func:`lyra_isaac.envs.sensors.height_scan` on the world's height
 Two modes:
 
 - **standalone** (a plain ``python`` of an Isaac Sim install, e.g. ``./python.sh train.py`` or a pip-installed
-  ``isaacsim``): no Kit app runs yet, so the backend starts a ``SimulationApp`` (headless unless
-  ``render_mode="human"``) and closes it in :meth:`close`.
+  ``isaacsim``): no Kit app runs yet, so the backend starts a ``SimulationApp`` (headless by default) and closes it
+  in :meth:`close`.
 - **in-app** (Isaac Sim's Script Editor, an extension, a Jupyter kernel of Isaac Sim): the running Kit app is used and
   left open; the backend replaces the open stage with its own.
 
@@ -25,6 +25,7 @@ Scene layout built by :class:`IsaacSimBackend` (one stage, Z up, metres)::
     /World/Worlds/world_NNN      each world's world.usda by reference, side by side (offsets from their bounds);
                                  their own PhysicsScene prims deactivated so one scene steps them all
     /World/Robot                 the humanoid USD (H1 / G1) by reference
+    /World/Cameras/<name>_WxH    chase / ego cameras, made on the first render at that size (Replicator annotators)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,7 +44,7 @@ import numpy as np
 from ...errors import ConfigError, InputError, LyraError
 from ...isaac.robots import RobotSpec, robot_spec
 from ...world import WORLD_USD, WorldDir
-from ..spaces import RobotState, yaw_of
+from ..spaces import RobotState, quat_to_matrix, yaw_of
 
 if TYPE_CHECKING:
     from ..config import EnvConfig, RobotConfig
@@ -52,7 +54,11 @@ logger = logging.getLogger(__name__)
 PHYSICS_SCENE_PRIM = "/World/PhysicsScene"
 WORLDS_PRIM = "/World/Worlds"
 ROBOT_PRIM = "/World/Robot"
-CAMERA_PRIM = "/World/ChaseCamera"
+CAMERAS_PRIM = "/World/Cameras"
+CHASE_CAMERA = "chase"
+EGO_CAMERA = "ego"
+CHASE_FOVY_DEG = 50.0
+"""Vertical field of view of the chase camera (the MuJoCo backend's)."""
 WORLD_SPACING_M = 5.0
 """Gap between worlds laid side by side in one stage, metres."""
 RAY_START_ABOVE_BASE_M = 0.5
@@ -220,6 +226,23 @@ def chase_camera_pose(base_pos: np.ndarray, yaw: float, distance: float = 3.0, h
     return eye, np.asarray(base_pos, dtype=np.float64)
 
 
+def ego_camera_pose(base_pos: np.ndarray, base_quat: np.ndarray, camera_pos: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(eye (3,), target (3,)) of a camera at ``camera_pos`` (base frame) looking along the base's +X (forward)."""
+    rot = quat_to_matrix(np.asarray(base_quat, dtype=np.float64))
+    eye = np.asarray(base_pos, dtype=np.float64) + rot @ camera_pos
+    return eye, eye + rot[:, 0]
+
+
+def camera_apertures(fovy_deg: float, width: int, height: int, horizontal: float = 20.955
+                     ) -> tuple[float, float, float]:
+    """(horizontal aperture, vertical aperture, focal length) of a USD camera (same length unit) whose vertical
+    field of view is ``fovy_deg`` on a ``width`` x ``height`` image with square pixels."""
+    vertical = horizontal * height / width
+    focal = vertical / (2.0 * math.tan(math.radians(fovy_deg) / 2.0))
+    return horizontal, vertical, focal
+
+
 @dataclass
 class _Running:
     """Handles that exist only while Isaac Sim runs (filled by IsaacSimBackend._build)."""
@@ -229,53 +252,51 @@ class _Running:
     robot: Any = None
     feet: Any = None
     scene_query: Any = None
-    camera: Any = None
-    annotator: Any = None
 
 
 class IsaacSimBackend:
     """PhysX humanoid simulation of one or more Lyra worlds in Isaac Sim 6.x (see the module docstring).
 
+    The signature matches :class:`lyra_isaac.envs.backends.mujoco.MujocoBackend`, so LyraWorldEnv builds either.
+
     Args:
-        env_cfg: the environment (physics.timestep and physics.decimation set the physics dt and the env dt;
-            observation.* the height scan).
-        robot_name: ``"h1"`` or ``"g1"`` (Isaac Sim's Unitree assets; Gymnasium's ``humanoid`` exists only in MuJoCo).
-        robot_cfg: the robots.toml entry of the same robot (control mode, action scale, PD gains, spawn height,
-            foot bodies), shared with the MuJoCo backend.
         worlds: the world directories (each with world.usda); episodes pick one by index.
-        render_mode: None, ``"rgb_array"`` (a chase camera rendered through Replicator) or ``"human"`` (the Isaac Sim
-            window; forces a non-headless app in standalone mode).
+        robot: the robots.toml entry (control mode, action scale, PD gains, spawn height, foot bodies, ego camera
+            position), shared with the MuJoCo backend.
+        model_path: the robot's MuJoCo model file (unused here: Isaac Sim loads its own USD of ``cfg.robot``).
+        cfg: the environment; ``cfg.robot`` must be ``"h1"`` or ``"g1"`` (Isaac Sim's Unitree assets; Gymnasium's
+            ``humanoid`` exists only in MuJoCo); physics.timestep and physics.decimation set the physics dt and the
+            env dt; observation.* the height scan and the ego camera.
+        headless: start the SimulationApp without a window (standalone mode only).
         device: PhysX device, ``"cpu"`` (default) or ``"cuda:0"``.
         assets_root: Isaac Sim's asset root; default ``isaacsim.storage.native.get_assets_root_path()``.
 
     Raises:
-        IsaacSimUnavailableError: Isaac Sim is not importable. ConfigError: unsupported robot or obs mode.
+        IsaacSimUnavailableError: Isaac Sim is not importable. ConfigError: a robot without Isaac Sim asset.
         InputError: a world without USD stage, or an unreachable robot asset.
     """
 
-    def __init__(self, env_cfg: EnvConfig, robot_name: str, robot_cfg: RobotConfig, worlds: Sequence[WorldDir],
-                 render_mode: str | None = None, *, device: str = "cpu", assets_root: str | None = None):
+    def __init__(self, worlds: Sequence[WorldDir], robot: RobotConfig, model_path: Path | None, cfg: EnvConfig, *,
+                 headless: bool = True, device: str = "cpu", assets_root: str | None = None):
         require_isaac_sim()
-        if env_cfg.obs_mode != "state":
-            raise ConfigError(f"obs_mode '{env_cfg.obs_mode}' is not available on backend='isaacsim' yet "
-                              "(use obs_mode='state', or backend='mujoco' for depth/rgb observations)")
         if not worlds:
             raise ConfigError("backend='isaacsim' needs at least one world directory")
-        self.spec: RobotSpec = robot_spec(robot_name)
-        self.robot_cfg = robot_cfg
-        self.env_cfg = env_cfg
+        self.spec: RobotSpec = robot_spec(cfg.robot)
+        self.robot_cfg = robot
+        self.env_cfg = cfg
         self.worlds = list(worlds)
         for world in self.worlds:
             usd = world.path / world.manifest.files.get("usd", WORLD_USD)
             if not usd.is_file():
                 raise InputError(world.path, f"world has no USD stage ({usd.name} missing); convert it again")
-        self.render_mode = render_mode
+        self.headless = headless
         self.device = device
-        self.physics_dt = float(env_cfg.physics.timestep)
-        self.decimation = int(env_cfg.physics.decimation)
+        self.physics_dt = float(cfg.physics.timestep)
+        self.decimation = int(cfg.physics.decimation)
         self.dt = self.physics_dt * self.decimation
         self.offsets = layout_worlds([w.manifest.bounds for w in self.worlds])
         self._h = _Running()
+        self._cameras: dict[tuple[str, int, int], tuple[str, Any, Any]] = {}
         self._world_index = 0
         self._time = 0.0
         self._prev_joint_vel: np.ndarray | None = None
@@ -297,7 +318,7 @@ class IsaacSimBackend:
         import isaacsim  # noqa: F401  (bootstraps the Kit paths of a pip install before SimulationApp)
         from isaacsim.simulation_app import SimulationApp
 
-        self._h.app = SimulationApp({"headless": self.render_mode != "human"})
+        self._h.app = SimulationApp({"headless": self.headless})
         self._h.owns_app = True
 
     def _build(self, assets_root: str | None) -> None:
@@ -351,18 +372,30 @@ class IsaacSimBackend:
                 if p.rsplit("/", 1)[-1] in set(self.robot_cfg.foot_bodies)]
         self._h.feet = RigidPrim(feet) if feet else None
         self._h.scene_query = get_physx_scene_query_interface()
-        if self.render_mode == "rgb_array":
-            self._setup_camera()
 
-    def _setup_camera(self) -> None:
-        import omni.replicator.core as rep
-        import omni.usd
-        from pxr import UsdGeom
+    def _camera(self, name: str, width: int, height: int) -> tuple[str, Any, Any]:
+        """(prim path, rgb annotator, depth annotator) of camera ``name`` at ``width`` x ``height`` (made once)."""
+        key = (name, width, height)
+        if key not in self._cameras:
+            import omni.replicator.core as rep
+            import omni.usd
+            from pxr import UsdGeom
 
-        UsdGeom.Camera.Define(omni.usd.get_context().get_stage(), CAMERA_PRIM)
-        product = rep.create.render_product(CAMERA_PRIM, (self.env_cfg.render_width, self.env_cfg.render_height))
-        self._h.annotator = rep.AnnotatorRegistry.get_annotator("rgb")
-        self._h.annotator.attach([product])
+            path = f"{CAMERAS_PRIM}/{name}_{width}x{height}"
+            camera = UsdGeom.Camera.Define(omni.usd.get_context().get_stage(), path)
+            fovy = self.env_cfg.observation.image_fovy if name == EGO_CAMERA else CHASE_FOVY_DEG
+            horizontal, vertical, focal = camera_apertures(fovy, width, height)
+            camera.CreateHorizontalApertureAttr(horizontal)
+            camera.CreateVerticalApertureAttr(vertical)
+            camera.CreateFocalLengthAttr(focal)
+            camera.CreateClippingRangeAttr((0.01, 1000.0))
+            product = rep.create.render_product(path, (width, height))
+            rgb = rep.AnnotatorRegistry.get_annotator("rgb")
+            rgb.attach([product])
+            depth = rep.AnnotatorRegistry.get_annotator("distance_to_image_plane")
+            depth.attach([product])
+            self._cameras[key] = (path, rgb, depth)
+        return self._cameras[key]
 
     # ---------------------------------------------------------------------------------------------- running
     def _read_state(self) -> RobotState:
@@ -371,8 +404,6 @@ class IsaacSimBackend:
         lin_vel, ang_vel = robot.get_velocities()
         base_pos = positions.numpy().reshape(3).astype(np.float64)
         base_quat = orientations.numpy().reshape(4).astype(np.float64)
-        from ..spaces import quat_to_matrix
-
         rot = quat_to_matrix(base_quat)
         joint_vel = robot.get_dof_velocities().numpy().reshape(-1).astype(np.float64)
         joint_acc = (np.zeros_like(joint_vel) if self._prev_joint_vel is None
@@ -452,24 +483,39 @@ class IsaacSimBackend:
         ground = ground_heights(query.raycast_closest, query.raycast_all, origins, ROBOT_PRIM)
         return scan_values(base[2], ground, o.scan_offset, o.scan_clip)
 
-    def render(self, camera: str = "chase") -> np.ndarray:
-        """(H, W, 3) uint8 from a chase camera (``render_mode="rgb_array"``)."""
-        if self._h.annotator is None:
-            raise ConfigError("render() needs render_mode='rgb_array' on backend='isaacsim'")
+    def render(self, camera: str = CHASE_CAMERA, width: int | None = None, height: int | None = None,
+               depth: bool = False) -> np.ndarray:
+        """(H, W, 3) uint8 RGB, or (H, W) float32 depth in metres (distance to the image plane) with ``depth=True``.
+
+        ``camera``: ``"chase"`` (3 m behind, 1 m above the base, looking at it) or ``"ego"`` (fixed to the base at
+        robots.toml ``camera_pos``, looking forward, ``observation.image_fovy``), as on the MuJoCo backend.
+        """
+        if camera not in (CHASE_CAMERA, EGO_CAMERA):
+            raise ConfigError(f"camera must be '{CHASE_CAMERA}' or '{EGO_CAMERA}', not '{camera}'")
         import omni.usd
         from isaacsim.core.rendering_manager import RenderingManager
         from pxr import Gf, UsdGeom
 
+        width = width or self.env_cfg.render_width
+        height = height or self.env_cfg.render_height
+        path, rgb, depth_annotator = self._camera(camera, width, height)
         positions, orientations = self._h.robot.get_world_poses()
-        base = positions.numpy().reshape(3)
-        eye, target = chase_camera_pose(base, yaw_of(orientations.numpy().reshape(4)))
-        look = Gf.Matrix4d().SetLookAt(Gf.Vec3d(*eye), Gf.Vec3d(*target), Gf.Vec3d(0, 0, 1)).GetInverse()
-        camera_prim = UsdGeom.Xformable(omni.usd.get_context().get_stage().GetPrimAtPath(CAMERA_PRIM))
-        camera_prim.ClearXformOpOrder()
-        camera_prim.AddTransformOp().Set(look)
+        base = positions.numpy().reshape(3).astype(np.float64)
+        quat = orientations.numpy().reshape(4).astype(np.float64)
+        if camera == CHASE_CAMERA:
+            eye, target = chase_camera_pose(base, yaw_of(quat))
+        else:
+            eye, target = ego_camera_pose(base, quat, np.asarray(self.robot_cfg.camera_pos, dtype=np.float64))
+        view = Gf.Matrix4d().SetLookAt(Gf.Vec3d(*eye), Gf.Vec3d(*target), Gf.Vec3d(0, 0, 1))
+        xform = UsdGeom.Xformable(omni.usd.get_context().get_stage().GetPrimAtPath(path))
+        xform.ClearXformOpOrder()
+        xform.AddTransformOp().Set(view.GetInverse())
         RenderingManager.render()
-        data = np.asarray(self._h.annotator.get_data())
-        return np.ascontiguousarray(data[..., :3]).astype(np.uint8)
+        if depth:
+            data = np.asarray(depth_annotator.get_data(), dtype=np.float32).reshape(height, width)
+            return np.where(np.isfinite(data), data, np.nan).astype(np.float32)
+        data = np.asarray(rgb.get_data())
+        return np.ascontiguousarray(data.reshape(height, width, -1)[..., :3]).astype(np.uint8)
 
     def close(self) -> None:
         """Stop the simulation; close the SimulationApp if this backend started it."""
