@@ -37,8 +37,10 @@ FIXTURE_KW = {"n_views": 12, "width": 64, "height": 48, "seed": 0}
 
 def _real_convert_importable() -> bool:
     try:
-        import lyra_isaac.convert  # noqa: F401
-    except ImportError:
+        from lyra_isaac.convert import load_convert_config
+
+        load_convert_config("fast")
+    except (ImportError, ConfigError):
         return False
     return True
 
