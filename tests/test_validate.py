@@ -4,6 +4,7 @@ and worlds broken on purpose, one fault each."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -134,19 +135,24 @@ def test_missing_mujoco_scene(copy):
 
 
 def test_mujoco_scene_with_wrong_ground_height(copy):
-    """Sink MuJoCo's height field by 5 cm: the spheres no longer rest on the collision surface."""
+    """Sink MuJoCo's ground (height-field tiles and plane) by 5 cm: spheres no longer rest on the collision surface."""
     xml = (copy / "scene.xml").read_text()
-    import re
 
-    match = re.search(r'<geom[^>]*hfield[^>]*pos="([^"]+)"', xml) or re.search(r'<geom[^>]*pos="([^"]+)"[^>]*hfield',
-                                                                              xml)
-    assert match, "scene.xml has no height-field geom with a pos"
-    x, y, z = (float(v) for v in match.group(1).split())
-    xml = xml[:match.start(1)] + f"{x} {y} {z - 0.05}" + xml[match.end(1):]
+    def sink(match: re.Match) -> str:
+        tag = match.group(0)
+        if "hfield=" not in tag and 'type="plane"' not in tag:
+            return tag
+        pos = re.search(r'pos="([^"]+)"', tag)
+        x, y, z = (float(v) for v in pos.group(1).split())
+        return tag[:pos.start(1)] + f"{x} {y} {z - 0.05}" + tag[pos.end(1):]
+
+    xml, count = re.subn(r"<geom\b[^>]*>", sink, xml)
+    assert "hfield=" in xml and count > 0
     (copy / "scene.xml").write_text(xml)
     report = validate_world(copy, skip=FAST + ("asset_validator",))
     assert report.check("mujoco").status == "fail"
-    assert "MuJoCo: sphere at" in _problems(report, "mujoco")
+    problems = _problems(report, "mujoco")
+    assert problems.count("MuJoCo: sphere at") == len(report.check("mujoco").data["labels"])  # every sphere
 
 
 @pytest.mark.parametrize("content", [None, "{not json", '{"format_version": 1}'])
@@ -173,3 +179,26 @@ def test_cli_table_json_and_exit_codes(world_dir, copy, capsys):
     (copy / "scene.xml").unlink()
     assert cli_main(["validate", str(copy), "--skip", "newton", "--skip", "asset_validator"]) == 1
     assert "FAILED" in capsys.readouterr().out
+
+
+def test_splat_layer_breaking_the_schema_rules(copy):
+    """Log-space scales and logit opacities (the PLY encodings) and a missing SH stride: both the usd check and
+    NVIDIA's GaussianSplatSchemaChecker (VG.035) must fail."""
+    from pxr import Sdf, Vt
+
+    layer = Sdf.Layer.FindOrOpen(str(copy / "splats.usdc"))
+    spec = layer.GetPrimAtPath("/Splats")
+    scales = np.asarray(spec.attributes["scales"].default)
+    spec.attributes["scales"].default = Vt.Vec3fArray.FromNumpy(np.log(scales).astype(np.float32))
+    opacities = np.asarray(spec.attributes["opacities"].default)
+    spec.attributes["opacities"].default = Vt.FloatArray.FromNumpy(
+        np.log(opacities / (1 - opacities)).astype(np.float32))
+    spec.attributes["radiance:sphericalHarmonicsCoefficients"].ClearInfo("elementSize")
+    layer.Save()
+    report = validate_world(copy, skip=FAST + ("mujoco",))
+    usd = _problems(report, "usd")
+    assert "non-positive or non-finite scales" in usd
+    assert "opacities outside [0, 1]" in usd
+    assert "elementSize" in usd
+    assert report.check("asset_validator").status == "fail"
+    assert "GaussianSplatSchemaChecker" in _problems(report, "asset_validator")

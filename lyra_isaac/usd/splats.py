@@ -11,7 +11,9 @@ attribute                           USD type         from :class:`~lyra_isaac.sp
 ``opacities``                       ``float[]``      ``sigmoid(opacity_logits)`` in [0, 1]
 ``radiance:sphericalHarmonicsDegree``  ``uniform int``  0 (DC only) .. 3
 ``radiance:sphericalHarmonicsCoefficients``  ``float3[]``  per particle ``(degree + 1)^2`` RGB coefficients: DC then the
-                                                     rest bands in the usual 3DGS order (raw SH, not colours)
+                                                     rest bands in the usual 3DGS order (raw SH, not colours);
+                                                     metadata ``interpolation = "vertex"``,
+                                                     ``elementSize = (degree + 1)^2`` as NVIDIA's validator expects
 ``primvars:displayColor``           ``color3f[]``    ``0.5 + SH_C0 * sh_dc`` clipped to [0, 1], ``vertex`` interpolation
 ==================================  ===============  ==============================================================
 
@@ -96,7 +98,11 @@ def author_splats(prim, scene: GaussianScene, *, display_color: bool = True) -> 
     field.CreateScalesAttr(Vt.Vec3fArray.FromNumpy(arrays.pop("scales")))
     field.CreateOpacitiesAttr(Vt.FloatArray.FromNumpy(arrays.pop("opacities")))
     field.CreateRadianceSphericalHarmonicsDegreeAttr(int(scene.sh_degree))
-    field.CreateRadianceSphericalHarmonicsCoefficientsAttr(Vt.Vec3fArray.FromNumpy(arrays.pop("sh_coefficients")))
+    sh = field.CreateRadianceSphericalHarmonicsCoefficientsAttr(Vt.Vec3fArray.FromNumpy(arrays.pop("sh_coefficients")))
+    # Primvar-style metadata: (degree + 1)^2 coefficients per particle. NVIDIA's omni_asset_validate
+    # (GaussianSplatSchemaChecker, VG.035) and Omniverse consumers read the stride from it.
+    sh.SetMetadata("interpolation", UsdGeom.Tokens.vertex)
+    sh.SetMetadata("elementSize", (int(scene.sh_degree) + 1) ** 2)
     field.CreateExtentAttr(Vt.Vec3fArray.FromNumpy(arrays.pop("extent")))
     colors = arrays.pop("display_color")
     if display_color:
