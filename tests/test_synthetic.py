@@ -248,3 +248,26 @@ def test_lyra_size_fixture_streams(tmp_path):
     assert size == header_len + fx.n_gaussians * 68
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert peak_mb < 4000  # the 764 MB file is never held in memory at once (with pytest's own footprint)
+
+
+@pytest.mark.parametrize("fmt, row_bytes", [("lyra1", 56), ("lyra2", 68)])
+def test_other_ply_layouts(tmp_path, fmt, row_bytes):
+    from lyra_isaac.splats.ply import read_ply
+
+    fx = make_fixture("corridor", tmp_path / fmt, n_views=2, width=32, height=24, seed=0, ply_format=fmt)
+    header, body = _read_lyra_rows(fx.ply_path)
+    assert body.size * 4 == fx.n_gaussians * row_bytes
+    assert load_fixture(fx.directory).ply_format == fmt
+    assert read_ply(fx.ply_path).source_format == fmt
+
+
+def test_bad_arguments_raise_config_errors(tmp_path):
+    from lyra_isaac.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ply_format"):
+        make_fixture("corridor", tmp_path / "a", ply_format="obj")
+    with pytest.raises(ConfigError, match="n_views"):
+        make_fixture("corridor", tmp_path / "b", n_views=0)
+    with pytest.raises(ConfigError, match="unknown synthetic scene"):
+        make_fixture("castle", tmp_path / "c")
+    assert not any(tmp_path.iterdir())  # nothing half-written

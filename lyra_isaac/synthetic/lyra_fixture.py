@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..config import from_dict
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..splats.scene import SH_C0, GaussianScene
 from ..world import TriangleMesh, atomic_directory, write_mesh_ply
 from .path import CameraConfig, camera_path
@@ -44,6 +44,8 @@ CAMERAS_NAME = "cameras.npz"
 TRUTH_NAME = "truth.npz"
 TRUTH_MESH_NAME = "truth_mesh.ply"
 TRUTH_FORMAT_VERSION = 1
+PLY_FORMATS = ("lyra2", "lyra1")
+"""PLY layouts make_fixture writes (an INRIA layout of DC-only Gaussians is byte-identical to lyra2)."""
 SKY_EDGE_DEPTH_M = 1000.0
 """Depth given to sky pixels when finding depth discontinuities in the truth render."""
 
@@ -127,6 +129,7 @@ class Fixture:
         camera: the camera configuration used.
         sky: whether the scene is open to the sky.
         stats: counts (sky, flying, floaters, inf opacity) and timings.
+        ply_format: byte layout of the PLY ("lyra2" unless asked otherwise).
     """
 
     directory: Path
@@ -153,6 +156,7 @@ class Fixture:
     camera: CameraConfig
     sky: bool
     stats: dict[str, Any] = field(default_factory=dict)
+    ply_format: str = "lyra2"
 
     @property
     def n_views(self) -> int:
@@ -348,7 +352,7 @@ def _sample_probes(rc: Raycaster, c2w: np.ndarray, floor_z: np.ndarray, intrinsi
 def make_fixture(scene: str | SyntheticScene = "apartment", out_dir: str | Path = "fixture", *, n_views: int = 32,
                  width: int = 160, height: int = 90, seed: int = 0, size: float = 1.0,
                  faults: FaultConfig | None = None, camera: CameraConfig | None = None, n_probes: int = 200,
-                 overwrite: bool = False) -> Fixture:
+                 ply_format: str = "lyra2", overwrite: bool = False) -> Fixture:
     """Build a Lyra 2.0-format splat scene with known truth in ``out_dir`` (written atomically).
 
     Args:
@@ -361,6 +365,8 @@ def make_fixture(scene: str | SyntheticScene = "apartment", out_dir: str | Path 
         faults: Lyra's errors (default :class:`FaultConfig`: Lyra-harsh); ``FaultConfig.none()`` for exact data.
         camera: camera motion (default :class:`CameraConfig`).
         n_probes: walkable floor probes to record (fewer if the path sees less floor).
+        ply_format: "lyra2" (Lyra 2.0, the default) or "lyra1" (Lyra 1.0: 14 floats, no normals): the same
+            Gaussians in another byte layout, for ingest tests.
         overwrite: replace an existing ``out_dir``.
 
     Returns:
@@ -368,12 +374,16 @@ def make_fixture(scene: str | SyntheticScene = "apartment", out_dir: str | Path 
 
     Raises:
         OutputError: ``out_dir`` exists without ``overwrite`` or cannot be written.
-        ValueError: unknown scene name, or invalid sizes.
+        ConfigError: unknown scene name, invalid sizes or format.
     """
     from ..splats.ply import PlyStreamWriter
 
     if width < 8 or height < 8:
-        raise ValueError(f"image size {width}x{height} too small (at least 8x8)")
+        raise ConfigError(f"make_fixture: image size {width}x{height} too small (at least 8x8)")
+    if n_views < 1:
+        raise ConfigError(f"make_fixture: n_views must be >= 1, got {n_views}")
+    if ply_format not in PLY_FORMATS:
+        raise ConfigError(f"make_fixture: ply_format {ply_format!r} unknown (known: {', '.join(PLY_FORMATS)})")
     started = time.perf_counter()
     faults = faults or FaultConfig()
     cam_cfg = camera or CameraConfig()
@@ -384,7 +394,7 @@ def make_fixture(scene: str | SyntheticScene = "apartment", out_dir: str | Path 
                                            raycaster=rc)
     scale = float(faults.scale) if faults.scale is not None else float(rng.uniform(*faults.scale_range))
     if not scale > 0:
-        raise ValueError(f"FaultConfig.scale must be positive, got {scale}")
+        raise ConfigError(f"faults.scale must be positive, got {scale}")
     # the PLY frame: first camera's OpenCV axes, origin at it, scene units = metres * scale
     source_to_world = np.eye(4)
     source_to_world[:3, :3] = c2w[0, :3, :3] / scale
@@ -397,7 +407,7 @@ def make_fixture(scene: str | SyntheticScene = "apartment", out_dir: str | Path 
     counts = {"sky": 0, "flying": 0, "floaters": 0, "inf_opacity": 0}
     render_s = 0.0
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
-        with PlyStreamWriter(tmp / PLY_NAME, n_total=n_total, format="lyra2") as writer:
+        with PlyStreamWriter(tmp / PLY_NAME, n_total=n_total, format=ply_format) as writer:
             for i in range(n_views):
                 t0 = time.perf_counter()
                 render = rc.render(c2w[i], intrinsics, width, height)
@@ -425,7 +435,7 @@ def make_fixture(scene: str | SyntheticScene = "apartment", out_dir: str | Path 
             c2w_world=c2w, intrinsics=intrinsics, width=width, height=height, floor_z=floor_z,
             view_scale=view_scale, warp=warp, n_gaussians=n_total, route=truth_scene.route,
             faults=json.dumps(asdict(faults_used)), camera=json.dumps(asdict(cam_cfg)),
-            params=json.dumps(truth_scene.params), stats=json.dumps(stats))
+            params=json.dumps(truth_scene.params), stats=json.dumps(stats), ply_format=ply_format)
     out = Path(out_dir).absolute()
     logger.info("fixture %s in %s: %d views of %dx%d, %d Gaussians (%d sky, %d flying, %d floaters), scale %.3f, "
                 "%d probes, %.1f s", truth_scene.name, out, n_views, width, height, n_total, counts["sky"],
@@ -465,7 +475,7 @@ def load_fixture(directory: str | Path) -> Fixture:
             c2w_world=d["c2w_world"].astype(np.float64), intrinsics=d["intrinsics"].astype(np.float64),
             width=int(d["width"]), height=int(d["height"]), n_gaussians=int(d["n_gaussians"]),
             view_scale=d["view_scale"], warp=d["warp"], faults=faults, camera=camera, sky=bool(d["sky"]),
-            stats=json.loads(str(d["stats"])),
+            stats=json.loads(str(d["stats"])), ply_format=str(d.get("ply_format", "lyra2")),
         )
     except KeyError as exc:
         raise InputError(truth_path, f"truth record lacks key {exc}") from None

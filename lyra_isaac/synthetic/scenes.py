@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 WALL_THICKNESS_M = 0.15
@@ -182,7 +184,7 @@ def apartment(size: float = 1.0, seed: int = 0) -> SyntheticScene:
         seed: jitters furniture placement and colours.
     """
     if not 0.9 <= size <= 3.0:
-        raise ValueError(f"apartment size must lie in [0.9, 3.0], got {size}")
+        raise ConfigError(f"apartment size must lie in [0.9, 3.0], got {size}")
     rng = np.random.default_rng(seed)
     b = _MeshBuilder()
     width, depth, ceiling = 10.0 * size, 7.0 * size, 3.2
@@ -243,7 +245,7 @@ def apartment(size: float = 1.0, seed: int = 0) -> SyntheticScene:
 def corridor(size: float = 1.0, seed: int = 0) -> SyntheticScene:
     """A 2 m wide corridor (14 m at size 1) with a 0.15 m step up halfway and crates along the walls."""
     if not 0.6 <= size <= 4.0:
-        raise ValueError(f"corridor size must lie in [0.6, 4.0], got {size}")
+        raise ConfigError(f"corridor size must lie in [0.6, 4.0], got {size}")
     rng = np.random.default_rng(seed)
     b = _MeshBuilder()
     length, width, ceiling = 14.0 * size, 2.0, 2.6
@@ -277,7 +279,7 @@ def corridor(size: float = 1.0, seed: int = 0) -> SyntheticScene:
 def courtyard(size: float = 1.0, seed: int = 0) -> SyntheticScene:
     """An open square (16 m at size 1) enclosed by 3 m walls, with pillars, benches and planters; sky above."""
     if not 0.6 <= size <= 4.0:
-        raise ValueError(f"courtyard size must lie in [0.6, 4.0], got {size}")
+        raise ConfigError(f"courtyard size must lie in [0.6, 4.0], got {size}")
     rng = np.random.default_rng(seed)
     b = _MeshBuilder()
     side, wall_h = 16.0 * size, 3.0
@@ -341,7 +343,7 @@ def terrain(size: float = 1.0, seed: int = 0, cell: float = 0.25, relief: float 
         relief: amplitude of the smooth relief, metres.
     """
     if not 0.7 <= size <= 4.0:
-        raise ValueError(f"terrain size must lie in [0.7, 4.0], got {size}")
+        raise ConfigError(f"terrain size must lie in [0.7, 4.0], got {size}")
     rng = np.random.default_rng(seed)
     b = _MeshBuilder()
     half = 12.0 * size
@@ -409,11 +411,15 @@ SCENES: dict[str, Callable[..., SyntheticScene]] = {
 
 
 def build_scene(name: str, size: float = 1.0, seed: int = 0) -> SyntheticScene:
-    """Build the named scene; raises ValueError naming the known scenes for an unknown name."""
+    """Build the named scene.
+
+    Raises:
+        ConfigError: unknown name (the message lists the known scenes) or a size outside the builder's range.
+    """
     try:
         builder = SCENES[name]
     except KeyError:
-        raise ValueError(f"unknown synthetic scene '{name}' (known: {', '.join(sorted(SCENES))})") from None
+        raise ConfigError(f"unknown synthetic scene '{name}' (known: {', '.join(sorted(SCENES))})") from None
     scene = builder(size=size, seed=seed)
     logger.info("built synthetic scene %s (size %.2f, seed %d): %d triangles, route of %d waypoints",
                 name, size, seed, scene.n_triangles, len(scene.route))
