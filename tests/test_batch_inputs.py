@@ -208,3 +208,37 @@ def test_cli_bad_input_exits_1_with_one_message(tmp_path: Path, capsys: pytest.C
     assert code == 1
     assert err.startswith("error: ") and fragment in err
     assert err.count("error: ") == 1
+
+
+FAKE_CLUSTER_SCRIPT = """
+import socket, sys, threading
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(16)
+threading.Thread(target=lambda: [server.accept() for _ in range(1000)], daemon=True).start()
+import lyra_isaac.batch.run as run
+run.RAY_CONNECT_TIMEOUT_S = 4.0
+run._load_config = lambda *args, **kwargs: None  # the conversion config is not what this test is about
+from lyra_isaac.cli import main
+code = main(["batch", sys.argv[1], "-o", sys.argv[2], "--no-progress",
+             "--ray-address", "127.0.0.1:%d" % server.getsockname()[1]])
+sys.stdout.flush(); sys.stderr.flush()
+import os; os._exit(code)
+"""
+
+
+def test_address_that_is_not_a_ray_cluster_fails_within_the_deadline(tmp_path: Path) -> None:
+    """A port that accepts TCP but speaks no Ray: ray.init would retry for minutes; we give up with one message."""
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("ray")
+    scene = _lyra_folder(tmp_path, "room")
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", FAKE_CLUSTER_SCRIPT, str(scene), str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and ("timed out after 4 s" in errors[0] or "cannot connect to the Ray cluster" in errors[0])
+    assert time.monotonic() - start < 60
