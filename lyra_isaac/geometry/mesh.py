@@ -1,0 +1,380 @@
+"""Mesh finishing: from the raw extracted surface to the collision mesh, and vertex colours from splats.
+
+:func:`finish_mesh` runs, in order: weld duplicate vertices; drop degenerate and duplicate faces; keep connected
+components that are large (area) or touch the floor; fill small holes in floor-like (near-horizontal,
+upward-facing) surfaces, because a robot falls through a hole in the walkable floor; decimate with
+fast-simplification to an error bound. :func:`colorize` gives each vertex the colour of the splats near it.
+
+All meshes are world frame, metres, Z up, floor at z = 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConversionError
+from ..splats.scene import GaussianScene
+from ..world import TriangleMesh
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class MeshConfig:
+    """Settings of :func:`finish_mesh`. Lengths in metres, areas in square metres."""
+
+    weld_tolerance: float = 1e-5
+    """Vertices closer than this are merged, m."""
+    min_component_area: float = 0.05
+    """Connected components smaller than this are dropped (floaters) unless they touch the floor, m^2."""
+    min_component_fraction: float = 0.0
+    """... or smaller than this fraction of the largest component's area (0 = off)."""
+    floor_height: float = 0.0
+    """Height of the floor, m (the world frame puts it at 0)."""
+    floor_band: float = 0.1
+    """A component whose lowest point is within this of the floor height touches the floor, m."""
+    fill_holes: bool = True
+    max_hole_area: float = 1.0
+    """Holes in floor-like surfaces up to this area (projected on XY) are filled, m^2."""
+    max_hole_height_range: float = 0.1
+    """A hole counts as floor-like when its boundary spans at most this height, m."""
+    decimate: bool = True
+    max_error: float = 0.01
+    """Decimation stops before the 99th percentile distance of the original vertices to the result exceeds this,
+    m."""
+    min_triangles: int = 2000
+    """Never decimate below this many triangles."""
+    max_triangles: int = 2_000_000
+    """Decimate at least to this many triangles, whatever the error (bounds file size and physics cost)."""
+    error_samples: int = 50_000
+    """Original vertices sampled to measure the decimation error."""
+
+
+# ============================================================================================== entry point
+def finish_mesh(mesh: TriangleMesh, cfg: MeshConfig | None = None) -> tuple[TriangleMesh, dict[str, Any]]:
+    """Clean, hole-fill and decimate a raw surface mesh.
+
+    Args:
+        mesh: raw mesh (e.g. from :func:`lyra_isaac.geometry.surface.extract_surface`), world frame, metres.
+        cfg: settings (defaults: :class:`MeshConfig`).
+
+    Returns:
+        (finished mesh, stats): counts of what each step removed or added, the decimation error reached, seconds.
+        Vertex colours, if any, are dropped by decimation (use :func:`colorize` afterwards).
+
+    Raises:
+        ConversionError: the mesh is empty, or nothing survives the component filter.
+    """
+    cfg = cfg or MeshConfig()
+    t0 = time.perf_counter()
+    stats: dict[str, Any] = {"input_vertices": len(mesh.vertices), "input_triangles": mesh.n_triangles}
+    if mesh.n_triangles == 0:
+        raise ConversionError(None, "surface mesh has no triangles to finish")
+    verts, faces = mesh.vertices.astype(np.float64), mesh.faces.astype(np.int64)
+    colors = mesh.colors
+    verts, faces, colors, n_merged = weld(verts, faces, colors, cfg.weld_tolerance)
+    stats["vertices_merged"] = n_merged
+    faces, n_degenerate, n_duplicate = drop_bad_faces(verts, faces)
+    stats["degenerate_faces_dropped"] = n_degenerate
+    stats["duplicate_faces_dropped"] = n_duplicate
+    faces, comp_stats = filter_components(verts, faces, cfg)
+    stats.update(comp_stats)
+    if len(faces) == 0:
+        raise ConversionError(None, "no surface component survived the component filter "
+                                    f"(min_component_area {cfg.min_component_area} m^2)")
+    if cfg.fill_holes:
+        verts, faces, colors, hole_stats = fill_floor_holes(verts, faces, colors, cfg)
+        stats.update(hole_stats)
+    verts, faces, colors = compact(verts, faces, colors)
+    if cfg.decimate:
+        verts, faces, dec_stats = decimate(verts, faces, cfg)
+        stats.update(dec_stats)
+        colors = None
+    out = TriangleMesh(verts.astype(np.float32), faces.astype(np.int32), colors)
+    stats["output_vertices"] = len(out.vertices)
+    stats["output_triangles"] = out.n_triangles
+    stats["seconds"] = round(time.perf_counter() - t0, 3)
+    logger.info("mesh: %d -> %d triangles (%d components dropped, %d holes filled) in %.1f s",
+                stats["input_triangles"], out.n_triangles, stats.get("components_dropped", 0),
+                stats.get("holes_filled", 0), stats["seconds"])
+    return out, stats
+
+
+# ============================================================================================== cleaning
+def weld(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray | None,
+         tolerance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+    """Merge vertices that round to the same ``tolerance`` grid cell. Returns (verts, faces, colors, merged)."""
+    q = np.round(verts / max(tolerance, 1e-12)).astype(np.int64)
+    _, first, inverse = np.unique(q, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    merged = len(verts) - len(first)
+    return verts[first], inverse[faces], None if colors is None else colors[first], int(merged)
+
+
+def drop_bad_faces(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Drop faces with repeated vertices or (near) zero area, and duplicates (same vertex set, any order).
+
+    Returns:
+        (faces, degenerate dropped, duplicates dropped).
+    """
+    repeated = (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])
+    area2 = np.linalg.norm(np.cross(verts[faces[:, 1]] - verts[faces[:, 0]], verts[faces[:, 2]] - verts[faces[:, 0]]),
+                           axis=1)
+    degenerate = repeated | ~(area2 > 1e-14)
+    faces = faces[~degenerate]
+    key = np.sort(faces, axis=1)
+    _, first = np.unique(key, axis=0, return_index=True)
+    n_dup = len(faces) - len(first)
+    return faces[np.sort(first)], int(degenerate.sum()), int(n_dup)
+
+
+def face_areas(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(F,) triangle areas, m^2."""
+    return 0.5 * np.linalg.norm(np.cross(verts[faces[:, 1]] - verts[faces[:, 0]],
+                                         verts[faces[:, 2]] - verts[faces[:, 0]]), axis=1)
+
+
+def components(n_verts: int, faces: np.ndarray) -> np.ndarray:
+    """(F,) connected-component label of each face (faces sharing a vertex are connected)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rows = np.concatenate([faces[:, 0], faces[:, 1]])
+    cols = np.concatenate([faces[:, 1], faces[:, 2]])
+    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n_verts, n_verts))
+    _, labels = connected_components(graph, directed=False)
+    return labels[faces[:, 0]]
+
+
+def filter_components(verts: np.ndarray, faces: np.ndarray, cfg: MeshConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """Keep components with area >= min_component_area (and the fraction of the largest), or touching the floor.
+
+    The largest component is always kept.
+    """
+    labels = components(len(verts), faces)
+    n = int(labels.max()) + 1
+    area = np.bincount(labels, weights=face_areas(verts, faces), minlength=n)
+    low = np.full(n, np.inf)
+    np.minimum.at(low, labels, verts[faces].reshape(-1, 9)[:, 2::3].min(axis=1))
+    keep = area >= cfg.min_component_area
+    if cfg.min_component_fraction > 0:
+        keep &= area >= cfg.min_component_fraction * area.max()
+    keep |= np.abs(low - cfg.floor_height) <= cfg.floor_band
+    keep[int(np.argmax(area))] = True
+    kept_faces = faces[keep[labels]]
+    stats = {"components": n, "components_dropped": int((~keep).sum()),
+             "component_area_dropped_m2": round(float(area[~keep].sum()), 4)}
+    logger.info("mesh: %d components, dropped %d (%.3f m^2) below %.3f m^2 and off the floor", n,
+                stats["components_dropped"], stats["component_area_dropped_m2"], cfg.min_component_area)
+    return kept_faces, stats
+
+
+def compact(verts: np.ndarray, faces: np.ndarray,
+            colors: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Drop unreferenced vertices and re-index faces."""
+    used = np.zeros(len(verts), dtype=bool)
+    used[faces.reshape(-1)] = True
+    remap = np.cumsum(used) - 1
+    return verts[used], remap[faces], None if colors is None else colors[used]
+
+
+# ============================================================================================== holes
+def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
+    """Closed loops of boundary edges (edges used by exactly one face), as vertex index arrays.
+
+    Loops follow the faces' winding: for faces counter-clockwise seen from above, an outer border runs
+    counter-clockwise and a hole clockwise (seen from above). Vertices where the boundary is not manifold (more
+    than one outgoing boundary edge) are followed in an arbitrary order; loops that do not close are skipped.
+    """
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    n = int(faces.max()) + 1
+    key = edges[:, 0] * n + edges[:, 1]
+    rev = edges[:, 1] * n + edges[:, 0]
+    key_sorted = np.sort(key)
+    pos = np.searchsorted(key_sorted, rev)
+    pos = np.minimum(pos, len(key_sorted) - 1)
+    has_twin = key_sorted[pos] == rev
+    boundary = edges[~has_twin]
+    if len(boundary) == 0:
+        return []
+    nxt: dict[int, list[int]] = {}
+    for a, b in boundary.tolist():
+        nxt.setdefault(a, []).append(b)
+    loops = []
+    while nxt:
+        start = next(iter(nxt))
+        loop = [start]
+        current = start
+        closed = False
+        for _ in range(len(boundary) + 1):
+            outs = nxt.get(current)
+            if not outs:
+                break
+            following = outs.pop()
+            if not outs:
+                del nxt[current]
+            if following == start:
+                closed = True
+                break
+            loop.append(following)
+            current = following
+        if closed and len(loop) >= 3:
+            loops.append(np.asarray(loop, dtype=np.int64))
+    return loops
+
+
+def _signed_area_xy(points: np.ndarray) -> float:
+    x, y = points[:, 0], points[:, 1]
+    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+
+
+def fill_floor_holes(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray | None,
+                     cfg: MeshConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """Fill holes of upward-facing, near-horizontal surfaces up to ``max_hole_area``.
+
+    A boundary loop is such a hole when it runs clockwise seen from above (the inside of an upward surface),
+    spans at most ``max_hole_height_range`` in z, and encloses at most ``max_hole_area`` (projected on XY). Each
+    is closed with a fan of triangles around a new vertex at the loop's centroid (colour: the loop's mean), wound
+    counter-clockwise seen from above like the floor around it.
+    """
+    loops = boundary_loops(faces)
+    new_verts, new_faces, new_colors = [], [], []
+    filled, filled_area, too_big = 0, 0.0, 0
+    next_index = len(verts)
+    for loop in loops:
+        pts = verts[loop]
+        if np.ptp(pts[:, 2]) > cfg.max_hole_height_range:
+            continue
+        area = _signed_area_xy(pts)
+        if area >= 0:  # counter-clockwise from above: an outer border (or the underside of something)
+            continue
+        if -area > cfg.max_hole_area:
+            too_big += 1
+            continue
+        center = pts.mean(axis=0)
+        a = loop
+        b = np.roll(loop, -1)
+        # the hole's boundary runs clockwise from above; the fill triangle (b, a, centre) is counter-clockwise
+        fan = np.stack([b, a, np.full(len(loop), next_index)], axis=1)
+        new_verts.append(center[None])
+        if colors is not None:
+            new_colors.append(colors[loop].mean(axis=0, keepdims=True).round().astype(colors.dtype))
+        new_faces.append(fan)
+        next_index += 1
+        filled += 1
+        filled_area += -area
+    stats = {"boundary_loops": len(loops), "holes_filled": filled, "hole_area_filled_m2": round(filled_area, 4),
+             "floor_holes_too_big": too_big}
+    logger.info("mesh: %d boundary loops, filled %d floor holes (%.3f m^2), %d floor-like holes above %.2f m^2",
+                len(loops), filled, filled_area, too_big, cfg.max_hole_area)
+    if filled == 0:
+        return verts, faces, colors, stats
+    verts = np.concatenate([verts, *new_verts])
+    faces = np.concatenate([faces, *new_faces])
+    if colors is not None:
+        colors = np.concatenate([colors, *new_colors])
+    return verts, faces, colors, stats
+
+
+# ============================================================================================== decimation
+def surface_distance(verts: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N,) unsigned distance of (N, 3) points to the triangle mesh, metres (open3d BVH; scipy fallback
+    measures to the nearest vertex of a densely sampled surface, an upper bound)."""
+    try:
+        import open3d as o3d
+    except ImportError:
+        o3d = None
+    if o3d is not None:
+        scene = o3d.t.geometry.RaycastingScene()
+        scene.add_triangles(o3d.core.Tensor(verts.astype(np.float32)), o3d.core.Tensor(faces.astype(np.uint32)))
+        return scene.compute_distance(o3d.core.Tensor(points.astype(np.float32))).numpy()
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(0)
+    areas = face_areas(verts, faces)
+    n = int(min(4_000_000, max(100_000, areas.sum() / 1e-4)))
+    pick = rng.choice(len(faces), size=n, p=areas / areas.sum())
+    r = rng.random((n, 2))
+    flip = r.sum(axis=1) > 1
+    r[flip] = 1 - r[flip]
+    tri = verts[faces[pick]]
+    samples = tri[:, 0] + r[:, :1] * (tri[:, 1] - tri[:, 0]) + r[:, 1:] * (tri[:, 2] - tri[:, 0])
+    return cKDTree(samples).query(points)[0]
+
+
+def decimate(verts: np.ndarray, faces: np.ndarray, cfg: MeshConfig) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Quadric decimation (fast-simplification) to an error bound.
+
+    The mesh is halved repeatedly; after each halving the 99th percentile distance from (a sample of) the
+    original vertices to the result is measured, and the last result within ``max_error`` is kept (so the
+    triangle count is within a factor of two of the smallest one the error bound allows), never below
+    ``min_triangles``. Meshes above ``max_triangles`` are decimated to it first, whatever the error.
+
+    Returns:
+        (verts, faces, stats with ``decimation_error_p99_m``, ``decimation_error_max_m`` and ``decimation_steps``).
+    """
+    import fast_simplification
+
+    rng = np.random.default_rng(0)
+    sample = verts[rng.choice(len(verts), size=min(cfg.error_samples, len(verts)), replace=False)]
+    best_v, best_f, best_err = verts, faces, (0.0, 0.0)
+    steps = 0
+    if len(faces) > cfg.max_triangles:
+        best_v, best_f = fast_simplification.simplify(verts, faces.astype(np.int32), target_count=cfg.max_triangles)
+        d = surface_distance(best_v, best_f, sample)
+        best_err = (float(np.percentile(d, 99)), float(d.max()))
+        steps += 1
+    while len(best_f) // 2 >= cfg.min_triangles:
+        v, f = fast_simplification.simplify(best_v, best_f.astype(np.int32), target_reduction=0.5)
+        steps += 1
+        if len(f) == 0 or len(f) >= len(best_f):
+            break
+        d = surface_distance(v, f, sample)
+        err = (float(np.percentile(d, 99)), float(d.max()))
+        if err[0] > cfg.max_error:
+            break
+        best_v, best_f, best_err = v, f, err
+    stats = {"decimation_steps": steps, "decimation_error_p99_m": round(best_err[0], 5),
+             "decimation_error_max_m": round(best_err[1], 5)}
+    logger.info("mesh: decimated %d -> %d triangles in %d halvings (p99 error %.4f m, bound %.4f m)", len(faces),
+                len(best_f), steps, best_err[0], cfg.max_error)
+    return np.asarray(best_v, dtype=np.float64), np.asarray(best_f, dtype=np.int64), stats
+
+
+# ============================================================================================== colour
+def colorize(mesh: TriangleMesh, scene_world: GaussianScene, k: int = 8) -> TriangleMesh:
+    """Vertex colours from the splats near each vertex.
+
+    Each vertex takes the opacity- and distance-weighted mean DC colour of its ``k`` nearest Gaussian centres
+    (weight = opacity / (distance + 1 cm)).
+
+    Args:
+        mesh: world frame, metres.
+        scene_world: Gaussians in the same frame.
+        k: neighbours per vertex.
+
+    Returns:
+        A new TriangleMesh with (V, 3) uint8 colours (grey where the scene is empty).
+    """
+    from scipy.spatial import cKDTree
+
+    if len(scene_world) == 0 or len(mesh.vertices) == 0:
+        colors = np.full((len(mesh.vertices), 3), 128, dtype=np.uint8)
+        return TriangleMesh(mesh.vertices, mesh.faces, colors)
+    k = int(min(k, len(scene_world)))
+    tree = cKDTree(scene_world.means)
+    dist, idx = tree.query(mesh.vertices, k=k, workers=2)
+    if k == 1:
+        dist, idx = dist[:, None], idx[:, None]
+    rgb = scene_world.colors()
+    alpha = scene_world.opacities()
+    w = alpha[idx] / (dist + 0.01)
+    w_sum = w.sum(axis=1, keepdims=True)
+    color = (rgb[idx] * w[..., None]).sum(axis=1) / np.maximum(w_sum, 1e-12)
+    color = np.where(w_sum > 0, color, 0.5)
+    return TriangleMesh(mesh.vertices, mesh.faces, np.clip(np.round(color * 255), 0, 255).astype(np.uint8))

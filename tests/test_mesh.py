@@ -1,0 +1,193 @@
+"""Mesh finishing against meshes with known truth: holes, floaters, degenerate faces, decimation error bound."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+from lyra_isaac.config import from_dict
+from lyra_isaac.errors import ConversionError
+from lyra_isaac.geometry.mesh import (
+    MeshConfig,
+    boundary_loops,
+    colorize,
+    finish_mesh,
+    surface_distance,
+)
+from lyra_isaac.splats.scene import SH_C0, GaussianScene
+from lyra_isaac.world import TriangleMesh
+
+
+def grid_plane(size: float = 4.0, cells: int = 40, z: float = 0.0, hole: tuple[float, float, float] | None = None):
+    """A square XY plane centred at the origin, faces counter-clockwise from above; ``hole`` = (x, y, half-width)
+    removes the cells whose centre lies in that square."""
+    xs = np.linspace(-size / 2, size / 2, cells + 1)
+    gx, gy = np.meshgrid(xs, xs, indexing="xy")
+    verts = np.stack([gx.ravel(), gy.ravel(), np.full(gx.size, z)], axis=1)
+    i, j = np.meshgrid(np.arange(cells), np.arange(cells), indexing="xy")
+    a = (j * (cells + 1) + i).ravel()
+    b, c, d = a + 1, a + cells + 2, a + cells + 1
+    faces = np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)])
+    if hole is not None:
+        cell_center = 0.5 * (verts[a] + verts[c])
+        centers = np.concatenate([cell_center, cell_center])
+        inside = (np.abs(centers[:, 0] - hole[0]) < hole[2]) & (np.abs(centers[:, 1] - hole[1]) < hole[2])
+        faces = faces[~inside]
+    return verts, faces
+
+
+def vertical_hits(mesh: TriangleMesh, xy: np.ndarray) -> np.ndarray:
+    """(N,) bool: a downward ray from z = 5 at each xy hits the mesh."""
+    tm = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
+    origins = np.column_stack([xy, np.full(len(xy), 5.0)])
+    dirs = np.tile([0.0, 0.0, -1.0], (len(xy), 1))
+    from trimesh.ray.ray_triangle import RayMeshIntersector
+
+    try:
+        hit = RayMeshIntersector(tm).intersects_any(origins, dirs)
+    except ImportError:  # rtree missing: use the distance to the mesh instead
+        pts = np.column_stack([xy, np.zeros(len(xy))])
+        hit = surface_distance(mesh.vertices, mesh.faces, pts) < 1e-3
+    return hit
+
+
+def test_plane_with_hole_is_filled_and_faces_up():
+    verts, faces = grid_plane(hole=(0.5, -0.3, 0.25))
+    mesh = TriangleMesh(verts, faces)
+    probe = np.array([[0.5, -0.3], [0.6, -0.2], [0.4, -0.4]])
+    assert not vertical_hits(mesh, probe).any()  # the hole is real
+    assert len(boundary_loops(mesh.faces)) == 2  # outer border + hole
+    out, stats = finish_mesh(mesh, MeshConfig(decimate=False))
+    assert stats["holes_filled"] == 1
+    assert stats["hole_area_filled_m2"] == pytest.approx(0.5 * 0.5, rel=0.05)
+    assert vertical_hits(out, probe).all()
+    assert len(boundary_loops(out.faces)) == 1  # only the outer border remains
+    # the fill is wound like the floor: every face normal points up
+    n = np.cross(out.vertices[out.faces[:, 1]] - out.vertices[out.faces[:, 0]],
+                 out.vertices[out.faces[:, 2]] - out.vertices[out.faces[:, 0]])
+    assert (n[:, 2] > 0).all()
+    assert np.abs(out.vertices[:, 2]).max() < 1e-6
+
+
+def test_large_hole_and_outer_border_are_not_filled():
+    verts, faces = grid_plane(hole=(0.0, 0.0, 1.0))  # a 2 x 2 m hole: 4 m^2 > max_hole_area
+    out, stats = finish_mesh(TriangleMesh(verts, faces), MeshConfig(decimate=False, max_hole_area=1.0))
+    assert stats["holes_filled"] == 0
+    assert stats["floor_holes_too_big"] == 1
+    assert not vertical_hits(out, np.array([[0.0, 0.0]])).any()
+
+
+def test_sloped_hole_is_not_a_floor_hole():
+    verts, faces = grid_plane(hole=(0.5, 0.5, 0.3))
+    verts = verts.copy()
+    verts[:, 2] = 0.5 * verts[:, 0]  # a 27 degree slope: the hole boundary spans 0.3 m in z
+    _, stats = finish_mesh(TriangleMesh(verts, faces), MeshConfig(decimate=False))
+    assert stats["holes_filled"] == 0
+
+
+def test_floaters_dropped_floor_objects_kept():
+    verts, faces = grid_plane()
+    parts_v, parts_f = [verts], [faces]
+    offset = len(verts)
+
+    def add(mesh: trimesh.Trimesh):
+        nonlocal offset
+        parts_v.append(mesh.vertices)
+        parts_f.append(mesh.faces + offset)
+        offset += len(mesh.vertices)
+
+    add(trimesh.creation.box(extents=(0.05, 0.05, 0.05)).apply_translation((1.0, 1.0, 1.5)))  # floater 0.015 m^2
+    add(trimesh.creation.box(extents=(0.1, 0.1, 0.1)).apply_translation((-1.0, 1.0, 1.2)))  # floater 0.06 m^2
+    add(trimesh.creation.box(extents=(0.05, 0.05, 0.1)).apply_translation((-1.0, -1.0, 0.05)))  # small, on floor
+    add(trimesh.creation.box(extents=(0.5, 0.5, 0.5)).apply_translation((1.0, -1.0, 1.5)))  # big, in the air
+    mesh = TriangleMesh(np.concatenate(parts_v), np.concatenate(parts_f))
+    out, stats = finish_mesh(mesh, MeshConfig(decimate=False, min_component_area=0.1))
+    assert stats["components"] == 5
+    assert stats["components_dropped"] == 2
+    assert stats["component_area_dropped_m2"] == pytest.approx(6 * 0.05**2 + 6 * 0.1**2, rel=1e-6)
+    v = out.vertices
+    near = lambda x, y: (np.abs(v[:, 0] - x) < 0.3) & (np.abs(v[:, 1] - y) < 0.3) & (v[:, 2] > 0.5)  # noqa: E731
+    assert not near(1.0, 1.0).any() and not near(-1.0, 1.0).any()  # both floaters gone
+    assert near(1.0, -1.0).any()  # the big box in the air stays
+    kept_small = (np.abs(v[:, 0] + 1.0) < 0.03) & (np.abs(v[:, 1] + 1.0) < 0.03) & (np.abs(v[:, 2] - 0.1) < 1e-6)
+    assert kept_small.sum() == 4  # the small floor-touching box keeps its top corners
+
+
+def test_degenerate_and_duplicate_faces_dropped():
+    verts, faces = grid_plane(cells=4)
+    extra = np.array([[0, 0, 1], [0, 1, 2], faces[3][::-1], faces[5]])  # repeated index, collinear, dup x2
+    verts = np.concatenate([verts, [[10.0, 0, 0], [11.0, 0, 0], [12.0, 0, 0]]])
+    n = len(verts)
+    collinear = np.array([[n - 3, n - 2, n - 1]])
+    mesh = TriangleMesh(verts, np.concatenate([faces, extra[[0]], collinear, extra[2:]]))
+    out, stats = finish_mesh(mesh, MeshConfig(decimate=False, fill_holes=False))
+    assert stats["degenerate_faces_dropped"] == 2
+    assert stats["duplicate_faces_dropped"] == 2
+    assert out.n_triangles == len(faces)
+
+
+def box_room(size=(6.0, 5.0, 2.8), pitch=0.02) -> trimesh.Trimesh:
+    """A closed box room (floor at z = 0) subdivided into ~pitch triangles, normals facing inwards."""
+    room = trimesh.creation.box(extents=size).apply_translation((0, 0, size[2] / 2))
+    v, f = trimesh.remesh.subdivide_to_size(room.vertices, room.faces, max_edge=pitch)
+    room = trimesh.Trimesh(v, f[:, ::-1], process=True)
+    return room
+
+
+def test_box_room_decimates_within_error_bound():
+    room = box_room(pitch=0.05)
+    rng = np.random.default_rng(0)
+    v = room.vertices + rng.normal(0, 0.001, room.vertices.shape)  # 1 mm noise: nothing is exactly planar
+    mesh = TriangleMesh(v, room.faces)
+    cfg = MeshConfig(max_error=0.01, min_triangles=100)
+    out, stats = finish_mesh(mesh, cfg)
+    assert out.n_triangles < mesh.n_triangles / 8
+    assert stats["decimation_error_p99_m"] <= 0.01
+    # independent check against the truth: dense samples of the true room lie within the bound of the result
+    truth_pts, _ = trimesh.sample.sample_surface(trimesh.creation.box(extents=(6.0, 5.0, 2.8))
+                                                 .apply_translation((0, 0, 1.4)), 20000, seed=1)
+    d = surface_distance(out.vertices, out.faces, truth_pts)
+    assert np.percentile(d, 99) < 0.012
+    # the room's outline survives: floor at 0, ceiling at 2.8
+    assert out.vertices[:, 2].min() == pytest.approx(0.0, abs=0.01)
+    assert out.vertices[:, 2].max() == pytest.approx(2.8, abs=0.01)
+
+
+def test_decimation_respects_tight_bound_by_stopping_early():
+    verts, faces = grid_plane(cells=60)
+    verts = verts.copy()
+    verts[:, 2] = 0.05 * np.sin(3 * verts[:, 0]) * np.cos(2 * verts[:, 1])  # curved: error grows with decimation
+    loose, s_loose = finish_mesh(TriangleMesh(verts, faces), MeshConfig(max_error=0.01, min_triangles=10))
+    tight, s_tight = finish_mesh(TriangleMesh(verts, faces), MeshConfig(max_error=0.0005, min_triangles=10))
+    assert tight.n_triangles > loose.n_triangles
+    assert s_tight["decimation_error_p99_m"] <= 0.0005
+    assert s_loose["decimation_error_p99_m"] <= 0.01
+
+
+def test_empty_mesh_raises():
+    with pytest.raises(ConversionError, match="no triangles"):
+        finish_mesh(TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3))), MeshConfig())
+
+
+def test_config_from_dict():
+    cfg = from_dict(MeshConfig, {"max_error": 0.02, "fill_holes": False})
+    assert cfg.max_error == 0.02 and cfg.fill_holes is False
+
+
+def test_colorize_takes_nearby_splat_colours():
+    verts, faces = grid_plane(cells=10)
+    n = 2000
+    rng = np.random.default_rng(0)
+    means = np.column_stack([rng.uniform(-2, 2, (n, 2)), rng.normal(0, 0.005, n)]).astype(np.float32)
+    red = means[:, 0] < 0
+    rgb = np.where(red[:, None], [0.9, 0.1, 0.1], [0.1, 0.1, 0.9])
+    scene = GaussianScene(means=means, quats=np.tile([1, 0, 0, 0], (n, 1)).astype(np.float32),
+                          log_scales=np.full((n, 3), -4, np.float32), opacity_logits=np.full(n, 3, np.float32),
+                          sh_dc=((rgb - 0.5) / SH_C0).astype(np.float32))
+    out = colorize(TriangleMesh(verts, faces), scene)
+    assert out.colors.dtype == np.uint8 and out.colors.shape == (len(verts), 3)
+    left = verts[:, 0] < -0.3
+    right = verts[:, 0] > 0.3
+    assert np.abs(out.colors[left].astype(int) - [230, 26, 26]).max() <= 2
+    assert np.abs(out.colors[right].astype(int) - [26, 26, 230]).max() <= 2
