@@ -257,3 +257,41 @@ def test_checker_finds_each_kind_of_mismatch(tmp_path):
     assert any("orientation" in p for p in problems)
     assert any("takes 1 positional" in p for p in problems)
     assert any("no such module" in p and "nonexistent" in p for p in problems)
+
+
+# --------------------------------------------------------------- omni.physx scene queries (258 MB wheel: slow)
+PHYSICS_WHEEL = "isaacsim-extscache-physics"
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_physx_scene_query_api_matches_the_omni_physx_stubs():
+    """The height scan's PhysX calls against omni.physx's own type stubs (shipped in isaacsim-extscache-physics)."""
+    import ast
+
+    cache = wheel_cache()
+    if _cached(cache, PHYSICS_WHEEL) is None:
+        result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--python-version", "3.12",
+                                 "--only-binary=:all:", "--disable-pip-version-check", "-q", "-d", str(cache),
+                                 f"{PHYSICS_WHEEL}=={ISAACSIM_VERSION}"], capture_output=True, text=True, check=False,
+                                timeout=1200)
+        if result.returncode != 0:
+            pytest.skip(f"cannot download {PHYSICS_WHEEL}: {(result.stdout + result.stderr).strip()[-300:]}")
+    archive = zipfile.ZipFile(_cached(cache, PHYSICS_WHEEL))
+    names = archive.namelist()
+    stub = next(n for n in names if n.endswith("omni/physx/bindings/_physx.pyi") and "/omni.physx-" in n)
+    ifaces = next(n for n in names if n.endswith("omni/physx/scripts/ifaces.py") and "/omni.physx-" in n)
+    classes = {n.name: n for n in ast.parse(archive.read(stub).decode()).body if isinstance(n, ast.ClassDef)}
+    methods = {f.name: f for f in classes["PhysXSceneQuery"].body if isinstance(f, ast.FunctionDef)}
+    assert [a.arg for a in methods["raycast_closest"].args.args][:4] == ["self", "origin", "dir", "distance"]
+    assert [a.arg for a in methods["raycast_all"].args.args][:5] == ["self", "origin", "dir", "distance", "reportFn"]
+    hit_fields = {f.name for c in ("SceneQueryHitLocation", "SceneQueryHitObject") for f in classes[c].body
+                  if isinstance(f, ast.FunctionDef)}
+    assert {"position", "collision"} <= hit_fields  # what ground_heights reads off raycast_all's hits
+    assert "def get_physx_scene_query_interface(" in archive.read(ifaces).decode()
+    # raycast_closest's dict: omni.physx's own code reads hitInfo["hit"] and hitInfo["position"] as we do
+    sources = "".join(archive.read(n).decode("utf-8", "replace") for n in names
+                      if n.endswith(".py") and "/omni.physx" in n)
+    assert 'hitInfo["hit"]' in sources and 'hitInfo["position"]' in sources
+    ours = (ROOT / "lyra_isaac/envs/backends/isaacsim.py").read_text()
+    assert 'hit.get("hit")' in ours and 'hit["position"]' in ours
