@@ -278,3 +278,20 @@ def test_reference_arc(tmp_path, valley):
     prim = stage.GetPrimAtPath("/World/Splats")
     assert prim.HasAuthoredReferences() and not prim.HasAuthoredPayloads()
     assert len(read_splats(stage)) == len(valley.splats)
+
+
+def test_read_splats_loads_an_unloaded_payload(written):
+    directory, _, _ = written
+    stage = Usd.Stage.Open(str(directory / "world.usda"), Usd.Stage.LoadNone)
+    assert not stage.GetPrimAtPath("/World/Splats").IsLoaded()
+    assert len(read_splats(stage)) == 20000
+
+
+def test_read_splats_bad_input(tmp_path, written):
+    directory, _, _ = written
+    with pytest.raises(InputError, match="not found"):
+        read_splats(tmp_path / "nope.usda")
+    with pytest.raises(InputError, match="not a ParticleField3DGaussianSplat"):
+        read_splats(directory / "world.usda", "/World/ground")
+    with pytest.raises(InputError, match="no splat prim"):
+        read_splats(directory / "world.usda", "/World/Nothing")
