@@ -295,6 +295,8 @@ def test_cleaning_counts_and_row_index(tmp_path, caplog):
     assert back.log_scales[pos[40], 1] == MAX_ABS_LOG_SCALE and back.log_scales[pos[41], 0] == -MAX_ABS_LOG_SCALE
     assert np.isfinite(back.scales()).all()
     np.testing.assert_allclose(back.quats[pos[50]], scene.quats[50] / np.linalg.norm(scene.quats[50]), atol=1e-7)
+    untouched = np.setdiff1d(expected_rows, [50])  # unit quaternions keep their exact bits next to a fixed one
+    np.testing.assert_array_equal(back.quats[[pos[r] for r in untouched]], scene.quats[untouched])
     assert "dropped 7 of 1000 rows" in caplog.text
     # subset keeps row_index aligned
     sub = back.subset(np.arange(len(back)) % 2 == 0)
