@@ -155,6 +155,21 @@ def test_c2w_and_3x4_forms(tmp_path):
     np.testing.assert_allclose(cams.intrinsics, intrinsics(6))
 
 
+def test_normalized_and_homogeneous_intrinsics(tmp_path):
+    w2c, _ = orbit_w2c(4)
+    k_norm = np.array([[0.9, 0, 0.5], [0, 1.6, 0.5], [0, 0, 1]])
+    np.savez(tmp_path / "n.npz", w2c=w2c, intrinsics=k_norm, image_width=640, image_height=360)
+    cams = load_cameras(tmp_path / "n.npz")
+    np.testing.assert_allclose(cams.intrinsics[0], [[576.0, 0, 320], [0, 576.0, 180], [0, 0, 1]])
+    np.savez(tmp_path / "m.npz", w2c=w2c, intrinsics=k_norm)
+    with pytest.raises(InputError, match="looks normalized"):
+        load_cameras(tmp_path / "m.npz")
+    k4 = np.eye(4)
+    k4[:3, :3] = intrinsics(1)[0] * 2.0  # homogeneous 4x4 with a projective factor of 2
+    np.savez(tmp_path / "h.npz", w2c=w2c, intrinsics=np.repeat(k4[None], 4, 0))
+    np.testing.assert_allclose(load_cameras(tmp_path / "h.npz").intrinsics, intrinsics(4))
+
+
 def test_find_cameras(tmp_path):
     ply_path = tmp_path / "reconstructed_scene.ply"
     ply_path.write_bytes(b"ply\n")

@@ -133,6 +133,10 @@ IMAGE_SIZE_KEYS = (("image_width", "image_height"), ("width", "height"), ("W", "
 """(width key, height key) pairs, in order of preference. Without them the size is 2 x the principal point
 (Lyra's ``cameras.npz`` has none: its frames are the video's)."""
 
+NORMALIZED_LIMIT = 4.0
+"""Focal lengths and principal points all below this many "pixels" mean intrinsics normalized by the image size
+(fx ~ 1, cx ~ 0.5); real pixel intrinsics have focal lengths of hundreds of pixels."""
+
 RIGID_TOLERANCE = 1e-3
 """Largest |R R^T - I| entry (and |det R - 1|) accepted for a w2c rotation block (float32 files drift ~1e-6)."""
 
@@ -257,6 +261,22 @@ def load_cameras(path: str | Path, views: str = "render") -> CameraPath:
         bad = int(np.flatnonzero((focal <= 0).any(axis=1))[0])
         raise InputError(path, f"{k_key}[{bad}] has a non-positive focal length {focal[bad].tolist()}")
 
+    if np.any(k_matrices[:, 2, 2] <= 0):
+        bad = int(np.flatnonzero(k_matrices[:, 2, 2] <= 0)[0])
+        raise InputError(path, f"{k_key}[{bad}] has K[2, 2] = {k_matrices[bad, 2, 2]}, expected 1")
+    if np.any(k_matrices[:, 2, 2] != 1.0):
+        k_matrices = k_matrices / k_matrices[:, 2:3, 2:3]  # projective scale of K: normalize to K[2, 2] = 1
+    principal = k_matrices[:, :2, 2]
+    focal = k_matrices[:, [0, 1], [0, 1]]
+    if np.all(np.abs(principal) <= NORMALIZED_LIMIT) and np.all(focal <= NORMALIZED_LIMIT):
+        # Intrinsics normalized by the image size (principal point ~0.5, 0.5): convert to pixels if we know it.
+        if size is None:
+            raise InputError(path, f"{k_key} looks normalized (principal point {principal[0].tolist()}, not pixels) "
+                                   "and the file has no image size keys to convert it")
+        k_matrices = k_matrices.copy()
+        k_matrices[:, 0, :] *= size[0]
+        k_matrices[:, 1, :] *= size[1]
+        logger.info("%s: %s is normalized; scaled to %d x %d pixels", path.name, k_key, size[0], size[1])
     if size is None:
         cx, cy = k_matrices[0, 0, 2], k_matrices[0, 1, 2]
         width, height = int(round(2 * cx)), int(round(2 * cy))
@@ -360,12 +380,15 @@ def _as_intrinsics(path: Path, key: str, array: np.ndarray) -> np.ndarray:
         return array[None]
     if array.ndim == 3 and array.shape[1:] == (3, 3) and array.shape[0] > 0:
         return array
+    if array.shape == (4, 4) or (array.ndim == 3 and array.shape[1:] == (4, 4) and array.shape[0] > 0):
+        return np.ascontiguousarray(array.reshape(-1, 4, 4)[:, :3, :3])  # homogeneous 4x4 intrinsics
     if array.shape == (4,) or (array.ndim == 2 and array.shape[1] == 4 and array.shape[0] > 0):
         fx, fy, cx, cy = np.atleast_2d(array).T
         k = np.zeros((fx.shape[0], 3, 3))
         k[:, 0, 0], k[:, 1, 1], k[:, 0, 2], k[:, 1, 2], k[:, 2, 2] = fx, fy, cx, cy, 1.0
         return k
-    raise InputError(path, f"{key} has shape {array.shape}, expected (F, 3, 3), (3, 3) or (F, 4) [fx, fy, cx, cy]")
+    raise InputError(path, f"{key} has shape {array.shape}, expected (F, 3, 3), (3, 3), (F, 4, 4) or (F, 4) "
+                           "[fx, fy, cx, cy]")
 
 
 def _check_finite(path: Path, key: str, array: np.ndarray) -> None:
