@@ -535,6 +535,10 @@ def test_stream_writer_is_atomic(tmp_path):
     assert target.read_bytes() == before  # an existing file survives a failed rewrite
     with pytest.raises(OutputError, match="parent directory"):
         write_ply(tmp_path / "missing" / "x.ply", scene)
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(OutputError, match="adir: cannot write"):
+        write_ply(tmp_path / "adir", scene)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "out.ply"]  # no temp file left
 
 
 MEMORY_PROBE = r"""
