@@ -44,6 +44,7 @@ from .importer import (
     stage_correction,
 )
 from .robots import ROBOTS, robot_spec
+from .usd_robot import prepare_robot_prim
 
 KIT_REQUIRED_MESSAGE = (
     "lyra_isaac.isaac.extension is the Isaac Sim extension and runs only inside Isaac Sim / Omniverse Kit "
@@ -444,12 +445,13 @@ class LyraWorldsExtension(omni.ext.IExt):
         return self._task_humanoid
 
     async def _add_humanoid_async(self, robot_name: str) -> str | None:
-        from isaacsim.core.experimental.prims import XformPrim
-        from isaacsim.storage.native import get_assets_root_path_async
-
         stage = omni.usd.get_context().get_stage()
         created: list[str] = []
         try:
+            from isaacsim.core.experimental.prims import XformPrim
+            from isaacsim.core.simulation_manager import SimulationManager
+            from isaacsim.storage.native import get_assets_root_path_async
+
             if stage is None:
                 raise InputError(None, "no stage is open")
             if stage_correction(str(UsdGeom.GetStageUpAxis(stage)), UsdGeom.GetStageMetersPerUnit(stage)) != (0.0, 1.0):
@@ -473,6 +475,7 @@ class LyraWorldsExtension(omni.ext.IExt):
             prim = UsdGeom.Xform.Define(stage, placement.prim_path).GetPrim()
             created.append(placement.prim_path)
             prim.GetReferences().AddReference(url)
+            prepare_robot_prim(prim, SimulationManager.get_active_physics_engine() or "physx")
             XformPrim(placement.prim_path, positions=[placement.position], orientations=[placement.orientation],
                       reset_xform_op_properties=True)
         except Exception as exc:  # noqa: BLE001

@@ -43,6 +43,7 @@ import numpy as np
 
 from ...errors import ConfigError, InputError, LyraError
 from ...isaac.robots import RobotSpec, robot_spec
+from ...isaac.usd_robot import prepare_robot_prim
 from ...world import WORLD_USD, WorldDir
 from ..spaces import RobotState, quat_to_matrix, yaw_of
 
@@ -356,6 +357,11 @@ class IsaacSimBackend:
         robot_prim = stage_utils.add_reference_to_stage(robot_url, ROBOT_PRIM)
         if not robot_prim.GetChildren():
             raise InputError(robot_url, f"{self.spec.title} USD could not be loaded (asset root '{root}' reachable?)")
+        # the height scan uses PhysX scene queries, so the backend runs PhysX (Isaac Sim 6 may default to Newton)
+        if (SimulationManager.get_active_physics_engine() or "").lower() != "physx":
+            if not SimulationManager.switch_physics_engine("physx"):
+                raise ConfigError("backend='isaacsim' needs the PhysX engine, and Isaac Sim could not switch to it")
+        prepare_robot_prim(robot_prim, "physx")
 
         SimulationManager.setup_simulation(dt=self.physics_dt, device=self.device)
         omni.timeline.get_timeline_interface().play()
