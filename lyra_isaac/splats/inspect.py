@@ -24,6 +24,10 @@ PERCENTILES = (1.0, 50.0, 99.0)
 LOW_OPACITY = 0.05
 """Opacity below which a Gaussian is reported as nearly transparent (the cleaning stage's usual geometry cut)."""
 
+STATS_SAMPLE = 2_000_000
+"""Percentiles and fractions are computed on every k-th row so that at most this many rows are used (exact for
+smaller scenes; the rows of a Lyra file are pixels, so this is a regular pixel-grid sample of every view)."""
+
 COVERAGE_SAMPLES = 20_000
 """Gaussians sampled (fixed seed) to measure how much of the scene the cameras see."""
 
@@ -51,7 +55,8 @@ def inspect_scene(path: str | Path, cameras: str | Path | None = None, strict: b
         ``scale_clamped``, ``opacity_inf``, ``sh_degree``, ``ignored_properties``, ``bounds`` ([min, max], scene
         units, source frame), ``bounds_p1_p99`` (the same between the 1st and 99th percentile per axis, robust to
         floaters and sky), ``opacity`` (sigmoid; p1 / p50 / p99 and ``fraction_below_0.05``), ``scale`` (largest
-        per-axis standard deviation, exp of the log-scales, scene units; p1 / p50 / p99), ``read_seconds``, and
+        per-axis standard deviation, exp of the log-scales, scene units; p1 / p50 / p99), ``stats_sample_step``
+        (percentiles use every k-th row, see ``STATS_SAMPLE``), ``read_seconds``, and
         ``cameras``: None, or ``path``, ``count``, ``width``, ``height``, ``path_length`` (scene units),
         ``pose_key``, ``intrinsics_key``, ``image_size_from``, ``available_views``, ``gaussians_seen_fraction``
         (:func:`camera_coverage`; below ``LOW_COVERAGE`` a warning is logged) and, for Lyra 2.0 files,
@@ -153,21 +158,28 @@ def camera_coverage(scene: GaussianScene, cameras: CameraPath, samples: int = CO
 
 
 def _statistics(scene: GaussianScene) -> dict[str, Any]:
-    """Bounds and distribution figures of a (cleaned, non-empty) scene."""
+    """Bounds (exact) and distribution figures (on a regular subsample of at most ``STATS_SAMPLE`` rows) of a
+    cleaned, non-empty scene."""
     q = np.asarray(PERCENTILES)
+    n = len(scene)
+    step = max(1, -(-n // STATS_SAMPLE))
+    rows = slice(None, None, step)
     bounds = scene.bounds()
-    robust = np.percentile(scene.means, [q[0], q[-1]], axis=0)
-    opacity = scene.opacities()
-    largest_scale = np.exp(scene.log_scales.max(axis=1).astype(np.float64))
+    robust = np.percentile(scene.means[rows], [q[0], q[-1]], axis=0)
+    with np.errstate(over="ignore"):
+        logits = scene.opacity_logits[rows].astype(np.float64)
+        opacity = 1.0 / (1.0 + np.exp(-logits))
+    largest_scale = np.exp(scene.log_scales[rows].max(axis=1).astype(np.float64))
     return {
         "bounds": _rounded(bounds),
         "bounds_p1_p99": _rounded(robust),
         "opacity": {
             **{f"p{p:g}": v for p, v in zip(PERCENTILES, _rounded(np.percentile(opacity, q)), strict=True)},
-            f"fraction_below_{LOW_OPACITY:g}": round(float(np.count_nonzero(opacity < LOW_OPACITY)) / len(scene), 6),
+            f"fraction_below_{LOW_OPACITY:g}": round(float(np.count_nonzero(opacity < LOW_OPACITY)) / opacity.size, 6),
         },
         "scale": {f"p{p:g}": v for p, v in zip(PERCENTILES, _rounded(np.percentile(largest_scale, q), 6),
                                                strict=True)},
+        "stats_sample_step": step,
     }
 
 
