@@ -731,7 +731,10 @@ def _binary_chunks(path: Path, offset: int, dtype: np.dtype, n: int):
     rows_per_chunk = max(1, CHUNK_BYTES // dtype.itemsize)
     for start in range(0, n, rows_per_chunk):
         m = min(rows_per_chunk, n - start)
-        chunk = np.memmap(path, dtype=dtype, mode="r", offset=offset + start * dtype.itemsize, shape=(m,))
+        try:
+            chunk = np.memmap(path, dtype=dtype, mode="r", offset=offset + start * dtype.itemsize, shape=(m,))
+        except (OSError, ValueError) as exc:  # e.g. the file shrank after its size was checked
+            raise InputError(path, f"cannot map rows {start}..{start + m - 1} ({exc})") from None
         yield start, chunk
         # Last reference: unmapping now takes the chunk's pages out of this process's resident set.
         del chunk
