@@ -16,7 +16,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "property order) the way convert does, and print what it holds: the detected layout, Gaussians in the file "
         "and kept (rows with NaN/inf values or zero quaternions are dropped and counted), SH degree, bounds (full "
         "and 1st-99th percentile), opacity (sigmoid) and scale (largest axis, linear) percentiles 1/50/99, and, "
-        "when a camera file is found or given, the camera count, image size and camera path length. "
+        "when a camera file is found or given, the camera count, image size, camera path length and the share of "
+        "Gaussians the cameras see (a check that the cameras belong to the scene). "
         "Exits with status 1 and 'error: <file>: <fault>' when the file is unusable.",
     )
     parser.add_argument("scene", help="splat PLY, or a Lyra output folder (its reconstructed_scene.ply)")
