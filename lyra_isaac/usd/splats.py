@@ -210,10 +210,13 @@ def read_splats(stage_or_path, prim_path: str | None = None, *, world_frame: boo
     field = UsdVol.ParticleField3DGaussianSplat(prim)
 
     def get(attr, dtype, width):
+        # Copy out of the Vt array at once: a crate layer hands out arrays that map its file, and USD copies
+        # ("detaches") every such array still alive when the layer closes, which costs more than this copy.
         value = attr.Get()
         if value is None:
             return None
-        array = np.asarray(value, dtype=dtype)
+        array = np.array(value, dtype=dtype, copy=True)
+        del value
         return array.reshape(-1, width) if width else array.reshape(-1)
 
     positions = get(field.GetPositionsAttr(), np.float32, 3)
@@ -240,12 +243,12 @@ def read_splats(stage_or_path, prim_path: str | None = None, *, world_frame: boo
         logits = (np.log(opacities64) - np.log1p(-opacities64)).astype(np.float32)
     coeffs = coeffs.reshape(n, per, 3)
     scene = GaussianScene(
-        means=positions.copy(),
+        means=positions,
         quats=quats.astype(np.float32),
         log_scales=log_scales,
         opacity_logits=logits,
         sh_dc=coeffs[:, 0].copy(),
-        sh_rest=coeffs[:, 1:].copy() if per > 1 else None,
+        sh_rest=coeffs[:, 1:] if per > 1 else None,  # a view: no second copy of the largest array
         source_format="usd",
         source_path=source,
         frame="local",
