@@ -15,6 +15,8 @@ Other Isaac Sim versions: ``LYRA_ISAAC_ISAACSIM_VERSION=6.0.1.0 pytest tests/tes
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib
 import os
 import subprocess
@@ -106,22 +108,51 @@ def _cached(cache: Path, name: str) -> Path | None:
     return found[0] if found else None
 
 
+@contextlib.contextmanager
+def _locked(cache: Path):
+    with open(cache / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _pip_download(cache: Path, requirements: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """``pip download`` of Python 3.12 binary wheels, without dependencies, into ``cache`` (nothing is installed)."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--python-version", "3.12", "--only-binary=:all:",
+               "--disable-pip-version-check", "-q", "-d", str(cache), *requirements]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout)
+
+
+def _index_reachable(project: str) -> tuple[bool, str]:
+    """(whether the package index answers for ``project``, the index URL): tells 'no network' from 'bad pin'."""
+    import urllib.request
+
+    index = os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple"
+    try:
+        with urllib.request.urlopen(f"{index.rstrip('/')}/{project}/", timeout=15) as response:
+            return response.status == 200, index
+    except OSError:
+        return False, index
+
+
 @pytest.fixture(scope="session")
 def isaac_wheels() -> list[Path]:
     """The pinned isaacsim-* wheels, downloaded once into the cache (skips without network, fails on a bad pin)."""
     cache = wheel_cache()
     cache.mkdir(parents=True, exist_ok=True)
-    missing = [n for n in WHEELS if _cached(cache, n) is None]
-    if missing:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--python-version", "3.12",
-                   "--only-binary=:all:", "--disable-pip-version-check", "-q", "-d", str(cache),
-                   *[f"{n}=={ISAACSIM_VERSION}" for n in missing]]
-        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
-        if result.returncode != 0:
-            text = result.stdout + result.stderr
-            if "No matching distribution" in text and "connection" not in text.lower():
-                pytest.fail(f"isaacsim wheels {ISAACSIM_VERSION} not on the index (wrong pin?):\n{text[-2000:]}")
-            pytest.skip(f"cannot download the isaacsim wheels (no network to PyPI?): {text.strip()[-500:]}")
+    with _locked(cache):  # pytest-xdist workers share the cache
+        missing = [n for n in WHEELS if _cached(cache, n) is None]
+        if missing:
+            result = _pip_download(cache, [f"{n}=={ISAACSIM_VERSION}" for n in missing], timeout=600)
+            if result.returncode != 0:
+                text = (result.stdout + result.stderr).strip()
+                reachable, index = _index_reachable("isaacsim-core")
+                if not reachable:
+                    pytest.skip(f"cannot download the isaacsim wheels: package index {index} not reachable")
+                pytest.fail(f"isaacsim wheels {ISAACSIM_VERSION} could not be downloaded from {index} although it is "
+                            f"reachable (wrong pin?):\n{text[-2000:]}")
     wheels = [_cached(cache, n) for n in WHEELS]
     assert all(wheels), wheels
     return wheels
@@ -270,13 +301,12 @@ def test_physx_scene_query_api_matches_the_omni_physx_stubs():
     import ast
 
     cache = wheel_cache()
-    if _cached(cache, PHYSICS_WHEEL) is None:
-        result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--python-version", "3.12",
-                                 "--only-binary=:all:", "--disable-pip-version-check", "-q", "-d", str(cache),
-                                 f"{PHYSICS_WHEEL}=={ISAACSIM_VERSION}"], capture_output=True, text=True, check=False,
-                                timeout=1200)
-        if result.returncode != 0:
-            pytest.skip(f"cannot download {PHYSICS_WHEEL}: {(result.stdout + result.stderr).strip()[-300:]}")
+    cache.mkdir(parents=True, exist_ok=True)
+    with _locked(cache):
+        if _cached(cache, PHYSICS_WHEEL) is None:
+            result = _pip_download(cache, [f"{PHYSICS_WHEEL}=={ISAACSIM_VERSION}"], timeout=1200)
+            if result.returncode != 0:
+                pytest.skip(f"cannot download {PHYSICS_WHEEL}: {(result.stdout + result.stderr).strip()[-300:]}")
     archive = zipfile.ZipFile(_cached(cache, PHYSICS_WHEEL))
     names = archive.namelist()
     stub = next(n for n in names if n.endswith("omni/physx/bindings/_physx.pyi") and "/omni.physx-" in n)
