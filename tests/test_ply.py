@@ -451,13 +451,116 @@ def test_error_missing_properties(tmp_path):
     expect_error(write_raw_ply(tmp_path / "pc.ply", mesh), "not a Gaussian-splat PLY")
 
 
-def test_error_compressed_ply(tmp_path):
-    chunk = np.zeros(1, dtype=[(n, "<f4") for n in ("min_x", "max_x")])
+def encode_compressed_ply(path: Path, scene: GaussianScene, chunk_colors: bool = True) -> Path:
+    """A PlayCanvas compressed PLY of ``scene``, encoded here from the format's description (independent of the
+    reader): 256-splat chunks, 11-10-11 positions and log-scales, largest-component rotations, RGBA8 colours."""
+    n = len(scene)
+    n_chunks = -(-n // 256)
+    ci = np.arange(n) // 256
+    rgb = 0.5 + 0.28209479177387814 * scene.sh_dc.astype(np.float64)
+
+    def bounds(values):
+        lo = np.array([values[ci == c].min(axis=0) for c in range(n_chunks)])
+        hi = np.array([values[ci == c].max(axis=0) for c in range(n_chunks)])
+        return lo, hi
+
+    def quantize(values, lo, hi, bits):
+        span = np.where(hi - lo > 0, hi - lo, 1.0)
+        return np.round((values - lo[ci]) / span[ci] * ((1 << bits) - 1)).astype(np.uint32)
+
+    def pack_111011(values, lo, hi):
+        return (quantize(values[:, 0:1], lo[:, 0:1], hi[:, 0:1], 11)[:, 0] << 21) | \
+            (quantize(values[:, 1:2], lo[:, 1:2], hi[:, 1:2], 10)[:, 0] << 11) | \
+            quantize(values[:, 2:3], lo[:, 2:3], hi[:, 2:3], 11)[:, 0]
+
+    p_lo, p_hi = bounds(scene.means.astype(np.float64))
+    s_lo, s_hi = bounds(scene.log_scales.astype(np.float64))
+    c_lo, c_hi = bounds(rgb) if chunk_colors else (np.zeros((n_chunks, 3)), np.ones((n_chunks, 3)))
+    q = scene.quats.astype(np.float64) / np.linalg.norm(scene.quats, axis=1, keepdims=True)
+    which = np.abs(q).argmax(axis=1)
+    q *= np.where(q[np.arange(n), which] < 0, -1.0, 1.0)[:, None]
+    others = np.array([[j for j in range(4) if j != w] for w in which])
+    abc = np.take_along_axis(q, others, axis=1) / np.sqrt(2.0) + 0.5
+    abc = np.clip(np.round(abc * 1023), 0, 1023).astype(np.uint32)
+    rot = (which.astype(np.uint32) << 30) | (abc[:, 0] << 20) | (abc[:, 1] << 10) | abc[:, 2]
+    alpha = np.round(scene.opacities().astype(np.float64) * 255).astype(np.uint32)
+    cq = [quantize(rgb[:, i:i + 1], c_lo[:, i:i + 1], c_hi[:, i:i + 1], 8)[:, 0] for i in range(3)]
+    color = (cq[0] << 24) | (cq[1] << 16) | (cq[2] << 8) | alpha
+
+    chunk_names = ["min_x", "min_y", "min_z", "max_x", "max_y", "max_z", "min_scale_x", "min_scale_y", "min_scale_z",
+                   "max_scale_x", "max_scale_y", "max_scale_z"] + (
+        ["min_r", "min_g", "min_b", "max_r", "max_g", "max_b"] if chunk_colors else [])
+    chunk = np.concatenate([p_lo, p_hi, s_lo, s_hi] + ([c_lo, c_hi] if chunk_colors else []), axis=1)
+    header = ["ply", "format binary_little_endian 1.0", f"element chunk {n_chunks}"]
+    header += [f"property float {name}" for name in chunk_names]
+    header += [f"element vertex {n}"] + [f"property uint packed_{k}" for k in ("position", "rotation", "scale",
+                                                                                 "color")]
+    k = 0 if scene.sh_rest is None else scene.sh_rest.shape[1]
+    if k:
+        header += [f"element sh {n}"] + [f"property uchar f_rest_{i}" for i in range(3 * k)]
+    with open(path, "wb") as fh:
+        fh.write(("\n".join(header) + "\nend_header\n").encode())
+        fh.write(chunk.astype("<f4").tobytes())
+        fh.write(np.stack([pack_111011(scene.means.astype(np.float64), p_lo, p_hi), rot,
+                           pack_111011(scene.log_scales.astype(np.float64), s_lo, s_hi), color],
+                          axis=1).astype("<u4").tobytes())
+        if k:
+            channel_major = scene.sh_rest.transpose(0, 2, 1).reshape(n, 3 * k).astype(np.float64)
+            fh.write(np.clip(np.trunc((channel_major / 8 + 0.5) * 256), 0, 255).astype(np.uint8).tobytes())
+    return path
+
+
+@pytest.mark.parametrize("chunk_colors,sh_degree", [(True, 0), (False, 3)])
+def test_compressed_ply_decodes_within_quantization(tmp_path, chunk_colors, sh_degree):
+    scene = random_scene(1000, sh_degree=sh_degree, seed=11)  # 4 chunks, the last one partial
+    scene.sh_dc[:] = np.clip(scene.sh_dc, -1.7, 1.7)  # colours inside [0, 1] (the 8-bit range without bounds)
+    if scene.sh_rest is not None:
+        scene.sh_rest[:] = np.clip(scene.sh_rest, -3.9, 3.9)
+    back = read_ply(encode_compressed_ply(tmp_path / "s.compressed.ply", scene, chunk_colors))
+    assert back.source_format == "compressed" and len(back) == 1000 and back.sh_degree == sh_degree
+    extent = np.ptp(scene.means.reshape(-1), axis=0)
+    np.testing.assert_allclose(back.means, scene.means, atol=extent / 1023)
+    np.testing.assert_allclose(back.log_scales, scene.log_scales, atol=np.ptp(scene.log_scales) / 1023)
+    dots = np.abs(np.einsum("ij,ij->i", back.quats, scene.quats))
+    assert dots.min() > 0.999  # 10-bit components: under ~2.6 degrees
+    np.testing.assert_allclose(back.colors(), scene.colors(), atol=1 / 255)
+    np.testing.assert_allclose(back.opacities(), scene.opacities(), atol=1 / 255)
+    if sh_degree:
+        np.testing.assert_allclose(back.sh_rest, scene.sh_rest, atol=8 / 256)
+
+
+def test_compressed_ply_exact_values(tmp_path):
+    """One splat whose packed words decode to known numbers."""
+    chunk = np.array([[0, 0, 0, 2, 4, 6, -3, -3, -3, -1, -1, -1]], dtype="<f4")
+    position = (2047 << 21) | (0 << 11) | 1023  # x = max, y = min, z = 1023/2047 of the way
+    rotation = (0 << 30) | (512 << 20) | (512 << 10) | 512  # w largest, others ~0: identity
+    scale = (0 << 21) | (1023 << 11) | 2047
+    color = (255 << 24) | (0 << 16) | (255 << 8) | 255  # rgb (1, 0, 1) (no colour bounds), alpha 1
+    header = ("ply\nformat binary_little_endian 1.0\nelement chunk 1\n"
+              + "".join(f"property float {n}\n" for n in ("min_x", "min_y", "min_z", "max_x", "max_y", "max_z",
+                                                          "min_scale_x", "min_scale_y", "min_scale_z", "max_scale_x",
+                                                          "max_scale_y", "max_scale_z"))
+              + "element vertex 1\nproperty uint packed_position\nproperty uint packed_rotation\n"
+              "property uint packed_scale\nproperty uint packed_color\nend_header\n")
+    path = tmp_path / "one.ply"
+    path.write_bytes(header.encode() + chunk.tobytes() + np.array([position, rotation, scale, color], "<u4").tobytes())
+    scene = read_ply(path)
+    np.testing.assert_allclose(scene.means[0], [2.0, 0.0, 6 * 1023 / 2047], rtol=1e-6)
+    np.testing.assert_allclose(scene.log_scales[0], [-3.0, -1.0, -1.0], rtol=1e-6)
+    np.testing.assert_allclose(scene.quats[0], [1.0, 0, 0, 0], atol=2e-3)
+    np.testing.assert_allclose(scene.colors()[0], [1.0, 0.0, 1.0], atol=1e-6)
+    assert scene.opacity_logits[0] == np.inf and scene.read_report.opacity_inf == 1
+
+
+def test_error_compressed_ply_malformed(tmp_path):
     packed = np.zeros(3, dtype=[(n, "<u4") for n in ("packed_position", "packed_rotation", "packed_scale",
                                                       "packed_color")])
+    path = write_raw_ply(tmp_path / "nochunk.ply", packed)
+    expect_error(path, "packed_* vertex properties (PlayCanvas compressed layout) but no 'chunk'")
+    chunk = np.zeros(1, dtype=[(n, "<f4") for n in ("min_x", "max_x")])
     path = write_raw_ply(tmp_path / "s.compressed.ply", packed, before="element chunk 1\nproperty float min_x\n"
                          "property float max_x", before_bytes=chunk.tobytes())
-    expect_error(path, "is a compressed splat PLY")
+    expect_error(path, "compressed splat PLY lacks (or mistypes) min_y")
 
 
 def test_error_zero_gaussians(tmp_path):

@@ -11,7 +11,8 @@ Formats (DESIGN.md section 1), all one ``vertex`` element of float32 properties:
 - ``generic``: any other order or subset that holds the required properties (``REQUIRED_PROPERTIES``); extra
   properties are ignored, other elements (faces, ...) are skipped.
 
-Lyra 1.0's ``sample.py`` also writes ``gaussians/gaussians_<i>.ply`` files that are not PLYs at all but
+PlayCanvas/SuperSplat compressed PLYs (``chunk`` + packed ``vertex`` + uchar ``sh`` elements) are decoded as
+``splat-transform`` does (format ``compressed``; values are quantized). Lyra 1.0's ``sample.py`` also writes ``gaussians/gaussians_<i>.ply`` files that are not PLYs at all but
 ``torch.save``d tensors of activated values; they are recognised by their zip magic and converted (needs torch).
 
 Reading parses the header, then memory-maps the body with a structured dtype and processes it in chunks of
@@ -299,9 +300,8 @@ def _resolve_layout(path: Path, vertex: PlyElement) -> _Layout:
                                "fixed-size row of floats per Gaussian")
     missing = [n for n in REQUIRED_PROPERTIES if n not in seen]
     if missing and "packed_position" in seen:
-        raise InputError(path, "is a compressed splat PLY (PlayCanvas/SuperSplat packed_position/packed_rotation "
-                               "layout), which this reader does not decode; decompress it to a standard 3DGS PLY "
-                               "first (e.g. 'splat-transform in.compressed.ply out.ply')")
+        raise InputError(path, "has packed_* vertex properties (PlayCanvas compressed layout) but no 'chunk' "
+                               "element to decode them with")
     if missing:
         kind = " (a mesh or point cloud, not a Gaussian-splat PLY)" if len(missing) >= 10 else ""
         raise InputError(path, f"missing required vertex properties{kind}: {', '.join(missing)}")
@@ -451,6 +451,8 @@ def _plan_ply(path: Path) -> tuple[int, _Layout, Any, dict[str, Any]]:
     if vertex is None:
         found = ", ".join(e.name for e in header.elements) or "none"
         raise InputError(path, f"has no 'vertex' element (elements: {found})")
+    if header.element("chunk") is not None and any(p.name == "packed_position" for p in vertex.properties):
+        return _plan_compressed(path, header)
     layout = _resolve_layout(path, vertex)
     n = vertex.count
     if n == 0:
@@ -467,6 +469,133 @@ def _plan_ply(path: Path) -> tuple[int, _Layout, Any, dict[str, Any]]:
         "comments": header.comments,
     }
     return n, layout, chunks, facts
+
+
+COMPRESSED_CHUNK_ROWS = 256
+"""Splats per quantization chunk in the PlayCanvas/SuperSplat compressed PLY."""
+
+COMPRESSED_CHUNK_PROPERTIES = ("min_x", "min_y", "min_z", "max_x", "max_y", "max_z", "min_scale_x", "min_scale_y",
+                               "min_scale_z", "max_scale_x", "max_scale_y", "max_scale_z")
+COMPRESSED_COLOR_PROPERTIES = ("min_r", "min_g", "min_b", "max_r", "max_g", "max_b")
+COMPRESSED_VERTEX_PROPERTIES = ("packed_position", "packed_rotation", "packed_scale", "packed_color")
+COMPRESSED_DECODE_ROWS = 1 << 20
+"""Splats decoded at a time (bounds the temporary memory of decoding)."""
+
+
+def _plan_compressed(path: Path, header: PlyHeader) -> tuple[int, _Layout, Any, dict[str, Any]]:
+    """The PlayCanvas/SuperSplat compressed PLY (``splat-transform``'s ``.compressed.ply``).
+
+    Elements: ``chunk`` (one per 256 splats: float32 position and log-scale bounds, optional colour bounds),
+    ``vertex`` (uint32 ``packed_position`` 11-10-11 bits, ``packed_rotation`` 2-bit index of the largest component
+    + 3 x 10 bits of the others scaled by sqrt(2), ``packed_scale`` 11-10-11, ``packed_color`` RGBA 8-8-8-8 with
+    alpha = sigmoid(opacity)) and optionally ``sh`` (uint8 ``f_rest_*``, value = (byte/256 - 0.5) * 8). Decoded as
+    splat-transform's ``decompress-ply`` does; the result is quantized (positions to 1/2047 of a chunk's extent).
+    """
+    if header.format == "ascii":
+        raise InputError(path, "compressed splat PLY with an ASCII body is not supported")
+    order = header.byte_order
+    chunk_el, vertex = header.element("chunk"), header.element("vertex")
+    sh_el = header.element("sh")
+    chunk_names = {p.name: p.type_code for p in chunk_el.properties}
+    vertex_names = {p.name: p.type_code for p in vertex.properties}
+    missing = [n for n in COMPRESSED_CHUNK_PROPERTIES if chunk_names.get(n) != "f4"]
+    missing += [n for n in COMPRESSED_VERTEX_PROPERTIES if vertex_names.get(n) != "u4"]
+    if missing:
+        raise InputError(path, f"compressed splat PLY lacks (or mistypes) {', '.join(missing)}")
+    n = vertex.count
+    if n == 0:
+        raise InputError(path, "has zero Gaussians (element vertex 0)")
+    if chunk_el.count != -(-n // COMPRESSED_CHUNK_ROWS):
+        raise InputError(path, f"compressed splat PLY has {chunk_el.count} chunks for {n} splats (expected "
+                               f"{-(-n // COMPRESSED_CHUNK_ROWS)})")
+    k = 0
+    if sh_el is not None:
+        rest = [p.name for p in sh_el.properties]
+        if sh_el.count != n or len(rest) not in (9, 24, 45) or rest != [f"f_rest_{i}" for i in range(len(rest))] \
+                or any(p.type_code != "u1" for p in sh_el.properties):
+            raise InputError(path, "compressed splat PLY 'sh' element must hold one row per splat of uchar "
+                                   "f_rest_0..N-1 with N = 9, 24 or 45")
+        k = len(rest) // 3
+    offsets: dict[str, int] = {}
+    offset = header.body_offset
+    for element in header.elements:
+        if any(p.is_list for p in element.properties):
+            raise InputError(path, f"compressed splat PLY element '{element.name}' has list properties")
+        offsets[element.name] = offset
+        offset += element.count * element.dtype(order).itemsize
+    if path.stat().st_size < offset:
+        raise InputError(path, f"is truncated: the header declares {offset - header.body_offset} bytes of data but "
+                               f"only {path.stat().st_size - header.body_offset} follow")
+    chunks = np.fromfile(path, dtype=chunk_el.dtype(order), count=chunk_el.count, offset=offsets["chunk"])
+    has_color = all(chunk_names.get(c) == "f4" for c in COMPRESSED_COLOR_PROPERTIES)
+    names = [*POSITION, *SH_DC, *(f"f_rest_{i}" for i in range(3 * k)), OPACITY, *SCALES, *ROTATION]
+    out_dtype = np.dtype([(name, "<f4") for name in names])
+
+    def decode():
+        for start in range(0, n, COMPRESSED_DECODE_ROWS):
+            m = min(COMPRESSED_DECODE_ROWS, n - start)
+            packed = np.memmap(path, dtype=vertex.dtype(order), mode="r",
+                               offset=offsets["vertex"] + start * vertex.dtype(order).itemsize, shape=(m,))
+            records = np.empty(m, dtype=out_dtype)
+            ci = (np.arange(start, start + m) // COMPRESSED_CHUNK_ROWS)
+            c = chunks[ci]
+            _unpack_compressed(packed, c, has_color, records)
+            if k:
+                sh = np.memmap(path, dtype=sh_el.dtype(order), mode="r", offset=offsets["sh"] + start * 3 * k,
+                               shape=(m,))
+                for i in range(3 * k):
+                    byte = sh[f"f_rest_{i}"].astype(np.float32)
+                    unit = np.where(byte == 0, 0.0, np.where(byte == 255, 1.0, (byte + 0.5) / 256.0))
+                    records[f"f_rest_{i}"] = (unit - 0.5) * 8.0
+                del sh
+            del packed
+            yield start, records
+
+    logger.info("%s: PlayCanvas compressed PLY, %d splats in %d chunks, SH degree %d (quantized values)",
+                path.name, n, chunk_el.count, {0: 0, 3: 1, 8: 2, 15: 3}[k])
+    facts = {"format": f"{header.format} (PlayCanvas compressed)", "properties": list(vertex_names),
+             "ignored_properties": [], "comments": header.comments}
+    layout = _Layout("compressed", k, [], k)
+    return n, layout, decode(), facts
+
+
+def _unpack_compressed(packed: np.ndarray, chunk: np.ndarray, has_color: bool, out: np.ndarray) -> None:
+    """Decode packed vertex rows with their chunks' bounds into ``out`` (structured, PLY property names)."""
+    def unorm(value: np.ndarray, shift: int, bits: int) -> np.ndarray:
+        top = (1 << bits) - 1
+        return ((value >> np.uint32(shift)) & np.uint32(top)).astype(np.float64) / top
+
+    def lerp(lo: np.ndarray, hi: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return lo * (1.0 - t) + hi * t
+
+    position = packed["packed_position"].astype(np.uint32)
+    for axis, (shift, bits) in zip("xyz", ((21, 11), (11, 10), (0, 11)), strict=True):
+        out[axis] = lerp(chunk[f"min_{axis}"], chunk[f"max_{axis}"], unorm(position, shift, bits))
+    scale = packed["packed_scale"].astype(np.uint32)
+    for i, (axis, (shift, bits)) in enumerate(zip("xyz", ((21, 11), (11, 10), (0, 11)), strict=True)):
+        out[f"scale_{i}"] = lerp(chunk[f"min_scale_{axis}"], chunk[f"max_scale_{axis}"], unorm(scale, shift, bits))
+    color = packed["packed_color"].astype(np.uint32)
+    for i, (channel, shift) in enumerate(zip("rgb", (24, 16, 8), strict=True)):
+        value = unorm(color, shift, 8)
+        if has_color:
+            value = lerp(chunk[f"min_{channel}"], chunk[f"max_{channel}"], value)
+        out[f"f_dc_{i}"] = (value - 0.5) / SH_C0
+    alpha = unorm(color, 0, 8)
+    with np.errstate(divide="ignore"):
+        out[OPACITY] = -np.log(1.0 / alpha - 1.0)  # alpha 0 / 1 -> -inf / +inf (saturated, legal)
+    rotation = packed["packed_rotation"].astype(np.uint32)
+    norm = np.sqrt(2.0)  # the three stored components lie in [-1/sqrt(2), 1/sqrt(2)]
+    abc = np.stack([(unorm(rotation, shift, 10) - 0.5) * norm for shift in (20, 10, 0)], axis=1)
+    largest = np.sqrt(np.maximum(0.0, 1.0 - (abc * abc).sum(axis=1)))
+    which = (rotation >> np.uint32(30)).astype(np.int64)
+    quat = np.empty((len(rotation), 4))
+    for slot in range(4):
+        rows = which == slot
+        others = [j for j in range(4) if j != slot]
+        quat[rows, slot] = largest[rows]
+        quat[np.ix_(rows, others)] = abc[rows]
+    for i in range(4):
+        out[f"rot_{i}"] = quat[:, i]
 
 
 def _plan_lyra1_tensor(path: Path) -> tuple[int, _Layout, Any, dict[str, Any]]:

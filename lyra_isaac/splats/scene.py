@@ -26,8 +26,9 @@ SH_C0 = 0.28209479177387814
 SH_REST_COUNTS = {1: 3, 2: 8, 3: 15}
 """Number of rest coefficients per channel for SH degrees 1-3."""
 
-FORMATS = ("lyra2", "lyra1", "inria", "generic")
-"""Detected source formats: Lyra 2.0 (17 floats), Lyra 1.0 (14 floats), INRIA 3DGS (f_rest_*), any other order."""
+FORMATS = ("lyra2", "lyra1", "inria", "generic", "compressed")
+"""Detected source formats: Lyra 2.0 (17 floats), Lyra 1.0 (14 floats), INRIA 3DGS (f_rest_*), any other order,
+PlayCanvas/SuperSplat compressed PLY (quantized)."""
 
 
 @dataclass
