@@ -12,8 +12,9 @@ Formats (DESIGN.md section 1), all one ``vertex`` element of float32 properties:
   properties are ignored, other elements (faces, ...) are skipped.
 
 PlayCanvas/SuperSplat compressed PLYs (``chunk`` + packed ``vertex`` + uchar ``sh`` elements) are decoded as
-``splat-transform`` does (format ``compressed``; values are quantized). Lyra 1.0's ``sample.py`` also writes ``gaussians/gaussians_<i>.ply`` files that are not PLYs at all but
-``torch.save``d tensors of activated values; they are recognised by their zip magic and converted (needs torch).
+``splat-transform`` does (format ``compressed``; values are quantized). Lyra 1.0's ``sample.py`` also writes
+``gaussians/gaussians_<i>.ply`` files that are not PLYs at all but ``torch.save``d tensors of activated values;
+they are recognised by their zip magic and converted (needs torch).
 
 Reading parses the header, then memory-maps the body with a structured dtype and processes it in chunks of
 ``CHUNK_BYTES``: every output array is allocated once and filled in place, each chunk's mapping is released after
