@@ -8,7 +8,7 @@ import pytest
 mujoco = pytest.importorskip("mujoco")
 
 from lyra_isaac.errors import InputError  # noqa: E402
-from lyra_isaac.mjcf.scene import MjcfConfig, prepare_ground, write_mjcf_scene  # noqa: E402
+from lyra_isaac.mjcf.scene import MjcfConfig, ground_tiles, prepare_ground, write_mjcf_scene  # noqa: E402
 from lyra_isaac.world import HeightMap, TriangleMesh  # noqa: E402
 from tests.worlds import make_valley_world, surface_height  # noqa: E402
 
@@ -43,17 +43,35 @@ def valley_scene(tmp_path_factory):
 def test_files_and_model(valley_scene):
     world, out, files = valley_scene
     assert files["mjcf"] == "scene.xml" and (out / "scene.xml").is_file()
-    assert (out / files["mjcf_hfield"]).is_file()
     model = mujoco.MjModel.from_xml_path(str(out / "scene.xml"))
-    assert model.nhfield == 1
-    h, w = world.heightmap.heights.shape
-    assert (model.hfield_nrow[0], model.hfield_ncol[0]) == (h, w)
-    # one site per spawn point, at the spawn position
+    # the valley floor (|x| < 1) is the plane; slopes, box and step are height-field tiles
+    plane = model.geom("ground")
+    assert model.geom_type[plane.id] == mujoco.mjtGeom.mjGEOM_PLANE and model.geom_pos[plane.id][2] == 0.0
+    tile_x = model.geom_pos[model.geom_type == mujoco.mjtGeom.mjGEOM_HFIELD, 0]
+    assert np.all(np.abs(tile_x) > 0.5)  # no tile over the flat strip
+    # coarser sampling where the ground is a plain slope, full resolution at the box and step edges
+    cfg = MjcfConfig()
+    _, tiles = ground_tiles(*prepare_ground(world.heightmap, cfg), cfg)
+    assert model.nhfield == len(tiles) <= 12
+    assert {t.factor for t in tiles} == {1, 4}
     for i, (x, y, z, _) in enumerate(world.spawn_points):
         site = model.site(f"spawn_{i:03d}")
         np.testing.assert_allclose(model.site_pos[site.id], [x, y, z], atol=1e-3)
-    # no mesh geom for the valley: everything is in the height field (no overhangs)
+    # no mesh geom for the valley: everything is in the ground (no overhangs)
     assert int((model.geom_type == mujoco.mjtGeom.mjGEOM_MESH).sum()) == 0
+
+
+def test_pit_below_floor_moves_plane_down(tmp_path):
+    world = make_valley_world(with_splats=False)
+    world.heightmap.heights[70:80, 70:80] = -0.3  # a 0.5 m pit in the valley floor
+    # the collision mesh still has floor over the pit, which would (rightly) become an overhang part: skip those
+    write_mjcf_scene(world, tmp_path, MjcfConfig(overhang_margin=10.0))
+    model = mujoco.MjModel.from_xml_path(str(tmp_path / "scene.xml"))
+    assert model.geom_pos[model.geom("ground").id][2] == pytest.approx(-0.3, abs=1e-3)
+    rest = drop_spheres(tmp_path / "scene.xml", [(-0.25, -0.25), (0.5, 0.5)], start_z=0.5, seconds=1.0)
+    # cells 70..79 span x, y = -0.475..-0.025 (cell centre x = -4 + 0.05 * (j + 0.5))
+    assert rest[0, 2] == pytest.approx(-0.3 + RADIUS, abs=0.02)
+    assert rest[1, 2] == pytest.approx(RADIUS, abs=0.02)
 
 
 def test_concave_valley_is_not_a_hull(valley_scene):

@@ -14,7 +14,7 @@ from . import tasks
 from .config import EnvConfig, load_env_config
 from .robots import load_robot
 from .sensors import GroundLookup, height_scan, scan_grid
-from .spaces import RobotState, build_observation, observation_size, quat_to_matrix, yaw_of
+from .spaces import RobotState, build_observation, observation_size
 from .worlds import resolve_worlds
 
 logger = logging.getLogger(__name__)
@@ -166,13 +166,13 @@ class LyraWorldEnv(gym.Env):
         return self._grounds[index]
 
     def _floor_under(self, xy: np.ndarray) -> float:
-        z = self._ground(self._world).height(np.asarray(xy)[None, :2])[0]
-        return float(z) if np.isfinite(z) else -np.inf
+        z = self._ground(self._world).height_at(float(xy[0]), float(xy[1]))
+        return z if z == z else -np.inf
 
     def _command_block(self, state: RobotState) -> np.ndarray:
         if self.cfg.task == "velocity":
             return self._command.copy()
-        yaw = yaw_of(state.base_quat)
+        yaw = state.yaw()
         dx, dy = self._goal[0] - state.base_pos[0], self._goal[1] - state.base_pos[1]
         c, s = np.cos(yaw), np.sin(yaw)
         return np.array([c * dx + s * dy, -s * dx + c * dy, np.hypot(dx, dy)])
@@ -181,7 +181,7 @@ class LyraWorldEnv(gym.Env):
         ocfg = self.cfg.observation
         scan = None
         if ocfg.height_scan:
-            scan = height_scan(self._ground(self._world), state.base_pos, yaw_of(state.base_quat), self._grid,
+            scan = height_scan(self._ground(self._world), state.base_pos, state.yaw(), self._grid,
                                ocfg.scan_offset, ocfg.scan_clip)
         obs = build_observation(state, self.backend.nominal_joint_pos, self._command_block(state), self._last_action,
                                 scan, ocfg.clip)
@@ -268,7 +268,7 @@ class LyraWorldEnv(gym.Env):
     def _get_rew(self, state: RobotState, action: np.ndarray) -> tuple[float, dict[str, float], bool, str | None]:
         """Reward, its weighted terms, terminated flag and reason for the state after a step."""
         w, cfg, rob = self._weights, self.cfg, self.robot_cfg
-        rot = quat_to_matrix(state.base_quat)
+        rot = state.rotation()
         lin_b = rot.T @ state.base_lin_vel_w
         grav_b = -rot[2, :]
         ground = self._ground(self._world)
@@ -282,13 +282,13 @@ class LyraWorldEnv(gym.Env):
             reason = "fall_height"
         elif rot[2, 2] < np.cos(np.radians(cfg.termination.max_tilt_deg)):
             reason = "fall_tilt"
-        elif cfg.termination.leave_walkable and not ground.is_walkable(state.base_pos[None, :2])[0]:
+        elif cfg.termination.leave_walkable and not ground.walkable_at(state.base_pos[0], state.base_pos[1]):
             reason = "left_walkable"
 
         # feet contact from foot height over the local floor (no contact iteration: cheap)
         if len(state.foot_pos):
-            foot_floor = ground.height(state.foot_pos[:, :2])
-            contact = (state.foot_pos[:, 2] - np.nan_to_num(foot_floor, nan=-np.inf)) < rob.foot_contact_height
+            contact = np.array([z - ground.height_at(x, y) < rob.foot_contact_height  # NaN (off the map): no contact
+                                for x, y, z in state.foot_pos])
             first_contact = contact & ~self._in_contact
             self._air_time = np.where(self._in_contact, 0.0, self._air_time + self.dt)
             landing_air = np.where(first_contact, self._air_time, 0.0)
@@ -310,24 +310,27 @@ class LyraWorldEnv(gym.Env):
             raw["goal_reached"] = float(reason == "goal_reached")
         raw["alive"] = 1.0
         raw["termination"] = float(reason is not None and reason != "goal_reached")
-        lazy = {
-            "lin_vel_z": lambda: tasks.lin_vel_z_l2(lin_b),
-            "ang_vel_xy": lambda: tasks.ang_vel_xy_l2(state.base_ang_vel_b),
-            "joint_torques": lambda: tasks.joint_torques_l2(state.joint_torque),
-            "joint_acc": lambda: tasks.joint_acc_l2(state.joint_acc),
-            "action_rate": lambda: tasks.action_rate_l2(action, self._last_action),
-            "orientation": lambda: tasks.flat_orientation_l2(grav_b),
-            "base_height": lambda: tasks.base_height_l2(height, rob.base_height_target),
-            "feet_air_time": lambda: tasks.feet_air_time(first_contact, landing_air,
-                                                         float(np.linalg.norm(self._command[:2])),
-                                                         cfg.feet_air_time_threshold),
-        }
-        for name, fn in lazy.items():
-            if name in w:
-                raw[name] = fn()
+        if "lin_vel_z" in w:
+            raw["lin_vel_z"] = tasks.lin_vel_z_l2(lin_b)
+        if "ang_vel_xy" in w:
+            raw["ang_vel_xy"] = tasks.ang_vel_xy_l2(state.base_ang_vel_b)
+        if "joint_torques" in w:
+            raw["joint_torques"] = tasks.joint_torques_l2(state.joint_torque)
+        if "joint_acc" in w:
+            raw["joint_acc"] = tasks.joint_acc_l2(state.joint_acc)
+        if "action_rate" in w:
+            raw["action_rate"] = tasks.action_rate_l2(action, self._last_action)
+        if "orientation" in w:
+            raw["orientation"] = tasks.flat_orientation_l2(grav_b)
+        if "base_height" in w:
+            raw["base_height"] = tasks.base_height_l2(height, rob.base_height_target)
+        if "feet_air_time" in w:
+            raw["feet_air_time"] = tasks.feet_air_time(first_contact, landing_air,
+                                                       float(np.hypot(self._command[0], self._command[1])),
+                                                       cfg.feet_air_time_threshold)
         terms = {name: self.dt * w[name] * value for name, value in raw.items() if name in w}
         reward = float(sum(terms.values()))
-        if not np.isfinite(reward):
+        if reward != reward or abs(reward) == np.inf:
             reward = 0.0
         return reward, terms, reason is not None, reason
 

@@ -55,24 +55,60 @@ class GroundLookup:
         return cls(h, np.asarray(hm.walkable, dtype=bool), (float(hm.origin[0]), float(hm.origin[1])),
                    float(hm.cell_size))
 
+    def __post_init__(self) -> None:
+        # edge-padded copy so the bilinear corners (i + 1, j + 1) of the last row/column stay in range
+        self._padded = np.pad(self.heights, ((0, 1), (0, 1)), mode="edge").ravel()
+        self._stride = self.heights.shape[1] + 1
+
     def height(self, xy: np.ndarray) -> np.ndarray:
         """(N,) ground height (m) at (N, 2) world points, bilinear; NaN outside the grid."""
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-        u = (xy[:, 0] - self.origin[0]) / self.cell_size
-        v = (xy[:, 1] - self.origin[1]) / self.cell_size
+        return self.height_xy(xy[:, 0], xy[:, 1])
+
+    def height_xy(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """(N,) ground height (m) at points given as (N,) x and (N,) y arrays; NaN outside the grid."""
+        inv = 1.0 / self.cell_size
+        u = (x - self.origin[0]) * inv
+        v = (y - self.origin[1]) * inv
         h, w = self.heights.shape
-        inside = (u >= -0.5) & (u <= w - 0.5) & (v >= -0.5) & (v <= h - 0.5)
-        u = np.clip(u, 0, w - 1)
-        v = np.clip(v, 0, h - 1)
-        j0 = np.minimum(np.floor(u).astype(np.int64), max(w - 2, 0))
-        i0 = np.minimum(np.floor(v).astype(np.int64), max(h - 2, 0))
-        j1 = np.minimum(j0 + 1, w - 1)
-        i1 = np.minimum(i0 + 1, h - 1)
+        outside = (u < -0.5) | (u > w - 0.5) | (v < -0.5) | (v > h - 0.5)
+        np.clip(u, 0.0, w - 1.0, out=u)
+        np.clip(v, 0.0, h - 1.0, out=v)
+        j0 = u.astype(np.intp)
+        i0 = v.astype(np.intp)
+        fu = u - j0
+        fv = v - i0
+        idx = i0 * self._stride + j0
+        p = self._padded
+        top = p[idx] + (p[idx + 1] - p[idx]) * fu
+        bottom = p[idx + self._stride] + (p[idx + self._stride + 1] - p[idx + self._stride]) * fu
+        z = top + (bottom - top) * fv
+        if outside.any():
+            z[outside] = np.nan
+        return z
+
+    def height_at(self, x: float, y: float) -> float:
+        """Ground height (m) at one point, bilinear; NaN outside the grid. Scalar fast path of :meth:`height`."""
+        u = (x - self.origin[0]) / self.cell_size
+        v = (y - self.origin[1]) / self.cell_size
+        h, w = self.heights.shape
+        if not (-0.5 <= u <= w - 0.5 and -0.5 <= v <= h - 0.5):
+            return float("nan")
+        u = min(max(u, 0.0), w - 1.0)
+        v = min(max(v, 0.0), h - 1.0)
+        j0 = min(int(u), max(w - 2, 0))
+        i0 = min(int(v), max(h - 2, 0))
+        j1, i1 = min(j0 + 1, w - 1), min(i0 + 1, h - 1)
         fu, fv = u - j0, v - i0
         hh = self.heights
-        z = (hh[i0, j0] * (1 - fu) * (1 - fv) + hh[i0, j1] * fu * (1 - fv)
-             + hh[i1, j0] * (1 - fu) * fv + hh[i1, j1] * fu * fv)
-        return np.where(inside, z, np.nan)
+        return float((hh[i0, j0] * (1 - fu) + hh[i0, j1] * fu) * (1 - fv) + (hh[i1, j0] * (1 - fu) + hh[i1, j1] * fu) * fv)
+
+    def walkable_at(self, x: float, y: float) -> bool:
+        """Nearest cell of (x, y) is walkable (False outside the grid)."""
+        col = int(np.floor((x - self.origin[0]) / self.cell_size + 0.5))
+        row = int(np.floor((y - self.origin[1]) / self.cell_size + 0.5))
+        h, w = self.walkable.shape
+        return bool(0 <= row < h and 0 <= col < w and self.walkable[row, col])
 
     def is_walkable(self, xy: np.ndarray) -> np.ndarray:
         """(N,) bool: nearest cell of each (N, 2) point is walkable (False outside the grid)."""
@@ -104,7 +140,7 @@ def height_scan(ground: GroundLookup, base_pos: np.ndarray, yaw: float, grid: np
     c, s = np.cos(yaw), np.sin(yaw)
     wx = base_pos[0] + c * grid[:, 0] - s * grid[:, 1]
     wy = base_pos[1] + s * grid[:, 0] + c * grid[:, 1]
-    z = ground.height(np.stack([wx, wy], axis=1))
-    values = base_pos[2] - z - offset
-    values = np.where(np.isfinite(values), values, clip)
+    z = ground.height_xy(wx, wy)
+    values = base_pos[2] - offset - z
+    values[np.isnan(values)] = clip
     return np.clip(values, -clip, clip).astype(np.float32)

@@ -77,7 +77,20 @@ class RobotState:
     joint_torque: np.ndarray
     foot_pos: np.ndarray
     time: float = 0.0
+    base_rot: np.ndarray | None = None
+    """(3, 3) base -> world rotation matrix; computed from ``base_quat`` when a backend leaves it None."""
     extra: dict = field(default_factory=dict)
+
+    def rotation(self) -> np.ndarray:
+        """(3, 3) base -> world rotation (cached)."""
+        if self.base_rot is None:
+            self.base_rot = quat_to_matrix(self.base_quat)
+        return self.base_rot
+
+    def yaw(self) -> float:
+        """Heading of the base x axis about +Z, rad."""
+        r = self.rotation()
+        return float(np.arctan2(r[1, 0], r[0, 0]))
 
 
 class Backend(Protocol):
@@ -136,7 +149,7 @@ def build_observation(state: RobotState, nominal_joint_pos: np.ndarray, command:
     Returns:
         (observation_size,) float32, finite.
     """
-    rot = quat_to_matrix(state.base_quat)
+    rot = state.rotation()
     parts = [
         rot.T @ state.base_lin_vel_w,
         state.base_ang_vel_b,
@@ -149,6 +162,7 @@ def build_observation(state: RobotState, nominal_joint_pos: np.ndarray, command:
     if scan is not None:
         parts.append(scan)
     obs = np.concatenate(parts).astype(np.float32)
-    np.nan_to_num(obs, copy=False, nan=0.0, posinf=clip, neginf=-clip)
-    np.clip(obs, -clip, clip, out=obs)
+    np.clip(obs, -clip, clip, out=obs)  # also maps +-inf to +-clip
+    if np.isnan(obs.sum()):
+        obs[np.isnan(obs)] = 0.0
     return obs

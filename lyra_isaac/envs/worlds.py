@@ -8,7 +8,7 @@
   ``"status": "complete"`` and ``world_dir`` or ``name``; other entries are skipped),
 * ``None``: the default world, built on first use into the user cache
   (``$LYRA_ISAAC_CACHE`` or ``$XDG_CACHE_HOME/lyra_isaac`` or ``~/.cache/lyra_isaac``, then
-  ``worlds/default-<version>``). Building is safe when many processes start at once (async vector envs): one
+  ``worlds/default-<version>-r<revision>``). Building is safe when many processes start at once (async vector envs): one
   builds under an exclusive file lock into a temp folder renamed into place; the others wait and reuse it.
 """
 
@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 CACHE_ENV = "LYRA_ISAAC_CACHE"
 INDEX_JSON = "index.json"
 DEFAULT_WORLD_PREFIX = "default-"
+DEFAULT_WORLD_REVISION = 4
+"""Bump when the default world's content changes, so caches built by older code are not reused."""
 
 
 def cache_dir() -> Path:
@@ -171,7 +173,7 @@ def default_world() -> Path:
     from .. import __version__
 
     root = cache_dir() / "worlds"
-    target = root / f"{DEFAULT_WORLD_PREFIX}{__version__}"
+    target = root / f"{DEFAULT_WORLD_PREFIX}{__version__}-r{DEFAULT_WORLD_REVISION}"
     if (target / WORLD_JSON).is_file():
         return target
     root.mkdir(parents=True, exist_ok=True)
@@ -251,8 +253,9 @@ def analytic_world(half_extent: float = 7.0, cell_size: float = 0.05) -> World:
     colors = np.stack([shade, np.full_like(shade, 140), np.full_like(shade, 110)], axis=1)
     collision = TriangleMesh(vertices, faces)
     visual = TriangleMesh(vertices, faces, colors)
+    # spawn on the flat centre: episodes start on the floor plane, obstacles are walked to
     spawns = np.array([[0.0, 0.0, 0.0, 0.0], [1.5, 1.0, 0.0, 1.57], [-1.0, 1.5, 0.0, 3.14], [1.0, -1.5, 0.0, -1.0],
-                       [3.0, -2.5, 0.0, 0.5]])
+                       [-1.5, -0.5, 0.0, 0.5]])
     spawns[:, 2] = _terrain(spawns[:, 0], spawns[:, 1])
     goals = np.array([[4.0, 0.0, 0.0], [-3.0, 3.0, 0.0], [0.0, -4.0, 0.0], [3.0, 3.5, 0.0]])
     goals[:, 2] = _terrain(goals[:, 0], goals[:, 1])

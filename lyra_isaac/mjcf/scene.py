@@ -2,11 +2,14 @@
 
 MuJoCo collides every mesh geom as its convex hull, so the scene mesh is never one geom. Instead:
 
-* the 2.5-D ground is ONE ``hfield`` geom sampled at the world's :class:`~lyra_isaac.world.HeightMap` cell
-  centres (vertical walls and steps are fine in a height field). Holes (NaN cells) are filled from the nearest
-  valid cell; per-cell noise smaller than ``MjcfConfig.smooth_tolerance`` is removed on locally flat ground,
-  because noisy fine fields multiply contacts (DESIGN.md sec. 6 measured 0.16x speed for a noisy 256x256 field);
-  fields larger than ``MjcfConfig.max_cells`` per side are resampled coarser.
+* the 2.5-D ground, sampled at the world's :class:`~lyra_isaac.world.HeightMap` cell centres, is a ``plane`` at
+  the floor height plus ``hfield`` rectangles (merged from 0.8 m blocks) wherever the ground departs from the floor by more
+  than ``flat_tolerance`` (vertical walls and steps are fine in a height field). Each tile is sampled 1x, 2x or
+  4x coarser, whichever keeps every cell within ``resample_tolerance``. Holes (NaN cells) are filled from the
+  nearest valid cell; per-cell noise smaller than ``smooth_tolerance`` is removed on locally flat ground.
+  Why: a plane contact is several times cheaper than a height-field one, and MuJoCo tests a geom against every
+  height-field cell under it (measured with the humanoid under random actions, raw ``mj_step`` on one core:
+  plane 1612/s, a 14 m box 673/s, one 280x280 field of 5 cm cells 178/s, 10 cm 295/s, 41 cm 539/s).
 * what a height field cannot hold (overhangs: collision triangles clearly above the ground under them, such as a
   table top or a ceiling) becomes convex parts: each connected overhang component is decomposed with CoACD
   (``coacd``) when installed and large, otherwise represented by its convex hull; every part is its own
@@ -18,10 +21,10 @@ Robots are not baked in. :mod:`lyra_isaac.envs.backends.mujoco` loads scene.xml 
 attaches a robot's root body into a frame with ``MjSpec`` attach (``frame.attach_body(body, "robot/", "")``),
 so one scene serves every robot. Open ``scene.xml`` in ``python -m mujoco.viewer`` to look at a world alone.
 
-Height-field layout (verified against ``mj_ray``): data row 0 is the minimum y, column 0 the minimum x,
-the same as :class:`HeightMap` (row i: y = origin_y + i * cell). The binary ``.bin`` asset holds
-``int32 nrow, int32 ncol, float32 data[nrow * ncol]``; MuJoCo normalizes it to 0..1 and the geom spans
-``z = pos_z + data * size[2]`` with a ``size[3]``-deep base below ``pos_z``.
+Height-field layout (verified against ``mj_ray`` and by the drop tests): MuJoCo's ``hfield_data`` row 0 is the
+minimum y, column 0 the minimum x, as in :class:`HeightMap` (row i: y = origin_y + i * cell); the inline
+``elevation`` attribute lists rows from +y down to -y. MuJoCo normalizes samples to 0..1 between their min and
+max, and the geom spans ``z = pos_z + data * size[2]`` with a ``size[3]``-deep base below ``pos_z``.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from ..world import MJCF_SCENE, HeightMap, TriangleMesh, World
 
 logger = logging.getLogger(__name__)
 
-HFIELD_BIN = "ground_hfield.bin"
+TILE_PREFIX = "ground_tile_"
 ASSETS_DIR = "mjcf_assets"
 GROUND_GEOM = "ground"
 SPAWN_SITE_PREFIX = "spawn_"
@@ -54,8 +57,17 @@ class MjcfConfig:
     smooth_tolerance: float = 0.01
     """Metres. Cells whose 3x3 neighbourhood spans less than this are replaced by the neighbourhood median,
     removing sensor-level noise from flat ground (noisy fields slow contacts); 0 disables."""
-    base_thickness: float = 0.5
-    """Metres of solid height-field base below the lowest ground point."""
+    base_thickness: float = 0.3
+    """Metres of solid height-field base below each tile's lowest point."""
+    tile_cells: int = 16
+    """Block edge in height-map cells (0.8 m at 5 cm) for the flat / not-flat decision. Neighbouring non-flat
+    blocks with the same subsampling merge into one height-field rectangle: every geom costs broad-phase time on
+    every collision pass even untouched (280 separate 0.8 m tiles doubled the humanoid's step time), and a
+    touched height field costs by the cells under the touching geom, not by its size."""
+    flat_tolerance: float = 0.01
+    """Metres: tiles within this of the floor plane are left to the plane."""
+    resample_tolerance: float = 0.01
+    """Metres: a tile is sampled 2x or 4x coarser when that changes no cell by more than this."""
     overhang_margin: float = 0.05
     """Metres: a collision triangle is an overhang when all its corners lie this far above the highest ground
     sample within ``overhang_dilate_cells`` cells."""
@@ -85,7 +97,7 @@ def write_mjcf_scene(world: World, directory: Path, cfg: MjcfConfig | None = Non
         cfg: representation settings; defaults to :class:`MjcfConfig`.
 
     Returns:
-        Files written, relative to ``directory``: ``{"mjcf": "scene.xml", "mjcf_hfield": ..., "mjcf_part_000": ...}``.
+        Files written, relative to ``directory``: ``{"mjcf": "scene.xml", "mjcf_part_000": ...}``.
 
     Raises:
         InputError: the height map has no valid cell.
@@ -97,10 +109,7 @@ def write_mjcf_scene(world: World, directory: Path, cfg: MjcfConfig | None = Non
     nrow, ncol = heights.shape
     hmin, hmax = float(heights.min()), float(heights.max())
     elevation = max(hmax - hmin, 1e-3)
-    with (directory / HFIELD_BIN).open("wb") as handle:
-        np.array([nrow, ncol], dtype=np.int32).tofile(handle)
-        heights.astype(np.float32).tofile(handle)
-    files["mjcf_hfield"] = HFIELD_BIN
+    plane_z, tiles = ground_tiles(heights, cell, origin, cfg)
     rx, ry = max((ncol - 1) * cell / 2, cell / 2), max((nrow - 1) * cell / 2, cell / 2)
     cx, cy = origin[0] + (ncol - 1) * cell / 2, origin[1] + (nrow - 1) * cell / 2
 
@@ -135,9 +144,12 @@ def write_mjcf_scene(world: World, directory: Path, cfg: MjcfConfig | None = Non
          'texuniform="false" reflectance="0.05"/>') if cfg.checker else
         f'    <material name="ground_mat" rgba="{rgba}"/>',
         '    <material name="part_mat" rgba="0.6 0.45 0.35 1"/>',
-        f'    <hfield name="ground" file={quoteattr(HFIELD_BIN)} '
-        f'size="{rx:.6f} {ry:.6f} {elevation:.6f} {cfg.base_thickness:.6f}"/>',
     ]
+    for i, t in enumerate(tiles):
+        # inline elevation rows run from +y to -y (MuJoCo flips them into hfield_data, whose row 0 is -y)
+        values = " ".join(f"{v:.4f}" for v in (t.heights[::-1] - t.z0).ravel())
+        lines.append(f'    <hfield name="{TILE_PREFIX}{i:03d}" nrow="{t.heights.shape[0]}" ncol="{t.heights.shape[1]}" '
+                     f'size="{t.rx:.6f} {t.ry:.6f} {t.elevation:.6f} {t.base:.6f}" elevation="{values}"/>')
     for i, rel in enumerate(part_files):
         lines.append(f'    <mesh name="{PART_PREFIX}{i:03d}" file={quoteattr(rel)}/>')
     lines += [
@@ -145,9 +157,14 @@ def write_mjcf_scene(world: World, directory: Path, cfg: MjcfConfig | None = Non
         '  <worldbody>',
         f'    <light name="sun" directional="true" pos="{cx:.3f} {cy:.3f} {hmax + 10:.3f}" dir="0.3 0.2 -1" '
         'castshadow="true" diffuse="0.6 0.6 0.6"/>',
-        f'    <geom name="{GROUND_GEOM}" type="hfield" hfield="ground" pos="{cx:.6f} {cy:.6f} {hmin:.6f}" '
-        f'material="ground_mat" friction="{friction}" condim="3"/>',
+        # the flat floor is a plane (MuJoCo's cheapest contact); its half-size only sets the drawn extent
+        f'    <geom name="{GROUND_GEOM}" type="plane" size="{rx + cell:.4f} {ry + cell:.4f} 0.1" '
+        f'pos="{cx:.6f} {cy:.6f} {plane_z:.6f}" material="ground_mat" friction="{friction}" condim="3"/>',
     ]
+    for i, t in enumerate(tiles):
+        lines.append(f'    <geom name="{TILE_PREFIX}{i:03d}" type="hfield" hfield="{TILE_PREFIX}{i:03d}" '
+                     f'pos="{t.cx:.6f} {t.cy:.6f} {t.z0:.6f}" material="ground_mat" friction="{friction}" '
+                     'condim="3"/>')
     for i in range(len(part_files)):
         lines.append(f'    <geom name="{PART_PREFIX}{i:03d}" type="mesh" mesh="{PART_PREFIX}{i:03d}" '
                      f'material="part_mat" friction="{friction}" condim="3"/>')
@@ -157,9 +174,113 @@ def write_mjcf_scene(world: World, directory: Path, cfg: MjcfConfig | None = Non
     lines += ['  </worldbody>', '</mujoco>', '']
     (directory / MJCF_SCENE).write_text("\n".join(lines))
     files["mjcf"] = MJCF_SCENE
-    logger.info("MuJoCo scene: %dx%d height field (%.3f m cells, %.2f..%.2f m), %d convex overhang part(s), "
-                "%d spawn sites", nrow, ncol, cell, hmin, hmax, len(parts), len(world.spawn_points))
+    logger.info("MuJoCo scene: plane at z=%.3f + %d height-field tile(s) over a %dx%d grid (%.3f m cells, "
+                "%.2f..%.2f m), %d convex overhang part(s), %d spawn sites", plane_z, len(tiles), nrow, ncol, cell,
+                hmin, hmax, len(parts), len(world.spawn_points))
     return files
+
+
+@dataclass
+class GroundTile:
+    """One height-field tile: samples (R, C) metres at spacing ``cell * factor``, centred at (cx, cy)."""
+
+    heights: np.ndarray
+    cx: float
+    cy: float
+    rx: float
+    ry: float
+    z0: float
+    elevation: float
+    base: float
+    factor: int
+
+
+def ground_tiles(heights: np.ndarray, cell: float, origin: tuple[float, float],
+                 cfg: MjcfConfig) -> tuple[float, list[GroundTile]]:
+    """Split the ground into a plane plus height-field tiles where the ground departs from it.
+
+    The plane lies at the most common ground height (the floor) unless ground lies more than ``flat_tolerance``
+    below it, then at the lowest ground. Blocks of ``tile_cells`` cells whose samples all lie within
+    ``flat_tolerance`` of the plane are left to the plane; every other block gets the coarsest of 1x, 2x, 4x
+    subsampling whose bilinear reconstruction stays within ``resample_tolerance`` of every cell, and neighbouring
+    blocks of equal subsampling merge into rectangles, each one ``hfield`` geom (neighbours share their edge
+    samples, so the surface stays continuous). A plane contact costs a fraction of a height-field one, so the
+    robot touches height fields only where the ground is not flat.
+
+    Returns:
+        (plane z in metres, tiles).
+    """
+    values, counts = np.unique(np.round(heights / 0.01).astype(np.int64), return_counts=True)
+    plane_z = float(values[np.argmax(counts)] * 0.01)
+    if (heights < plane_z - cfg.flat_tolerance).any():
+        plane_z = float(heights.min())
+    nrow, ncol = heights.shape
+    step = max(int(cfg.tile_cells), 1)
+    row_edges = list(range(0, max(nrow - 1, 1), step)) + [nrow - 1]
+    col_edges = list(range(0, max(ncol - 1, 1), step)) + [ncol - 1]
+    # per block: 0 = flat (left to the plane), else the height-field subsampling factor it tolerates
+    factors = np.zeros((len(row_edges) - 1, len(col_edges) - 1), dtype=np.int64)
+    for bi, (r0, r1) in enumerate(zip(row_edges[:-1], row_edges[1:], strict=True)):
+        for bj, (c0, c1) in enumerate(zip(col_edges[:-1], col_edges[1:], strict=True)):
+            block = heights[r0:r1 + 1, c0:c1 + 1]
+            if np.abs(block - plane_z).max() > cfg.flat_tolerance:
+                factors[bi, bj] = _tile_factor(block, cfg.resample_tolerance)
+    tiles = []
+    for (bi0, bi1, bj0, bj1), factor in _merge_blocks(factors):
+        r0, r1, c0, c1 = row_edges[bi0], row_edges[bi1], col_edges[bj0], col_edges[bj1]
+        sub = heights[r0:r1 + 1:factor, c0:c1 + 1:factor]
+        z0 = float(sub.min())  # MuJoCo normalizes samples to 0..1 between their min and max
+        tiles.append(GroundTile(
+            heights=sub, cx=origin[0] + (c0 + c1) / 2 * cell, cy=origin[1] + (r0 + r1) / 2 * cell,
+            rx=max((c1 - c0) * cell / 2, cell / 2), ry=max((r1 - r0) * cell / 2, cell / 2), z0=z0,
+            elevation=max(float(sub.max()) - z0, 1e-3), base=cfg.base_thickness, factor=factor))
+    return plane_z, tiles
+
+
+def _merge_blocks(factors: np.ndarray) -> list[tuple[tuple[int, int, int, int], int]]:
+    """Cover the non-zero blocks with few rectangles of equal factor: runs along rows, merged down columns.
+
+    Returns:
+        ((row0, row1, col0, col1) block index bounds, end exclusive; factor) per rectangle.
+    """
+    open_rects: dict[tuple[int, int, int], int] = {}  # (col0, col1, factor) -> row0
+    rects = []
+    for bi in range(factors.shape[0] + 1):
+        runs = set()
+        if bi < factors.shape[0]:
+            row = factors[bi]
+            bj = 0
+            while bj < len(row):
+                if row[bj] == 0:
+                    bj += 1
+                    continue
+                start = bj
+                while bj < len(row) and row[bj] == row[start]:
+                    bj += 1
+                runs.add((start, bj, int(row[start])))
+        for key in list(open_rects):
+            if key not in runs:
+                rects.append(((open_rects.pop(key), bi, key[0], key[1]), key[2]))
+        for key in runs:
+            open_rects.setdefault(key, bi)
+    return rects
+
+
+def _tile_factor(block: np.ndarray, tolerance: float) -> int:
+    """Coarsest subsampling (1, 2, 4) of a tile whose bilinear reconstruction is within ``tolerance``."""
+    from scipy import ndimage
+
+    best = 1
+    for factor in (2, 4):
+        if (block.shape[0] - 1) % factor or (block.shape[1] - 1) % factor or min(block.shape) <= factor:
+            break
+        sub = block[::factor, ::factor]
+        rr, cc = np.meshgrid(np.arange(block.shape[0]) / factor, np.arange(block.shape[1]) / factor, indexing="ij")
+        recon = ndimage.map_coordinates(sub, [rr, cc], order=1, mode="nearest")
+        if np.abs(recon - block).max() > tolerance:
+            break
+        best = factor
+    return best
 
 
 def prepare_ground(heightmap: HeightMap, cfg: MjcfConfig) -> tuple[np.ndarray, float, tuple[float, float]]:

@@ -220,10 +220,14 @@ class MujocoBackend:
     def step(self, action: np.ndarray) -> tuple[RobotState, bool]:
         m, d = self.model, self.data
         d.ctrl[:] = self.control(action)
+        t0 = d.time
         mujoco.mj_step(m, d, nstep=self.cfg.physics.decimation)
-        bad = _instability_warnings(d)
-        ok = bad == self._warnings and bool(np.isfinite(d.qpos).all()) and bool(np.isfinite(d.qvel).all())
-        self._warnings = bad
+        # MuJoCo resets the state (time back to 0) when qpos/qvel/qacc diverge; the counters say it did
+        ok = d.time > t0 and bool(np.isfinite(d.qvel.sum()))
+        if not ok or d.time < 2 * self.dt:
+            bad = _instability_warnings(d)
+            ok = ok and bad == self._warnings
+            self._warnings = bad
         return self.state(), ok
 
     def state(self) -> RobotState:
@@ -240,6 +244,7 @@ class MujocoBackend:
             joint_torque=d.actuator_force.copy(),
             foot_pos=d.xpos[self._feet].copy(),
             time=float(d.time),
+            base_rot=d.xmat[self._root_body].reshape(3, 3).copy(),
         )
 
     def lowest_robot_point(self) -> tuple[np.ndarray, float]:
