@@ -46,6 +46,9 @@ def hwm():
     return int(fields["VmHWM"].split()[0]) * 1024, int(fields["VmRSS"].split()[0]) * 1024
 def maxrss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 """
 
 LOAD_SNIPPET = MEMORY + r"""
@@ -53,15 +56,16 @@ import json, sys, time
 import numpy as np
 from lyra_isaac.splats.ply import read_ply
 before = hwm()[1]
-t0 = time.perf_counter()
+c0, t0 = cpu(), time.perf_counter()
 scene = read_ply(sys.argv[1])
-seconds = time.perf_counter() - t0
+seconds, cpu_seconds = time.perf_counter() - t0, cpu() - c0
 peak = hwm()[0]
 arrays = (scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh_dc, scene.sh_rest)
 out_bytes = sum(a.nbytes for a in arrays if a is not None)
 out_bytes += scene.extra["row_index"].nbytes
 print(json.dumps({"seconds": seconds, "peak_rss": peak, "rss_before": before, "kept": len(scene),
-                  "report": scene.read_report.as_dict(), "output_bytes": out_bytes, "ru_maxrss": maxrss()}))
+                  "report": scene.read_report.as_dict(), "output_bytes": out_bytes, "ru_maxrss": maxrss(),
+                  "cpu": cpu_seconds}))
 """
 
 BASELINE_SNIPPET = MEMORY + r"""
@@ -69,7 +73,7 @@ import json, sys, time
 import numpy as np
 path = sys.argv[1]
 before = hwm()[1]
-t0 = time.perf_counter()
+c0, t0 = cpu(), time.perf_counter()
 with open(path, "rb") as fh:
     head = fh.read(8192)
 offset = head.index(b"end_header\n") + len(b"end_header\n")
@@ -80,9 +84,9 @@ groups = {"means": ["x", "y", "z"], "dc": ["f_dc_0", "f_dc_1", "f_dc_2"], "scale
 cols = {k: np.stack([rec[n] for n in v], axis=1) for k, v in groups.items() if v}
 opacity = rec["opacity"].copy()
 del rec
-seconds = time.perf_counter() - t0
+seconds, cpu_seconds = time.perf_counter() - t0, cpu() - c0
 peak = hwm()[0]
-print(json.dumps({"seconds": seconds, "peak_rss": peak, "rss_before": before}))
+print(json.dumps({"seconds": seconds, "peak_rss": peak, "rss_before": before, "cpu": cpu_seconds}))
 """
 
 
@@ -168,15 +172,19 @@ def main() -> None:
         times = ", ".join(f"{r['seconds']:.2f}" for r in runs)
         print(f"read_ply:        {best['seconds']:.2f} s (runs: {times}), "
               f"{n / best['seconds'] / 1e6:.1f} M Gaussians/s, kept {best['kept']:,}")
+        print(f"  CPU time:      {best['cpu']:.2f} s (user + sys of the best run; wall time above includes waiting "
+              f"for the CPU on a shared machine, load average {os.getloadavg()[0]:.1f})")
         print(f"  report:        {best['report']}")
         print(f"  peak RSS:      {peak / 1e6:,.0f} MB (interpreter before load {best['rss_before'] / 1e6:.0f} MB; "
               f"output arrays {best['output_bytes'] / 1e6:,.0f} MB)")
         print(f"  RSS/file size: {peak / size:.2f} (limit 2.0); ru_maxrss {best['ru_maxrss'] / 1e6:,.0f} MB")
         if not args.no_baseline:
             base = measure(BASELINE_SNIPPET, path)
-            print(f"baseline (np.fromfile + column copies, no validation): {base['seconds']:.2f} s, "
+            print(f"baseline (np.fromfile + column copies, no validation): {base['seconds']:.2f} s "
+                  f"(CPU {base['cpu']:.2f} s), "
                   f"peak RSS {base['peak_rss'] / 1e6:,.0f} MB ({base['peak_rss'] / size:.2f} x file)")
             print(f"  ratio read_ply/baseline: time {best['seconds'] / base['seconds']:.2f}, "
+                  f"CPU {best['cpu'] / base['cpu']:.2f}, "
                   f"peak RSS {peak / base['peak_rss']:.2f}")
     finally:
         if tmpdir is not None and not args.keep:
