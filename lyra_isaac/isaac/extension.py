@@ -64,7 +64,7 @@ try:
     from omni.kit.menu.utils import MenuItemDescription, add_menu_items, remove_menu_items
     from omni.kit.notification_manager import NotificationStatus, post_notification
     from omni.kit.window.filepicker import FilePickerDialog
-    from pxr import Gf, Sdf, Usd, UsdGeom
+    from pxr import Gf, Sdf, Usd, UsdGeom, UsdPhysics
 except ImportError as _exc:  # outside Kit: one clear message instead of a chain of missing modules
     raise ImportError(f"{KIT_REQUIRED_MESSAGE} (could not import '{_exc.name}')") from None
 
@@ -372,6 +372,7 @@ class LyraWorldsExtension(omni.ext.IExt):
                 xform.AddRotateXOp().Set(rotate_x)
             if scale != 1.0:
                 xform.AddScaleOp().Set(Gf.Vec3d(scale, scale, scale))
+            self._keep_one_physics_scene(stage, plan.prim_path)
         except Exception:
             for path in reversed(created):
                 stage.RemovePrim(path)
@@ -379,6 +380,18 @@ class LyraWorldsExtension(omni.ext.IExt):
         self._worlds[plan.prim_path] = world
         self._last_world_prim = plan.prim_path
         return plan.prim_path
+
+    @staticmethod
+    def _keep_one_physics_scene(stage: Usd.Stage, world_prim: str) -> None:
+        """Deactivate the world's own PhysicsScene when the stage already has one elsewhere (one scene steps all)."""
+        inside = world_prim.rstrip("/") + "/"
+        others = [p for p in stage.Traverse() if p.IsA(UsdPhysics.Scene) and not str(p.GetPath()).startswith(inside)]
+        if not others:
+            return
+        for prim in Usd.PrimRange(stage.GetPrimAtPath(world_prim)):
+            if prim.IsA(UsdPhysics.Scene):
+                prim.SetActive(False)
+                carb.log_info(f"[lyra_isaac] {prim.GetPath()} deactivated: the stage steps {others[0].GetPath()}")
 
     # ------------------------------------------------------------------------------------------------ batch
     def show_batch_picker(self) -> None:

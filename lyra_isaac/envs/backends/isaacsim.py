@@ -22,8 +22,9 @@ Everything from ``isaacsim``/``omni``/``carb``/``pxr`` is imported inside functi
 Scene layout built by :class:`IsaacSimBackend` (one stage, Z up, metres)::
 
     /World/PhysicsScene          UsdPhysics.Scene, gravity -Z 9.81, dt = physics.timestep
-    /World/Worlds/world_NNN      each world's world.usda by reference, side by side (offsets from their bounds);
-                                 their own PhysicsScene prims deactivated so one scene steps them all
+    /World/Worlds/world_NNN      one translated Xform per world, side by side (offsets from their bounds), holding
+                                 references to the world's ground, Visual, Splats, SpawnPoints... (every child of
+                                 its /World except its PhysicsScene, so one scene steps them all)
     /World/Robot                 the humanoid USD (H1 / G1) by reference
     /World/Cameras/<name>_WxH    chase / ego cameras, made on the first render at that size (Replicator annotators)
 """
@@ -44,6 +45,7 @@ import numpy as np
 from ...errors import ConfigError, InputError, LyraError
 from ...isaac.robots import RobotSpec, robot_spec
 from ...isaac.usd_robot import prepare_robot_prim
+from ...isaac.usd_world import reference_world_content
 from ...world import WORLD_USD, WorldDir
 from ..spaces import RobotState, quat_to_matrix, yaw_of
 
@@ -330,7 +332,7 @@ class IsaacSimBackend:
         from isaacsim.core.simulation_manager import SimulationManager
         from isaacsim.storage.native import get_assets_root_path
         from omni.physx import get_physx_scene_query_interface
-        from pxr import Gf, UsdGeom, UsdPhysics
+        from pxr import Gf, UsdPhysics
 
         root = assets_root if assets_root is not None else get_assets_root_path()
         try:
@@ -347,13 +349,8 @@ class IsaacSimBackend:
         scene.CreateGravityDirectionAttr(Gf.Vec3f(0.0, 0.0, -1.0))
         scene.CreateGravityMagnitudeAttr(GRAVITY)
         for i, (world, offset) in enumerate(zip(self.worlds, self.offsets, strict=True)):
-            path = f"{WORLDS_PRIM}/world_{i:03d}"
-            usd = world.path / world.manifest.files.get("usd", WORLD_USD)
-            prim = stage_utils.add_reference_to_stage(str(usd.resolve()), path)
-            UsdGeom.Xformable(prim).AddTranslateOp().Set(Gf.Vec3d(*offset))
-            inner_scene = stage.GetPrimAtPath(f"{path}/PhysicsScene")
-            if inner_scene:
-                inner_scene.SetActive(False)
+            usd = (world.path / world.manifest.files.get("usd", WORLD_USD)).resolve()
+            reference_world_content(stage, usd, f"{WORLDS_PRIM}/world_{i:03d}", tuple(float(v) for v in offset))
         robot_prim = stage_utils.add_reference_to_stage(robot_url, ROBOT_PRIM)
         if not robot_prim.GetChildren():
             raise InputError(robot_url, f"{self.spec.title} USD could not be loaded (asset root '{root}' reachable?)")

@@ -78,6 +78,18 @@ class TestLyraWorldsExtension(omni.kit.test.AsyncTestCase):
         # A second import of the same world gets its own prim.
         self.assertEqual(self.ext.reference_world(world), f"{WORLDS_ROOT_PRIM}/flat_1")
 
+    async def test_world_scene_deactivated_when_stage_has_one(self) -> None:
+        stage = omni.usd.get_context().get_stage()
+        UsdPhysics.Scene.Define(stage, "/physicsScene")
+        path = self.ext.reference_world(load_world(write_test_world(self.tmp / "flat")))
+        self.assertFalse(stage.GetPrimAtPath(f"{path}/PhysicsScene").IsActive())
+        self.assertTrue(stage.GetPrimAtPath(f"{path}/ground").IsActive())
+
+    async def test_world_scene_kept_when_it_is_the_only_one(self) -> None:
+        path = self.ext.reference_world(load_world(write_test_world(self.tmp / "flat")))
+        stage = omni.usd.get_context().get_stage()
+        self.assertTrue(stage.GetPrimAtPath(f"{path}/PhysicsScene").IsActive())
+
     async def test_failed_reference_leaves_stage_unchanged(self) -> None:
         world_dir = write_test_world(self.tmp / "broken")
         (world_dir / WORLD_USD).write_text("#usda 1.0\n(\n this is not usda")
