@@ -202,3 +202,14 @@ def test_splat_layer_breaking_the_schema_rules(copy):
     assert "elementSize" in usd
     assert report.check("asset_validator").status == "fail"
     assert "GaussianSplatSchemaChecker" in _problems(report, "asset_validator")
+
+
+def test_splats_not_brought_in(copy):
+    path = copy / "world.usda"
+    text = path.read_text()
+    assert "prepend payload = @./splats.usdc@</Splats>" in text
+    path.write_text(text.replace("prepend payload = @./splats.usdc@</Splats>", ""))
+    report = validate_world(copy, skip=FAST + ("asset_validator", "mujoco"))
+    problems = _problems(report, "usd")
+    assert "not brought in by a payload or reference" in problems
+    assert "/World/Splats.positions has no value" in problems

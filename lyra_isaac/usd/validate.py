@@ -347,10 +347,16 @@ def _check_usd(world: WorldDir) -> CheckResult:
             splat_problems, count = _check_splats(prim, stage)
             problems += splat_problems
             data["splats"] = count
-        if prim.GetPrimStack()[0].layer == root_layer and len(prim.GetPrimStack()) < 2:
-            problems.append(f"{WORLD_SPLATS_PRIM} holds its data in the root layer (expected a separate layer)")
         if not (prim.HasAuthoredPayloads() or prim.HasAuthoredReferences()):
             problems.append(f"{WORLD_SPLATS_PRIM} is not brought in by a payload or reference")
+        positions = prim.GetAttribute("positions")
+        source_layer = next((spec.layer for spec in positions.GetPropertyStack()), None) if positions else None
+        if source_layer is not None and source_layer == root_layer:
+            problems.append(f"{WORLD_SPLATS_PRIM} holds its arrays in the root layer (expected its own layer)")
+        elif source_layer is not None and manifest_has_splats and \
+                Path(source_layer.realPath).name != world.manifest.files["splats_usd"]:
+            problems.append(f"{WORLD_SPLATS_PRIM} arrays come from {Path(source_layer.realPath).name}, world.json "
+                            f"says {world.manifest.files['splats_usd']}")
 
     # visual
     if has_visual:
