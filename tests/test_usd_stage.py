@@ -295,3 +295,12 @@ def test_read_splats_bad_input(tmp_path, written):
         read_splats(directory / "world.usda", "/World/ground")
     with pytest.raises(InputError, match="no splat prim"):
         read_splats(directory / "world.usda", "/World/Nothing")
+
+
+def test_directory_without_write_permission(tmp_path, monkeypatch):
+    """Root ignores permission bits, so the permission answer is faked; the writer must refuse before writing."""
+    world = make_valley_world(with_splats=False)
+    monkeypatch.setattr(stage_module.os, "access", lambda path, mode: False)
+    with pytest.raises(OutputError, match="not writable"):
+        write_usd_stage(world, tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -213,3 +213,22 @@ def test_splats_not_brought_in(copy):
     problems = _problems(report, "usd")
     assert "not brought in by a payload or reference" in problems
     assert "/World/Splats.positions has no value" in problems
+
+
+@pytest.mark.parametrize("fault", ["nan", "no_faces"])
+def test_broken_ground_mesh(copy, fault):
+    from pxr import Sdf, Vt
+
+    layer = Sdf.Layer.FindOrOpen(str(copy / "geometry.usdc"))
+    spec = layer.GetPrimAtPath("/World/ground")
+    if fault == "nan":
+        points = np.asarray(spec.attributes["points"].default).copy()
+        points[7] = np.nan
+        spec.attributes["points"].default = Vt.Vec3fArray.FromNumpy(points)
+    else:
+        spec.attributes["faceVertexCounts"].default = Vt.IntArray()
+        spec.attributes["faceVertexIndices"].default = Vt.IntArray()
+    layer.Save()
+    report = validate_world(copy, skip=FAST + ("asset_validator", "mujoco"))
+    assert report.check("usd").status == "fail"
+    assert ("1 non-finite points" if fault == "nan" else "zero faces") in _problems(report, "usd")
