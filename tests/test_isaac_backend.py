@@ -110,6 +110,16 @@ def test_raycast_scan_missing_ground_reads_clip():
     assert values[1] == 1.0
 
 
+def test_spawn_pose_round_trips_through_the_world_offset():
+    from lyra_isaac.envs.spaces import yaw_of
+
+    position, orientation = backend.spawn_pose(np.array([1.0, -2.0, 0.3, 2.5]), np.array([30.0, 0.0, 0.0]), 1.05)
+    np.testing.assert_allclose(position, [[31.0, -2.0, 1.35]])
+    assert orientation.shape == (1, 4) and yaw_of(orientation[0]) == pytest.approx(2.5)
+    # _read_state reports positions relative to the world again
+    np.testing.assert_allclose(position[0] - [30.0, 0.0, 0.0], [1.0, -2.0, 1.35])
+
+
 def test_chase_camera_is_behind_the_robot():
     eye, target = backend.chase_camera_pose(np.array([1.0, 1.0, 1.0]), math.pi / 2, distance=3.0, height=1.0)
     np.testing.assert_allclose(eye, [1.0, -2.0, 2.0], atol=1e-12)

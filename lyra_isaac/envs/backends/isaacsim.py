@@ -229,6 +229,17 @@ def chase_camera_pose(base_pos: np.ndarray, yaw: float, distance: float = 3.0, h
     return eye, np.asarray(base_pos, dtype=np.float64)
 
 
+def spawn_pose(spawn: np.ndarray, offset: np.ndarray, spawn_height: float) -> tuple[np.ndarray, np.ndarray]:
+    """Root pose of a robot standing at ``spawn`` = [x, y, floor_z, yaw] of a world laid at ``offset`` in the stage.
+
+    Returns:
+        (positions (1, 3) stage metres, orientations (1, 4) w-first), as Articulation.set_world_poses takes them.
+    """
+    x, y, z, yaw = (float(v) for v in spawn)
+    position = np.array([[x + offset[0], y + offset[1], z + offset[2] + spawn_height]])
+    return position, np.array([[math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]])
+
+
 def ego_camera_pose(base_pos: np.ndarray, base_quat: np.ndarray, camera_pos: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
     """(eye (3,), target (3,)) of a camera at ``camera_pos`` (base frame) looking along the base's +X (forward)."""
@@ -436,10 +447,7 @@ class IsaacSimBackend:
         if not 0 <= world_index < len(self.worlds):
             raise ConfigError(f"world_index {world_index} outside 0..{len(self.worlds) - 1}")
         self._world_index = world_index
-        x, y, z, yaw = (float(v) for v in spawn)
-        offset = self.offsets[world_index]
-        position = np.array([[x + offset[0], y + offset[1], z + offset[2] + self.robot_cfg.spawn_height]])
-        orientation = np.array([[math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]])
+        position, orientation = spawn_pose(spawn, self.offsets[world_index], self.robot_cfg.spawn_height)
         joints = (self.nominal_joint_pos + np.asarray(joint_noise, dtype=np.float64).reshape(-1))[None]
         robot = self._h.robot
         robot.set_world_poses(positions=position, orientations=orientation)
