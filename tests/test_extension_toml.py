@@ -73,6 +73,14 @@ def test_dependencies_cover_every_kit_extension_the_code_imports(manifest):
     assert exts and exts <= deps, exts - deps
 
 
+def test_backend_required_extensions_are_dependencies(manifest):
+    """The Kit extensions the backend enables at start are the extension's declared dependencies too."""
+    from lyra_isaac.envs.backends.isaacsim import REQUIRED_EXTENSIONS
+
+    assert set(REQUIRED_EXTENSIONS) <= set(manifest["dependencies"])
+    assert "omni.replicator.core" in manifest["dependencies"]
+
+
 def test_pipapi_requirements_match_pyproject(manifest, pyproject):
     """Kit installs the library's dependencies with pip on first enable; Kit ships pxr, so not usd-core."""
     pipapi = manifest["python"]["pipapi"]

@@ -92,6 +92,9 @@ KIT_METHODS: dict[str, str] = {
     "get_selected_prim_paths": f"{_USD} (Selection)",
     "open_stage_async": f"{_USD} (UsdContext)",
     "next_update_async": _KIT_APP,
+    "get_extension_manager": f"{_KIT_APP} (IApp.get_extension_manager)",
+    "is_extension_enabled": f"{_EXT} (ExtensionManager)",
+    "set_extension_enabled_immediate": f"{_EXT} (ExtensionManager)",
     "get_extension_name": _EXT,
 }
 """Methods called on Kit objects (registries, interfaces) that a static check cannot type; listed with their docs."""

@@ -68,6 +68,9 @@ RAY_START_ABOVE_BASE_M = 0.5
 """Height-scan rays start this far above the base and point down (below ceilings, above the robot's own hips)."""
 RAY_MAX_DISTANCE_M = 20.0
 GRAVITY = 9.81
+REQUIRED_EXTENSIONS = ("omni.physx", "isaacsim.core.simulation_manager", "isaacsim.core.experimental.utils",
+                       "isaacsim.core.experimental.prims", "isaacsim.storage.native", "isaacsim.core.rendering_manager")
+"""Kit extensions the backend imports from; enabled on start (extension.toml declares the same for the extension)."""
 SUPPORTED_PYTHON = (3, 12)
 
 # Isaac Lab's nominal standing poses for its H1 and G1 configurations (joint-name regex -> rad); unmatched joints 0.
@@ -335,8 +338,20 @@ class IsaacSimBackend:
         self._h.app = SimulationApp({"headless": self.headless})
         self._h.owns_app = True
 
+    @staticmethod
+    def _enable_extensions(names: Sequence[str]) -> None:
+        """Enable the Kit extensions the backend imports (a standalone app's experience may not load them)."""
+        import omni.kit.app
+
+        manager = omni.kit.app.get_app().get_extension_manager()
+        for name in names:
+            if not manager.is_extension_enabled(name) and not manager.set_extension_enabled_immediate(name, True):
+                raise IsaacSimUnavailableError(f"backend='isaacsim' needs the Kit extension '{name}', which could "
+                                               "not be enabled in this Isaac Sim")
+
     def _build(self, assets_root: str | None) -> None:
         self._start_app()
+        self._enable_extensions(REQUIRED_EXTENSIONS)
         import isaacsim.core.experimental.utils.stage as stage_utils
         import omni.timeline
         from isaacsim.core.experimental.prims import Articulation, RigidPrim
@@ -350,6 +365,10 @@ class IsaacSimBackend:
             robot_url = self.spec.usd_url(root)
         except ConfigError as exc:
             raise InputError(None, str(exc)) from None
+        # the height scan uses PhysX scene queries, so the backend runs PhysX (Isaac Sim 6 may default to Newton)
+        if (SimulationManager.get_active_physics_engine() or "").lower() != "physx":
+            if not SimulationManager.switch_physics_engine("physx"):
+                raise ConfigError("backend='isaacsim' needs the PhysX engine, and Isaac Sim could not switch to it")
 
         stage = stage_utils.create_new_stage()
         stage_utils.set_stage_up_axis("Z")
@@ -365,10 +384,6 @@ class IsaacSimBackend:
         robot_prim = stage_utils.add_reference_to_stage(robot_url, ROBOT_PRIM)
         if not robot_prim.GetChildren():
             raise InputError(robot_url, f"{self.spec.title} USD could not be loaded (asset root '{root}' reachable?)")
-        # the height scan uses PhysX scene queries, so the backend runs PhysX (Isaac Sim 6 may default to Newton)
-        if (SimulationManager.get_active_physics_engine() or "").lower() != "physx":
-            if not SimulationManager.switch_physics_engine("physx"):
-                raise ConfigError("backend='isaacsim' needs the PhysX engine, and Isaac Sim could not switch to it")
         prepare_robot_prim(robot_prim, "physx")
 
         SimulationManager.setup_simulation(dt=self.physics_dt, device=self.device)
@@ -391,6 +406,7 @@ class IsaacSimBackend:
         """(prim path, rgb annotator, depth annotator) of camera ``name`` at ``width`` x ``height`` (made once)."""
         key = (name, width, height)
         if key not in self._cameras:
+            self._enable_extensions(["omni.replicator.core"])
             import omni.replicator.core as rep
             import omni.usd
             from pxr import UsdGeom
