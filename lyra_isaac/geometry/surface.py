@@ -39,6 +39,8 @@ from .tsdf import SparseTSDF
 
 logger = logging.getLogger(__name__)
 
+RENDER_SKIP_NEAREST = 2
+"""Rendered depth: the nearest-cluster anchor is the (this + 1)-th nearest point of a pixel."""
 ALIGN_BASES = {"scale": 1, "scale_offset": 2, "warp": 7}
 """Number of parameters of each per-view depth correction model."""
 
@@ -86,11 +88,11 @@ class SurfaceConfig:
     """Voxels with total weight at or below this are treated as unobserved when meshing."""
     render_max_width: int = 320
     """Width, pixels, of depth maps rendered from points (cameras are rescaled to it)."""
-    render_max_radius_px: int = 2
+    render_max_radius_px: int = 0
     """Largest footprint radius, pixels, of a point splatted into a rendered depth map."""
-    render_cluster_gap: float = 0.05
+    render_cluster_gap: float = 0.15
     """Nearest-cluster z-buffer: points within max(gap_m, gap_rel * depth) behind the nearest form the cluster."""
-    render_cluster_gap_rel: float = 0.03
+    render_cluster_gap_rel: float = 0.05
     synth_spacing: float = 2.0
     """Views synthesized without cameras: grid spacing of the positions, m."""
     synth_height: float = 1.5
@@ -208,7 +210,9 @@ def make_depth_views(scene: GaussianScene, cameras: CameraPath | None, cfg: Surf
         views = render_point_depths(scene, cameras, cfg)
         views.source = source
     if cfg.edge_threshold > 0:
-        dropped = filter_depth_edges(views.depth, cfg.edge_threshold)
+        # rendered depth is noisier than a view's own pixels: only real discontinuities should go
+        threshold = cfg.edge_threshold * (1.0 if views.source == "pixels" else 2.5)
+        dropped = filter_depth_edges(views.depth, threshold)
         stats["flying_pixels_dropped"] = int(dropped)
     stats["depth_source"] = views.source
     stats["views"] = len(views)
@@ -416,8 +420,10 @@ def _render_view(pts: np.ndarray, sig: np.ndarray, w2c: np.ndarray, k: np.ndarra
     pix, zz = pix[order], zz[order]
     start = np.flatnonzero(np.r_[True, pix[1:] != pix[:-1]])
     group = np.repeat(np.arange(len(start)), np.diff(np.r_[start, len(pix)]))
-    nearest = zz[start][group]
-    in_cluster = zz <= nearest + np.maximum(cfg.render_cluster_gap, cfg.render_cluster_gap_rel * nearest)
+    size = np.diff(np.r_[start, len(pix)])
+    # the cluster starts at the RENDER_SKIP_NEAREST-th nearest depth: a stray point in front cannot anchor it
+    anchor = zz[start + np.minimum(RENDER_SKIP_NEAREST, size - 1)][group]
+    in_cluster = zz <= anchor + np.maximum(cfg.render_cluster_gap, cfg.render_cluster_gap_rel * anchor)
     count = np.bincount(group, weights=in_cluster, minlength=len(start)).astype(np.int64)
     median = zz[start + (count - 1) // 2]
     out[pix[start]] = median
@@ -553,19 +559,6 @@ class NumpyFusion:
         return int(idx.shape[0])
 
 
-def _local_flat(vox: np.ndarray) -> np.ndarray:
-    local = vox % 8
-    return (local[:, 0] * 8 + local[:, 1]) * 8 + local[:, 2]
-
-
-def _unflatten(key: np.ndarray, tsdf: SparseTSDF) -> np.ndarray:
-    block = key // 512
-    local = key % 512
-    b = np.stack(np.unravel_index(block, tuple(tsdf.block_dims)), axis=1)
-    loc = np.stack([local // 64, (local // 8) % 8, local % 8], axis=1)
-    return b * 8 + loc
-
-
 def _scene_box(views: DepthViews, stride: int = 4) -> tuple[np.ndarray, np.ndarray]:
     pts = [backproject(views.depth[f, ::stride, ::stride], views.w2c[f], _stride_k(views.intrinsics[f], stride,
                                                                                     views.pixel_offset),
@@ -594,6 +587,9 @@ def fuse_views(views: DepthViews, depth: np.ndarray, voxel: float, truncation: f
         backend.integrate(tsdf, depth[f], views.w2c[f], views.intrinsics[f], views.pixel_offset, power)
         if f % 8 == 0:
             progress.update(stage, span[0] + (span[1] - span[0]) * f / len(views))
+    finish = getattr(backend, "finish", None)
+    if finish is not None:
+        finish(tsdf)
     return tsdf
 
 
@@ -609,6 +605,23 @@ def _identity_params(model: str) -> np.ndarray:
     p = np.zeros(ALIGN_BASES[model])
     p[0] = 1.0
     return p
+
+
+def _normalize_params(params: np.ndarray, model: str) -> np.ndarray:
+    """Rescale all views' corrections so the median view keeps its depth scale.
+
+    The fit makes views agree with each other; their common scale is the consensus's, a weighted mean that
+    nearer views dominate. The median view's scale is a less biased estimate of the true one (per-view errors
+    are zero-median), and the global scale is another stage's business: keep it where the data put it.
+    """
+    mean_scale = params[:, 0].copy()
+    if model == "warp":
+        # mean of the scale field over the image ([-1, 1]^2): a0 + (a3 + a5) / 3
+        mean_scale += (params[:, 3] + params[:, 5]) / 3.0
+    ok = np.isfinite(mean_scale) & (mean_scale > 0)
+    if not ok.any():
+        return params
+    return params / float(np.median(mean_scale[ok]))
 
 
 def apply_correction(depth: np.ndarray, params: np.ndarray, model: str, offset: float,
@@ -729,11 +742,13 @@ def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, whe
         corrected = depth
         n_it = cfg.align_iterations
         for it in range(n_it):
+            span = (0.05 + 0.5 * it / n_it, 0.05 + 0.5 * (it + 0.6) / n_it)
             coarse = fuse_views(views, corrected, coarse_voxel, trunc, cfg.near_weight_power, box, backend,
-                                progress, "surface: align views", (0.05 + 0.5 * it / n_it, 0.05 + 0.5 * (it + .6) / n_it))
+                                progress, "surface: align views", span)
             for f in range(len(views)):
                 params[f], sigmas[f], _ = fit_view_correction(depth[f], views.w2c[f], views.intrinsics[f],
                                                               views.pixel_offset, coarse, params[f], model, cfg, rng)
+            params = _normalize_params(params, model)
             corrected = np.stack([apply_correction(depth[f], params[f], model, views.pixel_offset,
                                                    views.intrinsics[f]) for f in range(len(views))])
         # consensus of the corrected views, then drop what still disagrees with it

@@ -1,0 +1,248 @@
+"""Surface extraction on a GPU: gsplat depth rendering and TSDF fusion in torch.
+
+Same method and result as :mod:`.surface` (read its docstring), with two parts moved to torch:
+
+- **Depth** for scenes that are not pixel-aligned is rendered with gsplat's
+  ``rasterization(render_mode="RGB+ED")`` from the cameras (or from views synthesized in free space); pixels whose
+  accumulated alpha is below ``ALPHA_MIN`` are invalid. Pixel-aligned scenes need no rendering: their Gaussians
+  are the depth maps (and they are better depth maps than a render that blends all views' Gaussians).
+- **Fusion** (:class:`TorchFusion`): per view, the voxels of the blocks near its surface are projected and updated
+  on the device. It runs on any torch device, so CI checks it against the numpy backend on the CPU.
+
+Block allocation, per-view alignment fits (a few thousand samples per view) and marching cubes stay on the CPU.
+torch and gsplat are imported lazily (pip extra ``gpu``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConversionError, InputError, MissingDependencyError
+from ..progress import NO_PROGRESS, Progress
+from ..splats.cameras import CameraPath
+from ..splats.scene import GaussianScene
+from .surface import (
+    DepthViews,
+    SurfaceConfig,
+    SurfaceResult,
+    backproject,
+    detect_pixel_alignment,
+    filter_depth_edges,
+    fuse_and_mesh,
+    pixel_aligned_depths,
+    synthesize_cameras,
+)
+from .tsdf import BLOCK, SparseTSDF
+
+logger = logging.getLogger(__name__)
+
+ALPHA_MIN = 0.5
+"""Rendered pixels with accumulated alpha below this have no depth."""
+RENDER_BATCH = 8
+"""Views rendered per gsplat call."""
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError("torch", "gpu", "GPU surface extraction") from None
+    return torch
+
+
+def default_device() -> str:
+    """"cuda" when torch sees a GPU, else "cpu"."""
+    torch = _torch()
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class TorchFusion:
+    """Projective TSDF integration in torch; the same arithmetic as :class:`.surface.NumpyFusion`.
+
+    The voxel values live on ``device`` while a TSDF is being fused and are copied back into the
+    :class:`SparseTSDF` by :meth:`finish`.
+    """
+
+    name = "torch"
+
+    def __init__(self, device: str | None = None):
+        self.torch = _torch()
+        self.device = self.torch.device(device or default_device())
+        self._state: dict[int, dict[str, Any]] = {}
+        local = np.stack(np.meshgrid(*[np.arange(BLOCK)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+        self._local = self.torch.as_tensor(local, dtype=self.torch.int64, device=self.device)
+
+    def _storage(self, tsdf: SparseTSDF) -> dict[str, Any]:
+        torch = self.torch
+        state = self._state.get(id(tsdf))
+        need = tsdf.n_blocks * BLOCK**3
+        if state is None:
+            state = {"tsdf": torch.zeros(max(need, 1), device=self.device),
+                     "weight": torch.zeros(max(need, 1), device=self.device), "tsdf_obj": tsdf}
+            self._state[id(tsdf)] = state
+        if state["tsdf"].shape[0] < need:
+            grow = max(need, 2 * state["tsdf"].shape[0]) - state["tsdf"].shape[0]
+            for key in ("tsdf", "weight"):
+                state[key] = torch.cat([state[key], torch.zeros(grow, device=self.device)])
+        return state
+
+    def integrate(self, tsdf: SparseTSDF, depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float,
+                  power: float) -> int:
+        """Fuse one (H, W) depth map (0 = no data) into ``tsdf``. Returns the number of voxel updates."""
+        torch = self.torch
+        points, _ = backproject(depth, w2c, k, offset)
+        if len(points) == 0:
+            return 0
+        cam_center = (-(w2c[:3, :3].T @ w2c[:3, 3])).astype(np.float32)
+        ray = points - cam_center
+        ray *= np.float32(tsdf.truncation) / np.linalg.norm(ray, axis=1, keepdims=True)
+        blocks = tsdf.blocks_of(np.concatenate([points, points + ray, points - ray]))
+        if len(blocks) == 0:
+            return 0
+        slots = tsdf.allocate_blocks(blocks)
+        state = self._storage(tsdf)
+        dev = self.device
+        slots_t = torch.as_tensor(slots, device=dev)
+        coords = torch.as_tensor(tsdf.block_coords[slots].astype(np.int64), device=dev)
+        vox = (coords[:, None, :] * BLOCK + self._local[None]).reshape(-1, 3)
+        index = (slots_t[:, None] * BLOCK**3 + torch.arange(BLOCK**3, device=dev)[None]).reshape(-1)
+        origin = torch.as_tensor(tsdf.origin, device=dev)
+        # same float32 arithmetic as SparseTSDF.voxel_centers / NumpyFusion._update
+        centers = ((vox.double() + 0.5) * tsdf.voxel_size + origin).float()
+        rot = torch.as_tensor(w2c[:3, :3].T.astype(np.float32), device=dev)
+        trans = torch.as_tensor(w2c[:3, 3].astype(np.float32), device=dev)
+        pc = centers @ rot + trans
+        z = pc[:, 2]
+        h, w = depth.shape
+        u = torch.round(np.float32(k[0, 0]) * pc[:, 0] / z + np.float32(k[0, 2] - offset))
+        v = torch.round(np.float32(k[1, 1]) * pc[:, 1] / z + np.float32(k[1, 2] - offset))
+        ok = (z > 1e-3) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        sel = torch.nonzero(ok).squeeze(1)
+        depth_t = torch.as_tensor(depth, device=dev)
+        d = depth_t[v[sel].long(), u[sel].long()]
+        sdf = d - z[sel]
+        ok = (d > 0) & (sdf > -tsdf.truncation)
+        if not bool(ok.any()):
+            return 0
+        idx = index[sel[ok]]
+        value = torch.clamp(sdf[ok] / np.float32(tsdf.truncation), max=1.0)
+        weight = (1.0 / d[ok]) ** np.float32(power)
+        old_w = state["weight"][idx]
+        new_w = old_w + weight
+        state["tsdf"][idx] = (state["tsdf"][idx] * old_w + value * weight) / new_w
+        state["weight"][idx] = new_w
+        return int(idx.shape[0])
+
+    def finish(self, tsdf: SparseTSDF) -> None:
+        """Copy the fused values back into ``tsdf`` (numpy) and free the device copy."""
+        state = self._state.pop(id(tsdf), None)
+        if state is None:
+            return
+        n = tsdf.n_blocks * BLOCK**3
+        tsdf.tsdf[:n] = state["tsdf"][:n].cpu().numpy()
+        tsdf.weight[:n] = state["weight"][:n].cpu().numpy()
+
+
+def render_depths_gsplat(scene: GaussianScene, cameras: CameraPath, cfg: SurfaceConfig,
+                         device: str = "cuda") -> DepthViews:
+    """Render (F, H, W) expected depth with gsplat (``render_mode="RGB+ED"``), alpha < ALPHA_MIN -> 0.
+
+    Raises:
+        MissingDependencyError: gsplat or torch missing (extra ``gpu``).
+        ConversionError: no CUDA device (gsplat has no CPU rasterizer).
+    """
+    torch = _torch()
+    try:
+        from gsplat import rasterization
+    except ImportError:
+        raise MissingDependencyError("gsplat", "gpu", "GPU depth rendering") from None
+    if not str(device).startswith("cuda") or not torch.cuda.is_available():
+        raise ConversionError(scene.source_path, "gsplat depth rendering needs a CUDA device; use the CPU surface "
+                                                 "path (lyra_isaac.geometry.surface) on this machine")
+    dev = torch.device(device)
+    means = torch.as_tensor(scene.means, device=dev)
+    quats = torch.as_tensor(scene.quats, device=dev)
+    quats = quats / quats.norm(dim=1, keepdim=True)
+    scales = torch.as_tensor(scene.scales(), device=dev)
+    opacities = torch.as_tensor(scene.opacities(), device=dev)
+    colors = torch.as_tensor(scene.colors(), device=dev)
+    n_views = len(cameras)
+    depth = np.zeros((n_views, cameras.height, cameras.width), dtype=np.float32)
+    for start in range(0, n_views, RENDER_BATCH):
+        stop = min(start + RENDER_BATCH, n_views)
+        viewmats = torch.as_tensor(cameras.w2c[start:stop].astype(np.float32), device=dev)
+        ks = torch.as_tensor(cameras.intrinsics[start:stop].astype(np.float32), device=dev)
+        with torch.no_grad():
+            renders, alphas, _ = rasterization(means, quats, scales, opacities, colors, viewmats, ks,
+                                               cameras.width, cameras.height, render_mode="RGB+ED",
+                                               near_plane=0.01, far_plane=cfg.max_depth)
+        ed = renders[..., 3]
+        valid = (alphas[..., 0] >= ALPHA_MIN) & (ed > 0) & (ed < cfg.max_depth)
+        depth[start:stop] = torch.where(valid, ed, torch.zeros_like(ed)).cpu().numpy()
+    return DepthViews(depth=depth, w2c=cameras.w2c.astype(np.float64),
+                      intrinsics=cameras.intrinsics.astype(np.float64), pixel_offset=0.5, source="render")
+
+
+def extract_surface(scene_world: GaussianScene, cameras_world: CameraPath | None, cfg: SurfaceConfig | None = None,
+                    progress: Progress = NO_PROGRESS, *, device: str | None = None) -> SurfaceResult:
+    """GPU surface extraction; same contract as :func:`lyra_isaac.geometry.surface.extract_surface`.
+
+    Args:
+        scene_world, cameras_world, cfg, progress: as for the CPU path.
+        device: torch device for fusion and rendering (default: "cuda" when available, else "cpu"; rendering
+            needs CUDA, fusion runs anywhere).
+
+    Raises:
+        MissingDependencyError: torch (or, for rendering, gsplat) is not installed (pip extra ``gpu``).
+        InputError, ConversionError: as for the CPU path.
+    """
+    cfg = cfg or SurfaceConfig()
+    torch = _torch()
+    device = device or default_device()
+    where = scene_world.source_path
+    if len(scene_world) == 0:
+        raise InputError(where, "scene has no Gaussians left to extract a surface from")
+    t0 = time.perf_counter()
+    stats: dict[str, Any] = {"backend": f"torch:{device}"}
+    timings: dict[str, float] = {}
+    progress.update("surface: depth maps", 0.0)
+    offset, reason = detect_pixel_alignment(scene_world, cameras_world, cfg)
+    stats["pixel_aligned"] = offset is not None
+    stats["pixel_alignment"] = reason
+    if cfg.depth_source == "pixels" and offset is None:
+        raise InputError(where, f"surface.depth_source = 'pixels' but the scene is not pixel-aligned ({reason})")
+    if offset is not None and cfg.depth_source != "render":
+        views = pixel_aligned_depths(scene_world, cameras_world, offset, cfg)
+    else:
+        cameras = cameras_world
+        source = "render"
+        if cameras is None:
+            cameras = synthesize_cameras(scene_world.means, cfg)
+            source = "synth"
+        views = render_depths_gsplat(scene_world, cameras, cfg, device=device)
+        views.source = source
+    if cfg.edge_threshold > 0:
+        threshold = cfg.edge_threshold * (1.0 if views.source == "pixels" else 2.5)
+        stats["flying_pixels_dropped"] = filter_depth_edges(views.depth, threshold)
+    stats["depth_source"] = views.source
+    stats["views"] = len(views)
+    stats["valid_depth_pixels"] = int(np.count_nonzero(views.depth))
+    if stats["valid_depth_pixels"] == 0:
+        raise ConversionError(where, "no valid depth in any view: nothing to extract a surface from")
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+    timings["depth_maps"] = time.perf_counter() - t0
+    mesh, fuse_stats, fuse_timings = fuse_and_mesh(views, cfg, progress, where=where,
+                                                   backend=TorchFusion(device))
+    stats.update(fuse_stats)
+    timings.update(fuse_timings)
+    stats["seconds"] = {k: round(v, 3) for k, v in timings.items()}
+    stats["seconds_total"] = round(time.perf_counter() - t0, 3)
+    logger.info("surface (%s): %d triangles in %.1f s (%s depth, %d views)", device, mesh.n_triangles,
+                stats["seconds_total"], views.source, len(views))
+    progress.update("surface: done", 1.0)
+    return SurfaceResult(mesh=mesh, stats=stats)
