@@ -354,7 +354,8 @@ def read_ply(path: str | Path, *, strict: bool = False) -> GaussianScene:
     Binary (little- or big-endian) bodies are memory-mapped and processed in chunks without per-row Python; ASCII
     bodies are parsed with ``np.loadtxt``. ``float`` and ``double`` properties are accepted (converted to
     float32); integer types for required properties are rejected. A Lyra 1 torch-saved tensor with a ``.ply`` name
-    is converted (see :func:`_plan_lyra1_tensor`; needs torch).
+    is converted (see :func:`_plan_lyra1_tensor`; needs torch); PlayCanvas compressed PLYs are decoded
+    (:func:`_plan_compressed`).
 
     Cleaning, counted in ``scene.read_report`` and logged:
 
@@ -380,6 +381,7 @@ def read_ply(path: str | Path, *, strict: bool = False) -> GaussianScene:
         InputError: naming the file and the fault: missing file or directory, not a PLY, truncated header or body,
             unknown format line, missing / duplicate / non-float / list properties, zero Gaussians (in the file or
             after cleaning), and, with ``strict``, any row that would be dropped.
+        MissingDependencyError: a Lyra 1 torch-saved tensor without torch installed (extra ``gpu``).
     """
     started = time.perf_counter()
     path = _check_file(path)
