@@ -28,9 +28,10 @@ for info in pkgutil.walk_packages(lyra_isaac.__path__, "lyra_isaac."):
         continue
     try:
         importlib.import_module(info.name)
-    except ImportError as exc:  # modules of other engineers that need optional extras or are still being written
-        print("skipped", info.name, exc, file=sys.stderr)
-import lyra_isaac.isaac.importer, lyra_isaac.isaac.robots, lyra_isaac.envs.backends.isaacsim
+    except Exception as exc:  # noqa: BLE001 - modules needing optional extras; what matters is what got imported
+        print("skipped", info.name, type(exc).__name__, exc, file=sys.stderr)
+import lyra_isaac.isaac.importer, lyra_isaac.isaac.robots, lyra_isaac.isaac.usd_robot, lyra_isaac.isaac.usd_world
+import lyra_isaac.envs.backends.isaacsim
 bad = sorted(m for m in sys.modules if m.startswith({KIT_MODULES!r}))
 assert not bad, bad
 print("ok")
