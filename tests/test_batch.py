@@ -1,9 +1,10 @@
-"""Batch conversion on a real local Ray instance: partial failure, resume, retries, reruns after SIGKILL.
+"""Batch machinery on a real local Ray instance: partial failure, resume, retries, cancellation, moved inputs,
+thread safety, and a rerun after SIGKILL of the driver.
 
-The scenes are tiny synthetic Lyra fixtures (12 views of 64 x 48). The conversion is the real
-``lyra_isaac.convert.convert``; where this checkout cannot import it yet (a pipeline stage missing), the tests fall
-back to :func:`tiny_convert`, a small real conversion (reads the PLY with the real reader, writes a world
-directory atomically) so the batch machinery is still exercised end to end.
+The scenes are tiny synthetic Lyra fixtures (12 views of 64 x 48). The task function here is :func:`tiny_convert`,
+a small real conversion (the real PLY reader with its real InputError on truncated files, a world directory
+written atomically with world.json and a top-down PNG): it keeps these tests about the batch machinery and fast.
+tests/test_batch_real.py runs the same done-when scenarios with the real ``lyra_isaac.convert.convert`` (slow).
 """
 
 from __future__ import annotations
@@ -35,20 +36,6 @@ FIXTURE_SCENES = ("apartment", "corridor", "courtyard", "terrain")
 FIXTURE_KW = {"n_views": 12, "width": 64, "height": 48, "seed": 0}
 
 
-def _real_convert_importable() -> bool:
-    try:
-        from lyra_isaac.convert import load_convert_config
-
-        load_convert_config("fast")
-    except (ImportError, ConfigError):
-        return False
-    return True
-
-
-REAL_CONVERT = _real_convert_importable()
-CONVERT_FN = None if REAL_CONVERT else "tiny"
-
-
 def tiny_convert(source, out, *, cameras=None, config=None, preset="fast", overwrite=False, delay_s=0.0, **_):
     """A small real conversion: load the PLY (real reader, real InputError), write world.json + a top-down PNG."""
     from PIL import Image
@@ -75,7 +62,7 @@ def tiny_convert(source, out, *, cameras=None, config=None, preset="fast", overw
 
 
 def _convert_fn():
-    return None if CONVERT_FN is None else tiny_convert
+    return tiny_convert
 
 
 @pytest.fixture(scope="module")
@@ -270,22 +257,17 @@ sys.exit(summary.exit_code)
 
 
 def _driver_command(inputs: list[Path], out: Path) -> list[str]:
-    """The CLI with the real convert; a Python driver around run_batch with tiny_convert until convert lands."""
-    if REAL_CONVERT:
-        return [sys.executable, "-m", "lyra_isaac", "-q", "batch", *map(str, inputs), "-o", str(out), "--workers", "1",
-                "--no-progress"]
+    """A Python driver around run_batch with a slowed-down tiny_convert, one worker."""
     script = DRIVER_SCRIPT.format(tests=str(Path(__file__).parent), inputs=[str(p) for p in inputs], out=str(out))
     return [sys.executable, "-c", textwrap.dedent(script)]
 
 
-@pytest.mark.slow
-def test_sigkill_driver_then_rerun_finishes_without_redoing(fixtures, tmp_path):
-    inputs = [fixtures[name] for name in FIXTURE_SCENES]
-    out = tmp_path / "worlds"
-    process = subprocess.Popen(_driver_command(inputs, out), start_new_session=True, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+def check_sigkill_then_rerun(command: list[str], names: list[str], out: Path, timeout_s: float = 240) -> None:
+    """Run ``command`` (a batch driver), SIGKILL it once the first world is complete, rerun it, and check that
+    finished worlds were not redone, the rest completed, and no partial directory remains."""
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + timeout_s
         complete: dict[str, dict] = {}
         while time.monotonic() < deadline and process.poll() is None:
             try:
@@ -297,30 +279,36 @@ def test_sigkill_driver_then_rerun_finishes_without_redoing(fixtures, tmp_path):
                 break
             time.sleep(0.1)
         assert process.poll() is None, f"driver ended early: {process.stderr.read().decode()[-2000:]}"
-        assert complete, "no world completed within 240 s"
+        assert complete, f"no world completed within {timeout_s} s"
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
         time.sleep(1.0)
-        try:  # Ray processes the killed driver started (if any outlived it)
+        try:  # Ray processes the killed driver started, if any outlived it
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     done_first = {name: (out / e["world_dir"] / "world.json").stat().st_mtime_ns for name, e in complete.items()}
-    unfinished = [n for n in (p.name for p in inputs) if n not in done_first]
-    assert unfinished, "the kill came after the last world"
+    assert [n for n in names if n not in done_first], "the kill came after the last world"
 
-    rerun = subprocess.run(_driver_command(inputs, out), capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     index = BatchIndex.load(out)
-    assert {e.name: e.status for e in index.entries.values()} == dict.fromkeys(FIXTURE_SCENES, "complete")
+    assert {e.name: e.status for e in index.entries.values()} == dict.fromkeys(names, "complete")
     for name, mtime in done_first.items():  # not redone
         assert (out / name / "world.json").stat().st_mtime_ns == mtime
         assert index.entries[name].finished == complete[name]["finished"]
         assert index.entries[name].attempts == 1
-    for name in FIXTURE_SCENES:
+    for name in names:
         load_world(out / name)
     leftovers = [p.name for p in out.iterdir() if p.name.startswith(".") and p.name != ".batch.lock"]
     assert leftovers == []
+
+
+@pytest.mark.slow
+def test_sigkill_driver_then_rerun_finishes_without_redoing(fixtures, tmp_path):
+    inputs = [fixtures[name] for name in FIXTURE_SCENES]
+    out = tmp_path / "worlds"
+    check_sigkill_then_rerun(_driver_command(inputs, out), list(FIXTURE_SCENES), out)
