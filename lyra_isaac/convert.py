@@ -39,7 +39,7 @@ from .progress import NO_PROGRESS, Progress
 from .resources import config_dir
 from .splats.cameras import CameraPath, find_cameras, load_cameras
 from .splats.clean import CleanConfig, clean_scene
-from .splats.ply import load_scene
+from .splats.ply import load_scene, resolve_scene_path
 from .usd.stage import UsdConfig, write_usd_stage
 from .world import (
     COLLISION_PLY,
@@ -57,7 +57,6 @@ from .world import (
 
 logger = logging.getLogger(__name__)
 
-LYRA_PLY_NAME = "reconstructed_scene.ply"
 PRESETS = ("fast", "quality")
 DEVICES = ("cpu", "cuda")
 
@@ -111,24 +110,13 @@ def resolve_source(source: str | Path, cameras: str | Path | None = None) -> tup
     Returns:
         (ply_path, cameras_path or None). Cameras: the explicit path, else ``cameras.npz`` beside the PLY.
     """
-    source = Path(source)
-    if source.is_dir():
-        candidate = source / LYRA_PLY_NAME
-        if not candidate.is_file():
-            plys = sorted(source.glob("*.ply"))
-            if len(plys) != 1:
-                raise InputError(source, f"folder holds no {LYRA_PLY_NAME} and {len(plys)} other .ply files "
-                                         "(pass the PLY file itself)")
-            candidate = plys[0]
-        source = candidate
-    elif not source.exists():
-        raise InputError(source, "no such file")
+    ply_path = resolve_scene_path(source)
     if cameras is not None:
         cameras = Path(cameras)
         if not cameras.is_file():
             raise InputError(cameras, "cameras file not found")
-        return source, cameras
-    return source, find_cameras(source)
+        return ply_path, cameras
+    return ply_path, find_cameras(ply_path)
 
 
 @contextmanager

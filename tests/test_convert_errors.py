@@ -25,7 +25,7 @@ def _tiny_scene(n: int = 500) -> GaussianScene:
 
 
 def test_missing_source(tmp_path):
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputError, match="does not exist"):
         convert(tmp_path / "nope.ply", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
