@@ -108,6 +108,25 @@ def points_baseline(fixture, cfg: MetricsConfig, truth_points: np.ndarray) -> di
     return row
 
 
+def _overrides(items: list[str]) -> dict:
+    """``["a.b=1", "c=x"]`` -> ``{"a": {"b": 1}, "c": "x"}`` (values parsed as JSON where they parse)."""
+    out: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = out
+        *parents, leaf = key.split(".")
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = value
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -119,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temp folder)")
     parser.add_argument("--fixtures-only", action="store_true", help="only time fixture generation")
     parser.add_argument("--no-baseline", action="store_true", help="skip the raw-points reference row")
+    parser.add_argument("--oracle-scale", action="store_true",
+                        help="convert with camera_height = the fixture's true eye height (isolates scale errors)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="convert config override, e.g. --set walkable.spawn_clearance=0.3 (repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
@@ -134,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             convert_missing = f"lyra_isaac.convert is not importable ({exc}): only fixtures and reference rows"
             print(convert_missing, file=sys.stderr)
     cfg = MetricsConfig()
+    overrides = _overrides(args.set)
     rows: list[dict] = []
     print(f"fidelity benchmark: size {size} {SIZES[size]}, preset {args.preset}, work folder {out}")
     print(_header())
@@ -157,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             t0 = time.perf_counter()
             try:
-                world = convert(fx.ply_path, out / f"{scene}_{seed}_world", preset=args.preset, overwrite=True)
+                world = convert(fx.ply_path, out / f"{scene}_{seed}_world", preset=args.preset, overwrite=True,
+                                config=overrides or None,
+                                camera_height=fx.eye_height_m if args.oracle_scale else None)
             except Exception as exc:  # report and go on with the other scenes
                 rows.append({**base, "method": "convert", "error": f"{type(exc).__name__}: {exc}"})
                 print(f"{scene:<10} {seed:>4} convert  FAILED: {type(exc).__name__}: {exc}", flush=True)
