@@ -46,8 +46,8 @@ class CameraConfig:
     hfov_deg: float = 76.0
     yaw_sweep_deg: float = 50.0
     yaw_period_views: float = 24.0
-    pitch_mean_deg: float = -22.0
-    pitch_sweep_deg: float = 12.0
+    pitch_mean_deg: float = -15.0
+    pitch_sweep_deg: float = 15.0
     roll_deg: float = 2.0
     height_bob_m: float = 0.03
     first_pitch_deg: float = -7.0
