@@ -56,8 +56,8 @@ def test_good_world_passes_without_newton(world_dir):
     report = validate_world(world_dir, skip=FAST)
     assert report.ok, "\n".join(report.summary_lines())
     statuses = {c.name: c.status for c in report.checks}
-    assert statuses == {"files": "pass", "usd": "pass", "asset_validator": "pass", "newton": "skip",
-                        "mujoco": "pass"}
+    assert statuses == {"files": "pass", "usd": "pass", "asset_validator": "pass", "spawns": "pass",
+                        "newton": "skip", "mujoco": "pass"}
     usd = report.check("usd").data
     assert usd["splats"] == 20000 and usd["spawn_points"] == 4
     assert {"world.usda", "geometry.usdc", "splats.usdc", "physics_scene.usda"} <= set(usd["layers"])
@@ -125,6 +125,20 @@ def test_world_json_disagrees_with_stage(copy):
     problems = _problems(report, "usd")
     assert "scale_factor" in problems
     assert "spawn_001" in problems
+    # moved 0.5 m along x from the valley floor at x=0: still on the floor (x < 1 m), so still a valid spawn
+    assert report.check("spawns").status == "pass"
+
+
+def test_floating_and_unwalkable_spawns(copy):
+    data = json.loads((copy / "world.json").read_text())
+    data["spawn_points"][0][2] = 0.4  # 40 cm above the valley floor
+    data["spawn_points"][1] = [2.5, 2.5, 0.875, 0.0]  # on top of the box: on the surface but not walkable
+    (copy / "world.json").write_text(json.dumps(data))
+    report = validate_world(copy, skip=("asset_validator", "newton", "mujoco"))
+    problems = _problems(report, "spawns")
+    assert "spawn_000 (0.00, 0.00) is at z=0.400 but the collision surface is at z=0.000" in problems
+    assert "spawn_001 (2.50, 2.50) is not on a walkable height-map cell" in problems
+    assert "spawn_001 (2.50, 2.50) is at" not in problems
 
 
 def test_missing_mujoco_scene(copy):

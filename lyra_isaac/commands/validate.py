@@ -21,6 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "ParticleField3DGaussianSplat with linear scales, sigmoid opacities and unit quaternions, /World/Visual, "
         "one /World/SpawnPoints Xform per spawn point, customLayerData agreeing with world.json). "
         "asset_validator: NVIDIA omni_asset_validate reports no errors (warnings are listed). "
+        "spawns: every spawn point stands on the collision surface and on a walkable cell. "
         "newton: Newton loads world.usda on the CPU and spheres dropped on the spawn points and flat probe "
         f"points rest on the collision surface (within {REST_TOLERANCE * 100:.0f} cm; the first run compiles "
         "Warp kernels for ~40 s). "

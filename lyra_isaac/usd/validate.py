@@ -11,6 +11,8 @@ Checks, in order (each a :class:`CheckResult` of a :class:`ValidationReport`):
                  with world.json.
 ``asset_validator``  NVIDIA's omni_asset_validate (package ``omniverse-asset-validator``) on world.usda: errors
                  fail the check; warnings are listed (see ACCEPTED_WARNINGS for the ones expected on a world).
+``spawns``       every spawn point stands on the collision surface (``SPAWN_TOLERANCE``, vertical rays on
+                 collision.ply) and, where world.json lists a height map, on a walkable cell.
 ``newton``       Newton (``ModelBuilder.add_usd``, CPU, in a subprocess) loads world.usda; spheres dropped over the
                  probe points come to rest on the collision surface (``REST_TOLERANCE``).
 ``mujoco``       MuJoCo compiles scene.xml with the same spheres added; they rest within ``ENGINE_TOLERANCE`` of the
@@ -51,7 +53,7 @@ from .stage import (
 
 logger = logging.getLogger(__name__)
 
-CHECKS = ("files", "usd", "asset_validator", "newton", "mujoco")
+CHECKS = ("files", "usd", "asset_validator", "spawns", "newton", "mujoco")
 """Check names, in the order they run; any of them can be skipped (``skip=``, ``--skip``)."""
 
 Status = Literal["pass", "fail", "skip"]
@@ -64,6 +66,8 @@ SETTLE_SECONDS = 1.5
 """Simulated seconds per drop (a 0.3 m fall takes 0.25 s)."""
 REST_TOLERANCE = 0.03
 """Metres: a sphere must rest this close (vertically and horizontally) to where the collision surface says."""
+SPAWN_TOLERANCE = 0.05
+"""Metres: a spawn point's z must lie this close to the collision surface under it."""
 ENGINE_TOLERANCE = 0.02
 """Metres: MuJoCo and Newton rest heights must agree this closely."""
 FLAT_TOLERANCE = 0.01
@@ -198,6 +202,7 @@ def validate_world(directory: str | Path, *, skip: tuple[str, ...] | list[str] =
     run("files", _check_files, world)
     usd = run("usd", _check_usd, world)
     run("asset_validator", _check_asset_validator, world, usd.data.get("splats"))
+    run("spawns", _check_spawns, world)
     probe_error = ""
     if "newton" not in skip or "mujoco" not in skip:
         try:
@@ -605,6 +610,30 @@ def _footprint(radius: float, rings: int = 2, per_ring: int = 8) -> np.ndarray:
         angles = np.linspace(0, 2 * np.pi, per_ring * ring, endpoint=False)
         offsets.append(radius * ring / rings * np.column_stack([np.cos(angles), np.sin(angles)]))
     return np.concatenate(offsets)
+
+
+def _check_spawns(world: WorldDir) -> CheckResult:
+    spawns = world.spawn_points
+    if not len(spawns):
+        return CheckResult("spawns", "fail", "no spawn points", ["world.json lists no spawn points"])
+    if "collision" not in world.manifest.files or not world.file("collision").is_file():
+        return CheckResult("spawns", "fail", "no collision.ply", ["world has no collision.ply to check spawns on"])
+    mesh = world.collision_mesh()
+    surface = _ray_heights(mesh.vertices, mesh.faces, spawns[:, :2], spawns[:, 2] + 0.5)
+    problems = []
+    for i, ((x, y, z, _), h) in enumerate(zip(spawns, surface, strict=True)):
+        if not np.isfinite(h):
+            problems.append(f"spawn_{i:03d} ({x:.2f}, {y:.2f}, {z:.2f}) has no collision surface below it")
+        elif abs(z - h) > SPAWN_TOLERANCE:
+            problems.append(f"spawn_{i:03d} ({x:.2f}, {y:.2f}) is at z={z:.3f} but the collision surface is at "
+                            f"z={h:.3f}")
+    if "heightmap" in world.manifest.files and world.file("heightmap").is_file():
+        walkable = world.heightmap().is_walkable(spawns[:, :2])
+        problems += [f"spawn_{i:03d} ({spawns[i, 0]:.2f}, {spawns[i, 1]:.2f}) is not on a walkable height-map cell"
+                     for i in np.nonzero(~walkable)[0]]
+    errors = np.abs(spawns[:, 2] - surface)
+    worst = f", max height error {np.nanmax(errors) * 100:.1f} cm" if np.isfinite(errors).any() else ""
+    return CheckResult("spawns", "fail" if problems else "pass", f"{len(spawns)} spawn points{worst}", problems)
 
 
 def _probe_points(world: WorldDir, radius: float = PROBE_RADIUS) -> _Probes:
