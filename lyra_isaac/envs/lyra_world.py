@@ -239,7 +239,7 @@ class LyraWorldEnv(gym.Env):
         invalid = ~np.isfinite(raw)
         act = np.where(invalid, 0.0, raw)
         clipped = int(np.count_nonzero(np.abs(act) > 1.0))
-        act = np.clip(act, -1.0, 1.0)
+        act = np.minimum(np.maximum(act, -1.0), 1.0)
         state, physics_ok = self.backend.step(act)
         self._t += self.dt
         info: dict[str, Any] = {"action_invalid": int(invalid.sum()), "action_clipped": clipped,

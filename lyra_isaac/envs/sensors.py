@@ -8,6 +8,7 @@ not mask the floor (Isaac Lab's downward rays from 20 m would hit them).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,8 +73,9 @@ class GroundLookup:
         v = (y - self.origin[1]) * inv
         h, w = self.heights.shape
         outside = (u < -0.5) | (u > w - 0.5) | (v < -0.5) | (v > h - 0.5)
-        np.clip(u, 0.0, w - 1.0, out=u)
-        np.clip(v, 0.0, h - 1.0, out=v)
+        # ufunc min/max: np.clip costs several microseconds of Python wrapper per call
+        np.minimum(np.maximum(u, 0.0, out=u), w - 1.0, out=u)
+        np.minimum(np.maximum(v, 0.0, out=v), h - 1.0, out=v)
         j0 = u.astype(np.intp)
         i0 = v.astype(np.intp)
         fu = u - j0
@@ -137,10 +139,11 @@ def height_scan(ground: GroundLookup, base_pos: np.ndarray, yaw: float, grid: np
     Returns:
         (K,) float32.
     """
-    c, s = np.cos(yaw), np.sin(yaw)
-    wx = base_pos[0] + c * grid[:, 0] - s * grid[:, 1]
-    wy = base_pos[1] + s * grid[:, 0] + c * grid[:, 1]
+    c, s = math.cos(yaw), math.sin(yaw)
+    gx, gy = grid[:, 0], grid[:, 1]
+    wx = (c * gx - s * gy) + float(base_pos[0])
+    wy = (s * gx + c * gy) + float(base_pos[1])
     z = ground.height_xy(wx, wy)
-    values = base_pos[2] - offset - z
-    values[np.isnan(values)] = clip
-    return np.clip(values, -clip, clip).astype(np.float32)
+    values = (float(base_pos[2]) - offset) - z
+    values[values != values] = clip  # NaN: no ground under the ray
+    return np.minimum(np.maximum(values, -clip, out=values), clip, out=values).astype(np.float32)

@@ -162,7 +162,7 @@ def build_observation(state: RobotState, nominal_joint_pos: np.ndarray, command:
     if scan is not None:
         parts.append(scan)
     obs = np.concatenate(parts).astype(np.float32)
-    np.clip(obs, -clip, clip, out=obs)  # also maps +-inf to +-clip
+    np.minimum(np.maximum(obs, -clip, out=obs), clip, out=obs)  # also maps +-inf to +-clip
     if np.isnan(obs.sum()):
         obs[np.isnan(obs)] = 0.0
     return obs

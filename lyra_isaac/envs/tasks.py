@@ -7,6 +7,8 @@ weighted term in ``info["reward_terms"]``. Terms with weight 0 are not computed.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .sensors import GroundLookup
@@ -16,22 +18,24 @@ from .sensors import GroundLookup
 
 def track_lin_vel_xy_exp(command_xy: np.ndarray, lin_vel_xy_b: np.ndarray, std: float) -> float:
     """exp(-|v_cmd - v|^2 / std^2), base-frame planar velocity (m/s); 1 when tracked exactly."""
-    return float(np.exp(-np.sum(np.square(command_xy - lin_vel_xy_b)) / std**2))
+    dx, dy = float(command_xy[0]) - float(lin_vel_xy_b[0]), float(command_xy[1]) - float(lin_vel_xy_b[1])
+    return math.exp(-(dx * dx + dy * dy) / (std * std))
 
 
 def track_ang_vel_z_exp(command_wz: float, ang_vel_z_b: float, std: float) -> float:
     """exp(-(w_cmd - w_z)^2 / std^2), yaw rate rad/s."""
-    return float(np.exp(-((command_wz - ang_vel_z_b) ** 2) / std**2))
+    d = float(command_wz) - float(ang_vel_z_b)
+    return math.exp(-(d * d) / (std * std))
 
 
 def lin_vel_z_l2(lin_vel_b: np.ndarray) -> float:
     """Vertical base speed squared, (m/s)^2."""
-    return float(lin_vel_b[2] ** 2)
+    return float(lin_vel_b[2]) ** 2
 
 
 def ang_vel_xy_l2(ang_vel_b: np.ndarray) -> float:
     """Roll and pitch rate squared, (rad/s)^2."""
-    return float(ang_vel_b[0] ** 2 + ang_vel_b[1] ** 2)
+    return float(ang_vel_b[0]) ** 2 + float(ang_vel_b[1]) ** 2
 
 
 def joint_torques_l2(torque: np.ndarray) -> float:
@@ -52,7 +56,7 @@ def action_rate_l2(action: np.ndarray, last_action: np.ndarray) -> float:
 
 def flat_orientation_l2(projected_gravity: np.ndarray) -> float:
     """Squared xy of gravity in the base frame: 0 when upright."""
-    return float(projected_gravity[0] ** 2 + projected_gravity[1] ** 2)
+    return float(projected_gravity[0]) ** 2 + float(projected_gravity[1]) ** 2
 
 
 def base_height_l2(height: float, target: float) -> float:
@@ -62,7 +66,7 @@ def base_height_l2(height: float, target: float) -> float:
 
 def feet_air_time(first_contact: np.ndarray, air_time: np.ndarray, command_norm: float, threshold: float) -> float:
     """Isaac Lab's feet_air_time: sum over feet landing this step of (air time - threshold), s; 0 when standing."""
-    if command_norm < 0.1:
+    if command_norm < 0.1 or not first_contact.any():
         return 0.0
     return float(np.sum((air_time - threshold) * first_contact))
 
