@@ -24,6 +24,9 @@ from test_batch import check_sigkill_then_rerun  # noqa: E402
 
 FIXTURE_KW = {"n_views": 12, "width": 64, "height": 48, "seed": 0}
 GOOD_SCENES = ("apartment", "corridor", "courtyard")
+TINY_SCENE_CONFIG = "[walkable]\nspawn_clearance = 0.05\n"
+"""64 x 48 views reconstruct little free floor: spawn points 5 cm from edges instead of 0.5 m (the batch's --config
+reaches every task)."""
 
 
 def _real_convert_available() -> str | None:
@@ -46,7 +49,13 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from lyra_isaac.synthetic import make_fixture
 
     root = tmp_path_factory.mktemp("batch_real_fixtures")
-    return {name: Path(make_fixture(name, root / name, **FIXTURE_KW).ply_path).parent for name in GOOD_SCENES}
+    scenes = {name: Path(make_fixture(name, root / name, **FIXTURE_KW).ply_path).parent for name in GOOD_SCENES}
+    (root / "tiny.toml").write_text(TINY_SCENE_CONFIG)
+    return scenes
+
+
+def _config(fixtures: dict[str, Path]) -> str:
+    return str(fixtures["apartment"].parent / "tiny.toml")
 
 
 def test_real_convert_partial_failure_exit_code_3(fixtures: dict[str, Path], tmp_path: Path,
@@ -56,7 +65,7 @@ def test_real_convert_partial_failure_exit_code_3(fixtures: dict[str, Path], tmp
     broken.write_bytes(data[: len(data) // 2])
     out = tmp_path / "worlds"
     code = main(["-q", "batch", str(fixtures["apartment"]), str(fixtures["courtyard"]), str(broken), "-o", str(out),
-                 "--workers", "2", "--no-progress"])
+                 "--workers", "2", "--no-progress", "--config", _config(fixtures)])
     captured = capsys.readouterr()
     assert code == 3, captured.err[-3000:]
     entries = {e["name"]: e for e in json.loads((out / "index.json").read_text())["scenes"]}
@@ -79,5 +88,5 @@ def test_real_convert_partial_failure_exit_code_3(fixtures: dict[str, Path], tmp
 def test_real_cli_sigkill_then_rerun(fixtures: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "worlds"
     command = [sys.executable, "-m", "lyra_isaac", "-q", "batch", *(str(fixtures[n]) for n in GOOD_SCENES),
-               "-o", str(out), "--workers", "1", "--no-progress"]
+               "-o", str(out), "--workers", "1", "--no-progress", "--config", _config(fixtures)]
     check_sigkill_then_rerun(command, list(GOOD_SCENES), out, timeout_s=600)

@@ -62,8 +62,10 @@ BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 LOCK_NAME = ".batch.lock"
 STALE_TEMP_PATTERN = re.compile(r"^\..+\.(tmp|old)-")
 """Folders ``atomic_directory`` builds in (``.<name>.tmp-XXXX``) or moves a replaced world to (``.<name>.old-PID``)."""
-NON_RETRYABLE_ERRORS = ("InputError", "ConfigError", "MissingDependencyError", "ImportError", "ModuleNotFoundError")
-"""Error types that a second attempt on the same file cannot fix: the scene fails at once."""
+NON_RETRYABLE_ERRORS = ("InputError", "ConfigError", "ConversionError", "MissingDependencyError", "ImportError",
+                        "ModuleNotFoundError")
+"""Error types that a second attempt on the same file and config cannot fix (bad input, a scene the pipeline cannot
+turn into a world): the scene fails at once."""
 
 ConvertFn = Callable[..., Any]
 """``convert_fn(source, out, *, cameras, config, preset, overwrite) -> WorldDir``, like lyra_isaac.convert.convert."""
