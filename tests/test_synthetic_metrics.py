@@ -177,3 +177,34 @@ def _separated_idx(points):
     from lyra_isaac.synthetic.metrics import DROP_MAX_SPHERES, DROP_RADIUS_M, _separated
 
     return _separated(points, 3 * DROP_RADIUS_M, DROP_MAX_SPHERES)
+
+
+def test_evaluate_world_reads_a_world_directory(fixture, truth_points, tmp_path):
+    """A hand-made world directory (world.json, collision.ply, scene.xml) in a yawed, shifted frame."""
+    from lyra_isaac.synthetic import evaluate_world
+    from lyra_isaac.world import WorldManifest, write_manifest, write_mesh_ply
+
+    world_from_truth = _similarity(_rot_z(-45.0), translation=(-1.0, 3.0, 0.0))
+    mesh, m = _predict(fixture, world_from_truth)
+    on_floor = fixture.probes[check_spawns(fixture.probes, fixture.raycaster(), CFG)]
+    probe = on_floor[np.abs(on_floor[:, 2]) < 1e-6][0]
+    spawn = np.append(probe @ world_from_truth[:3, :3].T + world_from_truth[:3, 3], 0.0)
+    directory = tmp_path / "world"
+    directory.mkdir()
+    write_mesh_ply(mesh, directory / "collision.ply")
+    (directory / "scene.xml").write_text(
+        '<mujoco><worldbody><geom type="plane" size="0 0 1"/></worldbody></mujoco>')
+    manifest = WorldManifest(source={"path": str(fixture.ply_path)}, source_to_world=m.tolist(), scale_factor=1.0,
+                             bounds=mesh.bounds().tolist(), walkable_area_m2=1.0, spawn_points=[spawn.tolist()],
+                             files={"collision": "collision.ply", "mjcf": "scene.xml"}, stats={}, config={},
+                             version="test")
+    write_manifest(manifest, directory)
+    r = evaluate_world(directory, fixture.directory, cfg=CFG, truth_points=truth_points)
+    assert r.fscore_2cm > 0.999 and r.up_error_deg < 1e-3
+    assert r.n_spawn == 1 and r.spawn_valid_fraction == 1.0
+    # the MuJoCo scene is a plane at z = 0: main-floor drops rest on it, stair drops sink to it (error = their
+    # height), landing drops (1.05 m, more than the 0.5 m hole distance) fall "through" the missing landing
+    z = fixture.probes[_separated_idx(fixture.probes), 2]
+    fell = z > CFG.hole_distance_m
+    assert r.drop_fell_fraction == pytest.approx(fell.mean())
+    assert r.drop_error_mean_m == pytest.approx(np.mean(z[~fell]), abs=0.005)
