@@ -142,8 +142,8 @@ def write_mjcf_scene(world: World, directory: Path, cfg: MjcfConfig | None = Non
         'width="256" height="256"/>',
         '    <texture name="ground_checker" type="2d" builtin="checker" rgb1="0.62 0.6 0.55" rgb2="0.45 0.43 0.4" '
         'width="256" height="256" mark="edge" markrgb="0.3 0.3 0.3"/>',
-        (f'    <material name="ground_mat" texture="ground_checker" texrepeat="{2 * rx:.2f} {2 * ry:.2f}" '
-         'texuniform="false" reflectance="0.05"/>') if cfg.checker else
+        (f'    <material name="ground_mat" texture="ground_checker" texrepeat="1 1" '
+         'texuniform="true" reflectance="0.05"/>') if cfg.checker else
         f'    <material name="ground_mat" rgba="{rgba}"/>',
         '    <material name="part_mat" rgba="0.6 0.45 0.35 1"/>',
     ]
