@@ -426,10 +426,11 @@ def make_fixture(scene: str | SyntheticScene = "apartment", out_dir: str | Path 
         mesh = TriangleMesh(truth_scene.vertices, truth_scene.faces, colors_u8)
         write_mesh_ply(mesh, tmp / TRUTH_MESH_NAME)
         faults_used = FaultConfig(**{**asdict(faults), "scale": scale})
+        scene_size = float(truth_scene.params.get("size", size))
         stats = {**counts, "gaussians": n_total, "seconds": round(time.perf_counter() - started, 3),
                  "render_seconds": round(render_s, 3), "probes": len(probes)}
         np.savez_compressed(
-            tmp / TRUTH_NAME, format_version=TRUTH_FORMAT_VERSION, scene=truth_scene.name, size=size, seed=seed,
+            tmp / TRUTH_NAME, format_version=TRUTH_FORMAT_VERSION, scene=truth_scene.name, size=scene_size, seed=seed,
             vertices=truth_scene.vertices, faces=truth_scene.faces, colors=colors_u8, sky=truth_scene.sky,
             source_to_world=source_to_world, scale=scale, eye_height_m=cam_cfg.eye_height_m, probes=probes,
             c2w_world=c2w, intrinsics=intrinsics, width=width, height=height, floor_z=floor_z,
