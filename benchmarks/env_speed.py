@@ -3,8 +3,8 @@
     python benchmarks/env_speed.py [--world DIR] [--steps 3000] [--vector-steps 1000]
 
 Prints single-env steps/s of both, their ratio (goal >= 0.8), raw mj_step throughput of both models, and the
-throughput of async vector envs with 1 and 2 workers. Random actions; resets are included in the timing. Single-env figures use process CPU time (the
-machine is shared); vector-env figures are wall-clock.
+throughput of async vector envs with 1 and 2 workers. Random actions; resets are included in the timing.
+Single-env figures use process CPU time (the machine is shared); vector-env figures are wall-clock.
 """
 
 from __future__ import annotations

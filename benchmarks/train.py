@@ -13,7 +13,6 @@ import csv
 import time
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 
 import lyra_isaac  # noqa: F401  (registers LyraWorld-v0)

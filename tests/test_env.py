@@ -205,6 +205,9 @@ def test_clear_errors(valley_dir, tmp_path):
         make("LyraWorld-v0", valley_dir, not_a_field=1)
     with pytest.raises(ConfigError, match="rewards: unknown term"):
         make("LyraWorld-v0", valley_dir, rewards={"dance": 1.0})
+    if not os.environ.get("DISPLAY"):
+        with pytest.raises(ConfigError, match="needs a display"):
+            make("LyraWorld-v0", valley_dir, render_mode="human")
     with pytest.raises(InputError, match="no such"):
         make("LyraWorld-v0", tmp_path / "missing")
     broken = tmp_path / "broken"

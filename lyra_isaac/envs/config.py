@@ -1,4 +1,5 @@
-"""Typed environment definitions: ``envs/<id>.toml`` -> :class:`EnvConfig`, ``envs/robots.toml`` -> :class:`RobotConfig`.
+"""Typed environment definitions: ``envs/<id>.toml`` -> :class:`EnvConfig`, ``envs/robots.toml`` ->
+:class:`RobotConfig`.
 
 ``gym.make(id, **kwargs)`` overlays kwargs on the id's TOML before validation, so every field can be set from
 Python: ``gym.make("LyraWorld-v0", robot="g1", rewards={"alive": 0.5}, physics={"decimation": 4})``. Unknown

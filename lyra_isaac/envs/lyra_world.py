@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -113,7 +114,10 @@ class LyraWorldEnv(gym.Env):
         self.cfg: EnvConfig = load_env_config(env_id, overrides)
         cfg = self.cfg
         if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ConfigError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+            raise ConfigError(f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                              f"got {render_mode!r}")
+        if render_mode == "human" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise ConfigError("render_mode='human' needs a display (DISPLAY is not set); use render_mode='rgb_array'")
         self.render_mode = render_mode
         self.robot_cfg, model_path = load_robot(cfg.robot)
         self.worlds = resolve_worlds(cfg.world)
@@ -140,7 +144,8 @@ class LyraWorldEnv(gym.Env):
                        "base_height", "feet_air_time"}
         unknown = sorted(set(cfg.rewards) - known_terms)
         if unknown:
-            raise ConfigError(f"rewards: unknown term(s) {', '.join(unknown)} (known: {', '.join(sorted(known_terms))})")
+            raise ConfigError(f"rewards: unknown term(s) {', '.join(unknown)} "
+                              f"(known: {', '.join(sorted(known_terms))})")
         clip = cfg.observation.clip
         n_obs = observation_size(self.n_joints, len(self._grid))
         state_space = spaces.Box(-clip, clip, (n_obs,), np.float32)

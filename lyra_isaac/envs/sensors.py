@@ -103,7 +103,8 @@ class GroundLookup:
         j1, i1 = min(j0 + 1, w - 1), min(i0 + 1, h - 1)
         fu, fv = u - j0, v - i0
         hh = self.heights
-        return float((hh[i0, j0] * (1 - fu) + hh[i0, j1] * fu) * (1 - fv) + (hh[i1, j0] * (1 - fu) + hh[i1, j1] * fu) * fv)
+        top = hh[i0, j0] * (1 - fu) + hh[i0, j1] * fu
+        return float(top * (1 - fv) + (hh[i1, j0] * (1 - fu) + hh[i1, j1] * fu) * fv)
 
     def walkable_at(self, x: float, y: float) -> bool:
         """Nearest cell of (x, y) is walkable (False outside the grid)."""

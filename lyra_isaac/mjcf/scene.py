@@ -3,9 +3,9 @@
 MuJoCo collides every mesh geom as its convex hull, so the scene mesh is never one geom. Instead:
 
 * the 2.5-D ground, sampled at the world's :class:`~lyra_isaac.world.HeightMap` cell centres, is a ``plane`` at
-  the floor height plus ``hfield`` rectangles (merged from 0.8 m blocks) wherever the ground departs from the floor by more
-  than ``flat_tolerance`` (vertical walls and steps are fine in a height field). Each tile is sampled 1x, 2x or
-  4x coarser, whichever keeps every cell within ``resample_tolerance``. Holes (NaN cells) are filled from the
+  the floor height plus ``hfield`` rectangles (merged from 0.8 m blocks) wherever the ground departs from the floor
+  by more than ``flat_tolerance`` (vertical walls and steps are fine in a height field). Each tile is sampled 1x,
+  2x or 4x coarser, whichever keeps every cell within ``resample_tolerance``. Holes (NaN cells) are filled from the
   nearest valid cell; per-cell noise smaller than ``smooth_tolerance`` is removed on locally flat ground.
   Why: a plane contact is several times cheaper than a height-field one, and MuJoCo tests a geom against every
   height-field cell under it (measured with the humanoid under random actions, raw ``mj_step`` on one core:
@@ -142,7 +142,7 @@ def write_mjcf_scene(world: World, directory: Path, cfg: MjcfConfig | None = Non
         'width="256" height="256"/>',
         '    <texture name="ground_checker" type="2d" builtin="checker" rgb1="0.62 0.6 0.55" rgb2="0.45 0.43 0.4" '
         'width="256" height="256" mark="edge" markrgb="0.3 0.3 0.3"/>',
-        (f'    <material name="ground_mat" texture="ground_checker" texrepeat="1 1" '
+        ('    <material name="ground_mat" texture="ground_checker" texrepeat="1 1" '
          'texuniform="true" reflectance="0.05"/>') if cfg.checker else
         f'    <material name="ground_mat" rgba="{rgba}"/>',
         '    <material name="part_mat" rgba="0.6 0.45 0.35 1"/>',

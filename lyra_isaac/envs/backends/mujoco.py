@@ -163,7 +163,8 @@ class MujocoBackend:
         """Index arrays for the robot in ``model`` (same for every world: the robot part is identical)."""
         free = [j for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE]
         if len(free) != 1:
-            raise ConfigError(f"robot model {self.model_path.name} must have exactly one free joint (found {len(free)})")
+            raise ConfigError(f"robot model {self.model_path.name} must have exactly one free joint "
+                              f"(found {len(free)})")
         self._free_q = int(model.jnt_qposadr[free[0]])
         self._free_v = int(model.jnt_dofadr[free[0]])
         self._root_body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, ROBOT_PREFIX + self.robot.root_body)
@@ -231,7 +232,7 @@ class MujocoBackend:
         return self.state(), ok
 
     def state(self) -> RobotState:
-        m, d = self.model, self.data
+        d = self.data
         q, v = self._free_q, self._free_v
         return RobotState(
             base_pos=d.qpos[q:q + 3].copy(),
