@@ -6,11 +6,12 @@ height and the scale factor.
 
 **Up and floor** (:func:`estimate_frame`):
 
-- With cameras: the prior is the mean camera up (-Y) axis, replaced by the normal of the plane through the camera
-  centres when the path spans a plane (a walked path is level; it is not biased by a common camera pitch). The
-  floor is then the *lowest large plane below the cameras* whose normal lies within
-  :attr:`FrameConfig.max_prior_deviation_deg` of the prior: sequential RANSAC over a subsample finds the large
-  planes, the lowest one with enough support wins, and a least-squares fit on its inliers gives the up axis.
+- With cameras: the prior is the direction orthogonal to the cameras' right axes (horizontal unless the cameras
+  roll, whatever their pitch), else the normal of the plane through the camera centres, else the mean camera up
+  (-Y) axis (see ``_camera_prior``). The floor is then the *lowest large plane below the cameras* whose normal
+  lies within :attr:`FrameConfig.max_prior_deviation_deg` of the prior: sequential RANSAC over a subsample finds
+  the large planes (plus a search restricted to near-horizontal planes, as walls dominate corridors), the lowest
+  one with enough support wins, and a robust least-squares fit on a soft band around it gives the up axis.
 - Without cameras: candidates are the normals (both signs) of the largest planes; a candidate is valid when its
   plane is *low* (few points below it). Among valid candidates the one nearest the source -Y axis (the first
   camera's up in a Lyra file) wins when it is within 35 deg and has at least half the support of the best one;
@@ -33,7 +34,7 @@ or a known camera height override it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,15 @@ LYRA_FORWARD = np.array([0.0, 0.0, 1.0])
 """Forward direction of the first camera in a Lyra source frame; it becomes world +X."""
 SCORE_SAMPLE = 6000
 """Points that score each RANSAC hypothesis (the winner is then refit on all inliers of the subsample)."""
+RIGHT_AXES_MIN_SPREAD = 0.02
+"""The cameras' right axes span the horizontal plane when the middle eigenvalue of their scatter exceeds this
+(a yaw spread of about +-10 deg) ..."""
+RIGHT_AXES_CONDITION = 8.0
+"""... and exceeds the smallest eigenvalue (roll noise) this many times."""
+HORIZONTAL_PLANES = 3
+"""Planes found by the extra search restricted to near-horizontal normals (below the cameras)."""
+REFINE_BAND = 3.0
+"""The final floor fit uses points within this many RANSAC thresholds of the plane (soft-weighted)."""
 SOURCE_UP_PREFERENCE_DEG = 35.0
 """Without cameras, a floor candidate this close to the source -Y axis is preferred (see module docstring)."""
 
@@ -61,21 +71,31 @@ class FrameConfig:
     """Points subsampled for all estimates."""
     ransac_iterations: int = 600
     """Plane hypotheses per RANSAC round."""
-    ransac_threshold: float = 0.01
-    """Inlier distance of a plane, as a fraction of the viewing depth (0.01 * 3 m = 3 cm)."""
+    ransac_threshold: float = 0.025
+    """Inlier distance of a plane, as a fraction of the viewing depth (0.025 * 3 m = 7.5 cm). Generated scenes
+    have per-view depth scale errors of a few percent, so a floor seen by many views is several cm thick; the final
+    fit is a robust (Cauchy-weighted) least-squares plane, much finer than this band."""
     max_planes: int = 6
     """Planes extracted by sequential RANSAC (floor candidates, walls, tables, ceiling)."""
     min_plane_fraction: float = 0.02
     """A plane needs this fraction of the subsample as inliers to count."""
     min_floor_fraction: float = 0.25
     """The floor is the lowest plane holding at least this fraction of the largest horizontal plane's inliers."""
-    min_floor_coverage: float = 0.4
-    """A floor plane must hold this fraction of the ground cells (lowest point per cell below the cameras);
-    otherwise the ground is treated as terrain."""
+    min_floor_coverage: float = 0.3
+    """A floor plane must reach this fraction of the ground cells (cells holding points below the cameras) with
+    at least one inlier; otherwise the ground is treated as terrain."""
     max_prior_deviation_deg: float = 20.0
     """Largest angle between the camera prior and the floor normal."""
     max_below_fraction: float = 0.03
     """Without cameras, a floor candidate may have at most this fraction of points below it (beyond 3 thresholds)."""
+    depth_weight_power: float = 0.0
+    """The final floor fit weighs each point by (distance to the nearest camera / viewing depth)^-power (depth
+    errors of generated scenes grow with depth); 0 weighs all points alike."""
+    walls_constrain_up: bool = False
+    """Make the up axis perpendicular to the normals of large vertical planes (walls are vertical): in corridors
+    and rooms the walls hold more, and better-seen, points than the floor."""
+    wall_max_tilt_deg: float = 8.0
+    """A plane is a wall candidate when its normal is within this angle of horizontal (after the floor fit)."""
     align_walls: bool = True
     """Snap the yaw to dominant wall normals when they are unambiguous."""
     wall_min_fraction: float = 0.03
@@ -198,7 +218,11 @@ def estimate_frame(points: np.ndarray, cameras: CameraPath | None, cfg: FrameCon
         up, floor_plane = _floor_without_cameras(pts, planes, threshold, cfg, stats)
         method = "points+plane"
     if floor_plane is not None:
-        up, floor_offset, rms, count = _refine_plane(pts, up, floor_plane.offset(up), threshold)
+        up, floor_offset, rms, count = _refine_plane(pts, up, floor_plane.offset(up), threshold,
+                                                     _depth_weights(pts, centers, depth, cfg))
+        if cfg.walls_constrain_up:
+            up = _constrain_by_walls(up, planes, cfg, stats)
+            floor_offset = _refine_offset(pts, up, floor_offset, threshold)
         floor_height = floor_offset
         stats.update(floor_inliers=count, floor_rms=rms)
 
@@ -399,22 +423,34 @@ def _sequential_ransac(pts: np.ndarray, threshold: float, cfg: FrameConfig, rng:
     return planes
 
 
-def _refine_plane(pts: np.ndarray, up: np.ndarray, offset: float,
-                  threshold: float) -> tuple[np.ndarray, float, float, int]:
-    """Least-squares refit of the floor plane on all subsample inliers (twice); returns up, offset, rms, count."""
-    count = 0
-    rms = float("nan")
-    for _ in range(3):
+def _refine_plane(pts: np.ndarray, up: np.ndarray, offset: float, threshold: float,
+                  point_weights: np.ndarray | None = None) -> tuple[np.ndarray, float, float, int]:
+    """Robust least-squares refit of the floor plane: Cauchy-weighted (scale ``threshold``) PCA of the points
+    within ``REFINE_BAND * threshold``, iterated as the band follows the plane.
+
+    A generated floor is several cm thick (per-view depth errors); a hard band as thin as the RANSAC threshold
+    keeps a slice of it that is biased towards the current tilt, which a wide band with soft weights avoids
+    (measured on Lyra-like fixtures: 0.5-1.0 deg -> 0.35-0.6 deg). Returns up, offset, weighted rms residual and
+    the number of points in the band."""
+    count, rms = 0, float("nan")
+    for _ in range(8):
         dist = pts @ up - offset
-        inl = np.abs(dist) < threshold
-        count = int(inl.sum())
+        near = np.abs(dist) < REFINE_BAND * threshold
+        count = int(near.sum())
         if count < 3:
             break
-        normal, centroid = _fit_plane(pts[inl])
+        sub = pts[near]
+        weights = 1.0 / (1.0 + (dist[near] / threshold) ** 2)
+        if point_weights is not None:
+            weights = weights * point_weights[near]
+        centroid = (sub * weights[:, None]).sum(axis=0) / weights.sum()
+        centered = (sub - centroid) * np.sqrt(weights[:, None])
+        normal = np.linalg.svd(centered, full_matrices=False)[2][2]
         if normal @ up < 0:
             normal = -normal
         up, offset = normal, float(centroid @ normal)
-        rms = float(np.sqrt(np.mean((pts[inl] @ up - offset) ** 2)))
+        residual = sub @ up - offset
+        rms = float(np.sqrt(np.average(residual ** 2, weights=weights)))
     return up, offset, rms, count
 
 
@@ -423,12 +459,25 @@ def _refine_plane(pts: np.ndarray, up: np.ndarray, offset: float,
 
 
 def _camera_prior(cameras: CameraPath) -> tuple[np.ndarray, str]:
-    """Up prior from cameras: the normal of the camera-centre plane when the path spans one, else the mean -Y."""
-    ups = cameras.up_vectors()
-    mean_up = ups.mean(axis=0)
+    """Up prior from the cameras, in order of preference:
+
+    1. ``camera_right_axes``: the direction orthogonal to every camera's right (+X) axis. Cameras rarely roll, so
+       their right axes are horizontal whatever their pitch (Lyra's paths look down by ~20 deg, which biases the
+       mean up axis by as much); it needs the yaw to vary (right axes spanning the horizontal plane).
+    2. ``camera_plane``: the normal of the plane through the camera centres, when the path spans a plane.
+    3. ``camera_up_axes``: the mean camera up (-Y) axis made orthogonal to the mean right axis.
+    """
+    right, down, _ = cameras.axes()
+    mean_up = -down.mean(axis=0)
     if np.linalg.norm(mean_up) < 1e-6:
         raise ConversionError(cameras.source_path, "the cameras' up axes cancel out: cannot find gravity from them")
     mean_up /= np.linalg.norm(mean_up)
+    scatter = right.T @ right / len(right)
+    values, vectors = np.linalg.eigh(scatter)  # ascending
+    if values[1] > RIGHT_AXES_MIN_SPREAD and values[1] > RIGHT_AXES_CONDITION * max(values[0], 1e-12):
+        normal = vectors[:, 0] if vectors[:, 0] @ mean_up > 0 else -vectors[:, 0]
+        if _angle(normal, mean_up) < 45.0:
+            return normal, "camera_right_axes"
     centers = cameras.centers()
     if len(centers) >= 4:
         spread = centers - centers.mean(axis=0)
@@ -436,8 +485,13 @@ def _camera_prior(cameras: CameraPath) -> tuple[np.ndarray, str]:
         # a planar path: two large directions, a small third (level walk); take its normal if near the mean up
         if sv[1] > 0.2 * sv[0] and sv[2] < 0.15 * sv[1]:
             normal = vt[2] if vt[2] @ mean_up > 0 else -vt[2]
-            if _angle(normal, mean_up) < 30.0:
+            if _angle(normal, mean_up) < 45.0:
                 return normal, "camera_plane"
+    mean_right = right.mean(axis=0)
+    if np.linalg.norm(mean_right) > 1e-6:
+        mean_right /= np.linalg.norm(mean_right)
+        mean_up = mean_up - (mean_up @ mean_right) * mean_right
+        mean_up /= np.linalg.norm(mean_up)
     return mean_up, "camera_up_axes"
 
 
@@ -454,11 +508,11 @@ def _floor_below_cameras(pts: np.ndarray, centers: np.ndarray, prior: np.ndarray
         if plane.offset(normal) >= float(np.median(centers @ normal)) - 2 * threshold:
             continue  # at or above the cameras: ceiling
         candidates.append((plane, normal))
-    if not candidates:
-        # sequential RANSAC may have been dominated by walls: search horizontal planes directly
-        below = pts[pts @ prior < camera_level - 2 * threshold]
-        extra = _sequential_ransac(below, threshold, cfg, np.random.default_rng(cfg.seed + 1), prior,
-                                   cfg.max_prior_deviation_deg) if len(below) >= 3 else []
+    # walls can dominate the free search (corridors): also search near-horizontal planes directly
+    below = pts[pts @ prior < camera_level - 2 * threshold]
+    if len(below) >= 3:
+        extra = _sequential_ransac(below, threshold, replace(cfg, max_planes=HORIZONTAL_PLANES),
+                                   np.random.default_rng(cfg.seed + 1), prior, cfg.max_prior_deviation_deg)
         for plane in extra:
             normal = plane.normal if plane.normal @ prior > 0 else -plane.normal
             plane = _Plane(normal, plane.point, plane.count, plane.inliers)
@@ -516,14 +570,18 @@ def _ground_cells(local: np.ndarray, cell: float) -> np.ndarray:
 
 def _ground_coverage(pts: np.ndarray, centers: np.ndarray, up: np.ndarray, offset: float, depth: float,
                      threshold: float, cfg: FrameConfig) -> float:
-    """Fraction of ground cells (below the cameras) whose lowest point lies on the plane (within 2 thresholds)."""
+    """Fraction of ground cells (XY cells holding points below the cameras) that hold an inlier of the plane."""
     rotation = _level_rotation(up, None)
     local = pts @ rotation.T
     cam_z = float(np.median(centers @ up))
-    ground = _ground_cells(local[local[:, 2] < cam_z - 2 * threshold], cfg.terrain_cell_fraction * depth)
-    if len(ground) == 0:
+    below = local[local[:, 2] < cam_z - 2 * threshold]
+    if len(below) == 0:
         return 0.0
-    return float(np.mean(np.abs(ground[:, 2] - offset) < 2 * threshold))
+    keys = np.floor(below[:, :2] / (cfg.terrain_cell_fraction * depth)).astype(np.int64)
+    keys = keys[:, 0] * 2_000_003 + keys[:, 1]
+    cells = np.unique(keys)
+    covered = np.unique(keys[np.abs(below[:, 2] - offset) < threshold])
+    return float(len(covered) / len(cells))
 
 
 def _terrain_floor(pts: np.ndarray, centers: np.ndarray, prior: np.ndarray, depth: float, threshold: float,
@@ -571,6 +629,45 @@ def _terrain_floor(pts: np.ndarray, centers: np.ndarray, prior: np.ndarray, dept
     floor = float(np.median(heights))
     logger.info("frame: terrain fallback, %d ground cells, floor from %d cameras", len(ground), len(heights))
     return up, floor, int(len(ground))
+
+
+def _constrain_by_walls(up: np.ndarray, planes: list[_Plane], cfg: FrameConfig, stats: dict[str, Any]) -> np.ndarray:
+    """Project ``up`` onto the directions perpendicular to the large wall normals (one wall direction: remove the
+    tilt across it; two or more: up = the direction perpendicular to the two main ones)."""
+    sin_max = np.sin(np.radians(cfg.wall_max_tilt_deg))
+    walls = [p for p in planes if abs(p.normal @ up) < sin_max]
+    if not walls:
+        return up
+    normals = np.array([p.normal for p in walls])
+    weights = np.array([p.count for p in walls], dtype=np.float64)
+    scatter = (normals * weights[:, None]).T @ normals / weights.sum()
+    values, vectors = np.linalg.eigh(scatter)  # ascending; wall normals span the largest one or two
+    if values[1] > 0.15 * values[2]:  # two wall directions: up is orthogonal to both
+        new = vectors[:, 0]
+    else:  # one direction: remove the component of up along it
+        main = vectors[:, 2]
+        new = up - (up @ main) * main
+    new = new / np.linalg.norm(new)
+    if new @ up < 0:
+        new = -new
+    change = _angle(new, up)
+    if change > cfg.wall_max_tilt_deg:
+        return up
+    stats["walls_up_change_deg"] = change
+    stats["walls_for_up"] = len(walls)
+    return new
+
+
+def _refine_offset(pts: np.ndarray, up: np.ndarray, offset: float, threshold: float) -> float:
+    """Cauchy-weighted mean height of the floor band along ``up`` (after ``up`` changed slightly)."""
+    for _ in range(4):
+        dist = pts @ up - offset
+        near = np.abs(dist) < REFINE_BAND * threshold
+        if near.sum() < 3:
+            break
+        weights = 1.0 / (1.0 + (dist[near] / threshold) ** 2)
+        offset += float(np.average(dist[near], weights=weights))
+    return offset
 
 
 def _forward_hint(cameras: CameraPath | None, up: np.ndarray) -> np.ndarray:
@@ -650,6 +747,17 @@ def _wall_yaw(local: np.ndarray, floor_height: float, threshold: float, cfg: Fra
 
 # ----------------------------------------------------------------------------------------------------------------
 # helpers
+
+
+def _depth_weights(pts: np.ndarray, centers: np.ndarray | None, depth: float, cfg: FrameConfig) -> np.ndarray | None:
+    """(N,) weights (d / depth)^-power from each point's distance d to the nearest camera (None without cameras):
+    generated depth errors grow with depth, so near floor is trusted more."""
+    if centers is None or cfg.depth_weight_power <= 0:
+        return None
+    from scipy.spatial import cKDTree
+
+    distance = cKDTree(centers).query(pts)[0]
+    return np.clip(distance / depth, 0.25, None) ** -cfg.depth_weight_power
 
 
 def _viewing_depth(pts: np.ndarray, centers: np.ndarray | None) -> float:
