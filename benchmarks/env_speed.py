@@ -78,9 +78,14 @@ def main() -> None:
     ref.reset(seed=0)
     raw_lyra = raw_mujoco(b.model, b.data, args.steps, 1.0)
     raw_ref = raw_mujoco(ref.unwrapped.model, ref.unwrapped.data, args.steps, 0.4)
-    print(f"raw mj_step x5: lyra scene {raw_lyra:.0f}/s, Humanoid-v5 {raw_ref:.0f}/s, ratio {raw_lyra / raw_ref:.2f}")
+    print(f"raw mj_step x5 from reset, random controls: lyra scene {raw_lyra:.0f}/s, Humanoid-v5 {raw_ref:.0f}/s, "
+          f"ratio {raw_lyra / raw_ref:.2f}")
     lyra.close()
     ref.close()
+    rk4 = gym.make("LyraWorld-v0", world=args.world, physics={"integrator": "RK4"})
+    rk4_sps = max(single(rk4, args.steps) for _ in range(args.repeats))
+    print(f"LyraWorld-v0 with Humanoid-v5's RK4 integrator: {rk4_sps:8.0f} steps/s (ratio {rk4_sps / best_ref:.2f})")
+    rk4.close()
     for n in (1, 2):
         print(f"async vector env, {n} worker(s)       : {vector(n, args.vector_steps, args.world):8.0f} steps/s total")
 

@@ -25,7 +25,7 @@ class PhysicsConfig:
     """Seconds per physics step."""
     decimation: int = 5
     """Physics steps per env step (env dt = timestep * decimation)."""
-    integrator: Literal["Euler", "RK4", "implicit", "implicitfast"] = "RK4"
+    integrator: Literal["Euler", "RK4", "implicit", "implicitfast"] = "implicitfast"
     solver: Literal["PGS", "CG", "Newton"] = "PGS"
     iterations: int = 50
 

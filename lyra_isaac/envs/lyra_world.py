@@ -59,7 +59,8 @@ class LyraWorldEnv(gym.Env):
 
     ## Rewards
 
-    ``reward = dt * sum_i w_i r_i`` (Isaac Lab's convention; dt = timestep x decimation, 0.015 s by default)
+    ``reward = dt * sum_i w_i r_i`` (Isaac Lab's convention; dt = timestep x decimation, 0.015 s by default:
+    Humanoid-v5's 0.003 s x 5, with the implicitfast integrator where Humanoid-v5 uses RK4)
     with the weights ``w_i`` of the TOML ``[rewards]`` table. Terms (``lyra_isaac.envs.tasks``):
 
     | term               | r_i                                                | LyraWorld-v0 | LyraWorldNav-v0 |
