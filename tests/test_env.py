@@ -302,3 +302,31 @@ def test_sb3_ppo_runs(valley_dir):
     obs, _ = env.reset(seed=0)
     action, _ = model.predict(obs, deterministic=True)
     assert env.action_space.contains(action)
+
+
+def test_missing_robot_package_names_the_extra(valley_dir, monkeypatch):
+    import importlib.util
+
+    from lyra_isaac.errors import MissingDependencyError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("envpool_assets") else real(name, *a))
+    with pytest.raises(MissingDependencyError, match=r"lyra-isaac\[robots\]"):
+        make("LyraWorld-v0", valley_dir, robot="g1")
+
+
+def test_play_command_writes_frames(valley_dir, tmp_path):
+    # a fresh process: offscreen GL must be chosen before mujoco is first imported
+    result = _run(f"from lyra_isaac.cli import main; raise SystemExit(main(['play', {str(valley_dir)!r}, "
+                  f"'--steps', '12', '--every', '5', '--frames', {str(tmp_path / 'frames')!r}, '--size', '96x64']))",
+                  tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    frames = sorted((tmp_path / "frames").glob("frame_*.png"))
+    assert len(frames) == 3
+    from PIL import Image
+
+    assert Image.open(frames[0]).size == (96, 64)
+    from lyra_isaac.cli import main
+
+    assert main(["play", str(tmp_path / "nowhere"), "--steps", "1"]) == 1  # clear error, non-zero exit

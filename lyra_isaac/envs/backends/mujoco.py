@@ -14,7 +14,6 @@ present, else ``osmesa``.
 
 from __future__ import annotations
 
-import ctypes.util
 import logging
 import os
 import warnings
@@ -23,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-if not os.environ.get("MUJOCO_GL") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-    os.environ["MUJOCO_GL"] = "egl" if ctypes.util.find_library("EGL") else "osmesa"
+from .. import _choose_offscreen_gl  # noqa: E402
+
+_choose_offscreen_gl()  # before the first `import mujoco` of the process (lyra_isaac.envs did it already)
 
 import mujoco  # noqa: E402
 
