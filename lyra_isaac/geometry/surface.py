@@ -12,7 +12,7 @@ The method, chosen by measurement on truth fixtures (see ``benchmarks/surface.py
 2. **Flying pixels.** Pixels whose inverse depth bends sharply against both neighbours (depth edges) are dropped.
 3. **Per-view alignment.** Each Lyra view has its own depth scale and warp error (a few percent). A first coarse
    TSDF fuses all views; each view's depth is then fitted to that consensus with a robust (Huber IRLS) model
-   ``D' = D * s(x, y) + b`` (``s`` a quadratic in normalized image coordinates for ``align_model="warp"``), the
+   ``D' = D * s(x, y)`` (``s`` a quadratic in normalized image coordinates for ``align_model="warp"``), the
    coarse TSDF is fused again with corrected depths, and pixels that still disagree with the consensus by more
    than ``reject_sigma`` robust deviations are masked (floaters, flying pixels).
 4. **Fusion.** Corrected, masked depth maps are fused into a block-sparse TSDF (:mod:`.tsdf`); per view, only
@@ -35,13 +35,17 @@ from ..progress import NO_PROGRESS, Progress
 from ..splats.cameras import CameraPath
 from ..splats.scene import GaussianScene
 from ..world import TriangleMesh
-from .tsdf import SparseTSDF
+from .tsdf import BLOCK, SparseTSDF
 
 logger = logging.getLogger(__name__)
 
+INTERP_MAX_RATIO = 1.1
+"""Depth is interpolated between four pixels only if their largest depth is within this ratio of the smallest."""
+MAX_SUBPIXEL = 4
+"""Finest sub-pixel grid (per axis) used to find the TSDF blocks between far-apart pixel rays."""
 RENDER_SKIP_NEAREST = 2
 """Rendered depth: the nearest-cluster anchor is the (this + 1)-th nearest point of a pixel."""
-ALIGN_BASES = {"scale": 1, "scale_offset": 2, "warp": 7}
+ALIGN_BASES = {"scale": 1, "scale_offset": 2, "warp": 6}
 """Number of parameters of each per-view depth correction model."""
 
 
@@ -66,8 +70,10 @@ class SurfaceConfig:
     """Flying-pixel test: relative inverse-depth second difference above which a pixel is dropped (0 = off)."""
     align_views: bool = True
     """Fit each view's depth to the fused consensus before the final fusion (pixel-aligned depth only)."""
-    align_model: Literal["scale", "scale_offset", "warp"] = "warp"
-    """Per-view depth correction: D*s; D*s + b; D*s(x, y) + b with s quadratic in image coordinates."""
+    align_model: Literal["scale", "scale_offset", "warp"] = "scale"
+    """Per-view depth correction: D*s; D*s + b; D*s(x, y) with s quadratic in image coordinates (a smooth warp;
+    no offset there: over a view's narrow depth range an offset trades off against the scale and extrapolates
+    badly)."""
     align_iterations: int = 2
     """Coarse fuse/fit rounds."""
     align_voxel_factor: float = 2.0
@@ -510,6 +516,59 @@ def backproject(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float
     return world.astype(np.float32), pixels
 
 
+def view_blocks(tsdf: SparseTSDF, depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float) -> np.ndarray:
+    """Flat indices of the TSDF blocks one (H, W) depth map touches: those holding its surface points and the
+    points one truncation in front of and behind them along their rays.
+
+    Where neighbouring pixels land farther apart than half a block (far or grazing surfaces), the surface between
+    them is sampled too (bilinear depth on a finer sub-pixel grid, only across cells whose four depths agree within
+    10 %), so no block between two pixel rays is missed.
+    """
+    points, _ = backproject(depth, w2c, k, offset)
+    if len(points) == 0:
+        return np.zeros(0, dtype=np.int64)
+    extra = [_subpixel_points(depth, w2c, k, offset, BLOCK * tsdf.voxel_size / 2)]
+    points = np.concatenate([points, *extra])
+    cam_center = (-(w2c[:3, :3].T @ w2c[:3, 3])).astype(np.float32)
+    ray = points - cam_center
+    ray *= np.float32(tsdf.truncation) / np.linalg.norm(ray, axis=1, keepdims=True)
+    return tsdf.blocks_of(np.concatenate([points, points + ray, points - ray]))
+
+
+def _subpixel_points(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float,
+                     spacing: float) -> np.ndarray:
+    """World points on a sub-pixel grid inside 2x2 pixel cells whose corners lie farther apart than ``spacing``."""
+    d00, d01, d10, d11 = depth[:-1, :-1], depth[:-1, 1:], depth[1:, :-1], depth[1:, 1:]
+    lo = np.minimum(np.minimum(d00, d01), np.minimum(d10, d11))
+    hi = np.maximum(np.maximum(d00, d01), np.maximum(d10, d11))
+    valid = (lo > 0) & (hi <= lo * 1.1)
+    # corner spacing: lateral footprint (depth / focal) and the depth change across the cell
+    lateral = hi / min(k[0, 0], k[1, 1])
+    step = np.sqrt(lateral**2 + (hi - lo) ** 2)
+    factor = np.clip(np.ceil(step / spacing), 1, MAX_SUBPIXEL).astype(np.int64)
+    factor[~valid] = 1
+    out = []
+    for n in range(2, MAX_SUBPIXEL + 1):
+        rows, cols = np.nonzero(factor == n)
+        if len(rows) == 0:
+            continue
+        t = (np.arange(1, n) / n).astype(np.float32)
+        a, b = np.meshgrid(t, t, indexing="ij")
+        a, b = a.ravel(), b.ravel()
+        da = d00[rows, cols][:, None] * (1 - a) * (1 - b) + d01[rows, cols][:, None] * (1 - a) * b \
+            + d10[rows, cols][:, None] * a * (1 - b) + d11[rows, cols][:, None] * a * b
+        u = (cols[:, None] + b + offset).ravel().astype(np.float32)
+        v = (rows[:, None] + a + offset).ravel().astype(np.float32)
+        d = da.ravel().astype(np.float32)
+        x = (u - np.float32(k[0, 2])) / np.float32(k[0, 0]) * d
+        y = (v - np.float32(k[1, 2])) / np.float32(k[1, 1]) * d
+        cam = np.stack([x, y, d], axis=1)
+        out.append((cam - w2c[:3, 3].astype(np.float32)) @ w2c[:3, :3].astype(np.float32))
+    if not out:
+        return np.zeros((0, 3), dtype=np.float32)
+    return np.concatenate(out).astype(np.float32)
+
+
 class NumpyFusion:
     """Projective TSDF integration of depth maps into a :class:`SparseTSDF` (numpy)."""
 
@@ -522,13 +581,7 @@ class NumpyFusion:
         The blocks touched are those holding the view's surface points and the points one truncation distance
         in front of and behind them along their rays; every voxel of those blocks is projected into the view.
         """
-        points, _ = backproject(depth, w2c, k, offset)
-        if len(points) == 0:
-            return 0
-        cam_center = (-(w2c[:3, :3].T @ w2c[:3, 3])).astype(np.float32)
-        ray = points - cam_center
-        ray *= np.float32(tsdf.truncation) / np.linalg.norm(ray, axis=1, keepdims=True)
-        blocks = tsdf.blocks_of(np.concatenate([points, points + ray, points - ray]))
+        blocks = view_blocks(tsdf, depth, w2c, k, offset)
         if len(blocks) == 0:
             return 0
         slots = tsdf.allocate_blocks(blocks)
@@ -543,11 +596,11 @@ class NumpyFusion:
         z = pc[:, 2]
         h, w = depth.shape
         with np.errstate(divide="ignore", invalid="ignore"):
-            u = np.round(np.float32(k[0, 0]) * pc[:, 0] / z + np.float32(k[0, 2] - offset))
-            v = np.round(np.float32(k[1, 1]) * pc[:, 1] / z + np.float32(k[1, 2] - offset))
-        ok = (z > 1e-3) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+            uf = np.float32(k[0, 0]) * pc[:, 0] / z + np.float32(k[0, 2] - offset)
+            vf = np.float32(k[1, 1]) * pc[:, 1] / z + np.float32(k[1, 2] - offset)
+        ok = (z > 1e-3) & (uf > -0.5) & (uf < w - 0.5) & (vf > -0.5) & (vf < h - 0.5)
         sel = np.flatnonzero(ok)
-        d = depth[v[sel].astype(np.int64), u[sel].astype(np.int64)]
+        d = sample_depth(depth, uf[sel], vf[sel])
         sdf = d - z[sel]
         ok = (d > 0) & (sdf > -tsdf.truncation)
         if not ok.any():
@@ -557,6 +610,30 @@ class NumpyFusion:
         weight = (1.0 / d[ok]) ** np.float32(power)
         tsdf.accumulate(idx, value, weight.astype(np.float32))
         return int(idx.shape[0])
+
+
+def sample_depth(depth: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Depth of an (H, W) map at continuous pixel coordinates (integer = pixel centre), (N,) float32.
+
+    Inverse depth is interpolated bilinearly where the four surrounding pixels are valid and agree within
+    ``INTERP_MAX_RATIO`` (exact on planes, whatever their slant: a voxel beside a grazing floor gets the floor's
+    depth along its own ray, not the neighbouring pixel's); elsewhere the nearest pixel's depth is used.
+    """
+    h, w = depth.shape
+    u0 = np.clip(np.floor(u).astype(np.int64), 0, w - 2)
+    v0 = np.clip(np.floor(v).astype(np.int64), 0, h - 2)
+    a = np.clip(u - u0, 0.0, 1.0).astype(np.float32)
+    b = np.clip(v - v0, 0.0, 1.0).astype(np.float32)
+    d00, d01 = depth[v0, u0], depth[v0, u0 + 1]
+    d10, d11 = depth[v0 + 1, u0], depth[v0 + 1, u0 + 1]
+    lo = np.minimum(np.minimum(d00, d01), np.minimum(d10, d11))
+    hi = np.maximum(np.maximum(d00, d01), np.maximum(d10, d11))
+    smooth = (lo > 0) & (hi <= lo * np.float32(INTERP_MAX_RATIO))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = ((1 - b) * ((1 - a) / d00 + a / d01) + b * ((1 - a) / d10 + a / d11)).astype(np.float32)
+        interp = np.float32(1.0) / inv
+    near = depth[np.clip(np.round(v).astype(np.int64), 0, h - 1), np.clip(np.round(u).astype(np.int64), 0, w - 1)]
+    return np.where(smooth, interp, near).astype(np.float32)
 
 
 def _scene_box(views: DepthViews, stride: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -598,13 +675,21 @@ def _design(d: np.ndarray, x: np.ndarray, y: np.ndarray, model: str) -> np.ndarr
         return d[:, None]
     if model == "scale_offset":
         return np.stack([d, np.ones_like(d)], axis=1)
-    return np.stack([d, d * x, d * y, d * x * x, d * x * y, d * y * y, np.ones_like(d)], axis=1)
+    return np.stack([d, d * x, d * y, d * x * x, d * x * y, d * y * y], axis=1)
 
 
 def _identity_params(model: str) -> np.ndarray:
     p = np.zeros(ALIGN_BASES[model])
     p[0] = 1.0
     return p
+
+
+def view_mean_scale(params: np.ndarray, model: str) -> np.ndarray:
+    """(F,) mean over the image of each view's fitted depth scale field (x, y uniform in [-1, 1])."""
+    mean_scale = params[:, 0].copy()
+    if model == "warp":
+        mean_scale += (params[:, 3] + params[:, 5]) / 3.0  # E[x^2] = E[y^2] = 1/3, E[x] = E[xy] = 0
+    return mean_scale
 
 
 def _normalize_params(params: np.ndarray, model: str) -> np.ndarray:
@@ -614,10 +699,7 @@ def _normalize_params(params: np.ndarray, model: str) -> np.ndarray:
     nearer views dominate. The median view's scale is a less biased estimate of the true one (per-view errors
     are zero-median), and the global scale is another stage's business: keep it where the data put it.
     """
-    mean_scale = params[:, 0].copy()
-    if model == "warp":
-        # mean of the scale field over the image ([-1, 1]^2): a0 + (a3 + a5) / 3
-        mean_scale += (params[:, 3] + params[:, 5]) / 3.0
+    mean_scale = view_mean_scale(params, model)
     ok = np.isfinite(mean_scale) & (mean_scale > 0)
     if not ok.any():
         return params
@@ -764,6 +846,7 @@ def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, whe
         stats["align_model"] = model
         stats["align_scale"] = {"min": round(float(scale.min()), 4), "max": round(float(scale.max()), 4),
                                 "mean_abs_dev": round(float(np.mean(np.abs(scale - 1))), 4)}
+        stats["align_view_scale"] = [round(float(x), 5) for x in view_mean_scale(params, model)]
         stats["align_residual_m"] = round(float(np.nanmedian(sigmas)), 4) if np.isfinite(sigmas).any() else None
         stats["outlier_pixels_dropped"] = int(rejected)
         logger.info("surface: aligned %d views (%s): scale %.3f..%.3f, median residual %.3f m, %d pixels rejected",

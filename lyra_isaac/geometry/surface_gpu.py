@@ -26,15 +26,16 @@ from ..progress import NO_PROGRESS, Progress
 from ..splats.cameras import CameraPath
 from ..splats.scene import GaussianScene
 from .surface import (
+    INTERP_MAX_RATIO,
     DepthViews,
     SurfaceConfig,
     SurfaceResult,
-    backproject,
     detect_pixel_alignment,
     filter_depth_edges,
     fuse_and_mesh,
     pixel_aligned_depths,
     synthesize_cameras,
+    view_blocks,
 )
 from .tsdf import BLOCK, SparseTSDF
 
@@ -94,13 +95,7 @@ class TorchFusion:
                   power: float) -> int:
         """Fuse one (H, W) depth map (0 = no data) into ``tsdf``. Returns the number of voxel updates."""
         torch = self.torch
-        points, _ = backproject(depth, w2c, k, offset)
-        if len(points) == 0:
-            return 0
-        cam_center = (-(w2c[:3, :3].T @ w2c[:3, 3])).astype(np.float32)
-        ray = points - cam_center
-        ray *= np.float32(tsdf.truncation) / np.linalg.norm(ray, axis=1, keepdims=True)
-        blocks = tsdf.blocks_of(np.concatenate([points, points + ray, points - ray]))
+        blocks = view_blocks(tsdf, depth, w2c, k, offset)
         if len(blocks) == 0:
             return 0
         slots = tsdf.allocate_blocks(blocks)
@@ -118,12 +113,11 @@ class TorchFusion:
         pc = centers @ rot + trans
         z = pc[:, 2]
         h, w = depth.shape
-        u = torch.round(np.float32(k[0, 0]) * pc[:, 0] / z + np.float32(k[0, 2] - offset))
-        v = torch.round(np.float32(k[1, 1]) * pc[:, 1] / z + np.float32(k[1, 2] - offset))
-        ok = (z > 1e-3) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        uf = np.float32(k[0, 0]) * pc[:, 0] / z + np.float32(k[0, 2] - offset)
+        vf = np.float32(k[1, 1]) * pc[:, 1] / z + np.float32(k[1, 2] - offset)
+        ok = (z > 1e-3) & (uf > -0.5) & (uf < w - 0.5) & (vf > -0.5) & (vf < h - 0.5)
         sel = torch.nonzero(ok).squeeze(1)
-        depth_t = torch.as_tensor(depth, device=dev)
-        d = depth_t[v[sel].long(), u[sel].long()]
+        d = self._sample_depth(torch.as_tensor(depth, device=dev), uf[sel], vf[sel])
         sdf = d - z[sel]
         ok = (d > 0) & (sdf > -tsdf.truncation)
         if not bool(ok.any()):
@@ -136,6 +130,24 @@ class TorchFusion:
         state["tsdf"][idx] = (state["tsdf"][idx] * old_w + value * weight) / new_w
         state["weight"][idx] = new_w
         return int(idx.shape[0])
+
+    def _sample_depth(self, depth, u, v):
+        """torch twin of :func:`.surface.sample_depth`."""
+        torch = self.torch
+        h, w = depth.shape
+        u0 = torch.clamp(torch.floor(u).long(), 0, w - 2)
+        v0 = torch.clamp(torch.floor(v).long(), 0, h - 2)
+        a = torch.clamp(u - u0, 0.0, 1.0)
+        b = torch.clamp(v - v0, 0.0, 1.0)
+        d00, d01 = depth[v0, u0], depth[v0, u0 + 1]
+        d10, d11 = depth[v0 + 1, u0], depth[v0 + 1, u0 + 1]
+        lo = torch.minimum(torch.minimum(d00, d01), torch.minimum(d10, d11))
+        hi = torch.maximum(torch.maximum(d00, d01), torch.maximum(d10, d11))
+        smooth = (lo > 0) & (hi <= lo * np.float32(INTERP_MAX_RATIO))
+        inv = (1 - b) * ((1 - a) / d00 + a / d01) + b * ((1 - a) / d10 + a / d11)
+        interp = 1.0 / inv
+        near = depth[torch.clamp(torch.round(v).long(), 0, h - 1), torch.clamp(torch.round(u).long(), 0, w - 1)]
+        return torch.where(smooth, interp, near)
 
     def finish(self, tsdf: SparseTSDF) -> None:
         """Copy the fused values back into ``tsdf`` (numpy) and free the device copy."""
