@@ -271,3 +271,17 @@ def test_bad_arguments_raise_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown synthetic scene"):
         make_fixture("castle", tmp_path / "c")
     assert not any(tmp_path.iterdir())  # nothing half-written
+
+
+def test_scene_exports_and_truth_mesh_file(apartment):
+    from lyra_isaac.world import read_mesh_ply
+
+    scene = build_scene("corridor")
+    tm = scene.to_trimesh()
+    assert len(tm.faces) == scene.n_triangles and tm.visual.kind == "vertex"
+    # floor 14.15 x 2.15 m, ceiling the same, plus walls and crates: the area is at least twice the footprint
+    assert tm.area > 2 * scene.params["length"] * scene.params["width"]
+    on_disk = read_mesh_ply(apartment.truth_mesh_path)
+    np.testing.assert_allclose(on_disk.vertices, apartment.mesh.vertices, atol=1e-6)
+    np.testing.assert_array_equal(on_disk.faces, apartment.mesh.faces)
+    np.testing.assert_array_equal(on_disk.colors, apartment.mesh.colors)

@@ -422,8 +422,8 @@ def make_fixture(scene: str | SyntheticScene = "apartment", out_dir: str | Path 
                  intrinsics_render=np.repeat(intrinsics[None], n_views, axis=0).astype(np.float32),
                  image_height=np.int64(height), image_width=np.int64(width))
         probes = _sample_probes(rc, c2w, floor_z, intrinsics, width, height, n_probes, np.random.default_rng([seed, 3]))
-        colors_u8 = np.round(truth_scene.colors * 255).astype(np.uint8)
-        mesh = TriangleMesh(truth_scene.vertices, truth_scene.faces, colors_u8)
+        mesh = truth_scene.to_mesh()
+        colors_u8 = mesh.colors
         write_mesh_ply(mesh, tmp / TRUTH_MESH_NAME)
         faults_used = FaultConfig(**{**asdict(faults), "scale": scale})
         scene_size = float(truth_scene.params.get("size", size))

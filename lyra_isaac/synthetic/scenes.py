@@ -67,6 +67,19 @@ class SyntheticScene:
         """(2, 3) min and max corner of the mesh, metres."""
         return np.stack([self.vertices.min(axis=0), self.vertices.max(axis=0)])
 
+    def to_mesh(self):
+        """The truth as a :class:`lyra_isaac.world.TriangleMesh` (uint8 vertex colours)."""
+        from ..world import TriangleMesh
+
+        return TriangleMesh(self.vertices, self.faces, np.round(self.colors * 255).astype(np.uint8))
+
+    def to_trimesh(self):
+        """The truth as a ``trimesh.Trimesh`` with vertex colours (not merged or processed)."""
+        import trimesh
+
+        rgba = np.concatenate([np.round(self.colors * 255), np.full((len(self.colors), 1), 255)], axis=1)
+        return trimesh.Trimesh(self.vertices, self.faces, vertex_colors=rgba.astype(np.uint8), process=False)
+
 
 class _MeshBuilder:
     """Accumulates parts (vertices, faces, per-vertex colours) into one mesh."""
