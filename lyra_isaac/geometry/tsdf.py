@@ -206,7 +206,7 @@ class SparseTSDF:
             if vol.min() >= 0 or vol.max() <= 0:
                 continue
             try:
-                verts, faces, _, _ = marching_cubes(vol, level=0.0, gradient_direction="ascent",
+                verts, faces, _, _ = marching_cubes(vol, level=0.0, gradient_direction="descent",
                                                     allow_degenerate=False)
             except (ValueError, RuntimeError):
                 continue
