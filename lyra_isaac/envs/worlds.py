@@ -202,14 +202,24 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build_default_world(directory: Path) -> None:
-    """Write the default world into ``directory``.
+DEFAULT_WORLD_SOURCE = "analytic"
+"""``"analytic"``: :func:`analytic_world` written with the writers (fast, exact). ``"synthetic"``: convert a
+generated Lyra 2.0-format scene (``lyra_isaac.synthetic`` + ``lyra_isaac.convert``), i.e. a world made the way
+users' worlds are made. Bump DEFAULT_WORLD_REVISION together with this switch."""
+DEFAULT_SYNTHETIC_SCENE = "terrain"
 
-    Today: the analytic terrain of :func:`analytic_world`. Once ``lyra_isaac.synthetic`` and ``convert`` are
-    complete this becomes one line: convert a generated Lyra-format scene, e.g.
-    ``convert(make_fixture("terrain", tmp / "scene").ply_path, directory, overwrite=True)``.
-    """
-    write_world_dir(analytic_world(), directory)
+
+def build_default_world(directory: Path) -> None:
+    """Write the default world into ``directory`` (see DEFAULT_WORLD_SOURCE)."""
+    if DEFAULT_WORLD_SOURCE == "synthetic":
+        from ..convert import convert
+        from ..synthetic import make_fixture
+
+        with tempfile.TemporaryDirectory(prefix="lyra_default_scene-") as scratch:
+            fixture = make_fixture(DEFAULT_SYNTHETIC_SCENE, Path(scratch) / "scene", seed=0, overwrite=True)
+            convert(fixture.ply_path, directory, overwrite=True)
+    else:
+        write_world_dir(analytic_world(), directory)
 
 
 def _terrain(x: np.ndarray, y: np.ndarray) -> np.ndarray:
