@@ -270,10 +270,14 @@ def test_render_rgb_array_headless(valley_dir, tmp_path):
         "d = obs['image']\n"
         "print(d.shape, float(d.min()), float(d.max()))\n"
         "assert env2.observation_space.contains(obs)\n"
+        f"env3 = gym.make('LyraWorld-v0', world={str(valley_dir)!r}, obs_mode='rgb')\n"
+        "obs, _ = env3.reset(seed=0)\n"
+        "obs, *_ = env3.step(env3.action_space.sample())\n"
+        "assert env3.observation_space.contains(obs) and obs['image'].std() > 1.0\n"
     )
     result = _run(code, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    first, second = result.stdout.strip().splitlines()[-2:]
+    first, second = result.stdout.strip().splitlines()[:2]
     assert first.startswith("(360, 480, 3) uint8")
     assert float(first.split()[-1]) > 5.0  # not a blank image
     assert second.startswith("(48, 64, 1)")
