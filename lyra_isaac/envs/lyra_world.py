@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from ..errors import ConfigError, MissingDependencyError
 from . import tasks
-from .config import EnvConfig, load_env_config
+from .config import EnvConfig, load_env_config, load_robot_config
 from .robots import load_robot
 from .sensors import GroundLookup, height_scan, scan_grid
 from .spaces import RobotState, build_observation, observation_size
@@ -120,7 +120,10 @@ class LyraWorldEnv(gym.Env):
         if render_mode == "human" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             raise ConfigError("render_mode='human' needs a display (DISPLAY is not set); use render_mode='rgb_array'")
         self.render_mode = render_mode
-        self.robot_cfg, model_path = load_robot(cfg.robot)
+        if cfg.backend == "mujoco":
+            self.robot_cfg, model_path = load_robot(cfg.robot)
+        else:  # Isaac Sim loads its own robot asset: the MuJoCo model (and its extra) is not needed
+            self.robot_cfg, model_path = load_robot_config(cfg.robot), None
         self.worlds = resolve_worlds(cfg.world)
         self._grounds: dict[int, GroundLookup] = {}
         if cfg.backend == "mujoco":
