@@ -136,3 +136,29 @@ def test_overhang_becomes_convex_parts(tmp_path):
     rest = drop_spheres(tmp_path / "scene.xml", [(0.0, 1.0), (0.0, -1.0)], start_z=1.5, seconds=1.5)
     assert rest[0, 2] == pytest.approx(0.825 + RADIUS, abs=0.02)  # on the table
     assert rest[1, 2] == pytest.approx(RADIUS, abs=0.02)  # floor beside it
+
+
+def test_height_field_samples_match_surface(valley_scene):
+    """Read every tile back from the compiled model: sample (r, c) of a tile at (cx - rx + c dx, cy - ry + r dy)
+    must hold the true surface height there (within the 1 cm resampling tolerance), and the plane covers the rest."""
+    world, out, _ = valley_scene
+    model = mujoco.MjModel.from_xml_path(str(out / "scene.xml"))
+    tiles = np.nonzero(model.geom_type == mujoco.mjtGeom.mjGEOM_HFIELD)[0]
+    covered = np.zeros(world.heightmap.heights.shape, bool)
+    hm = world.heightmap
+    for g in tiles:
+        h = model.geom_dataid[g]
+        nrow, ncol = model.hfield_nrow[h], model.hfield_ncol[h]
+        rx, ry, elev, _ = model.hfield_size[h]
+        cx, cy, z0 = model.geom_pos[g]
+        data = model.hfield_data[model.hfield_adr[h]:model.hfield_adr[h] + nrow * ncol].reshape(nrow, ncol)
+        xs = cx - rx + np.arange(ncol) * (2 * rx / (ncol - 1))
+        ys = cy - ry + np.arange(nrow) * (2 * ry / (nrow - 1))
+        gx, gy = np.meshgrid(xs, ys)
+        z = z0 + data * elev
+        truth = hm.height_at(np.stack([gx.ravel(), gy.ravel()], 1)).reshape(z.shape)  # the cell centres sampled
+        np.testing.assert_allclose(z, truth, atol=0.011)
+        rows, cols = hm.cell_of(np.stack([gx.ravel(), gy.ravel()], 1))
+        covered[rows.reshape(z.shape).min():rows.max() + 1, cols.min():cols.max() + 1] = True
+    # cells left to the plane (z = 0) are flat floor
+    assert np.abs(hm.heights[~covered]).max() <= 0.01
