@@ -159,9 +159,12 @@ def write_mjcf_scene(world: World, directory: Path, cfg: MjcfConfig | None = Non
         '  <worldbody>',
         f'    <light name="sun" directional="true" pos="{cx:.3f} {cy:.3f} {hmax + 10:.3f}" dir="0.3 0.2 -1" '
         'castshadow="true" diffuse="0.6 0.6 0.6"/>',
-        # the flat floor is a plane (MuJoCo's cheapest contact); its half-size only sets the drawn extent
+        # the flat floor is a plane (MuJoCo's cheapest contact). It is drawn by a visual-only copy 2 mm lower, so
+        # height-field tiles lying on the floor do not flicker against it (z-fighting); physics is unchanged.
         f'    <geom name="{GROUND_GEOM}" type="plane" size="{rx + cell:.4f} {ry + cell:.4f} 0.1" '
-        f'pos="{cx:.6f} {cy:.6f} {plane_z:.6f}" material="ground_mat" friction="{friction}" condim="3"/>',
+        f'pos="{cx:.6f} {cy:.6f} {plane_z:.6f}" rgba="0 0 0 0" friction="{friction}" condim="3"/>',
+        f'    <geom name="{GROUND_GEOM}_visual" type="plane" size="{rx + cell:.4f} {ry + cell:.4f} 0.1" '
+        f'pos="{cx:.6f} {cy:.6f} {plane_z - 0.002:.6f}" material="ground_mat" contype="0" conaffinity="0"/>',
     ]
     for i, t in enumerate(tiles):
         # all tiles are worldbody geoms: one static body per tile measured 1.2-3.5x slower (broad phase)
