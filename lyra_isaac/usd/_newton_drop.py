@@ -3,7 +3,7 @@
 Reads one JSON object on stdin::
 
     {"usd": "/abs/world.usda", "points": [[x, y, z_start], ...], "radius": 0.1, "duration": 1.5,
-     "dt": 0.002, "friction": 0.8}
+     "dt": 0.002, "friction": 0.8, "rolling_friction": 0.03}
 
 loads the stage with ``newton.ModelBuilder.add_usd`` on the CPU device, drops one sphere per point (centre at
 ``z_start``, metres, world frame) and prints one JSON object on stdout::
@@ -38,7 +38,11 @@ def run(request: dict) -> dict:
     n_static = builder.shape_count
     gravity = [float(g) for g in builder.gravity] if hasattr(builder, "gravity") else None
     radius = float(request["radius"])
-    cfg = newton.ModelBuilder.ShapeConfig(density=SPHERE_DENSITY, mu=float(request.get("friction", 0.8)))
+    # Newton averages the friction of the two shapes in contact; the ground keeps its (USD) material, so the
+    # sphere carries twice the requested rolling/torsional friction to reach about the requested value.
+    rolling = float(request.get("rolling_friction", 0.0))
+    cfg = newton.ModelBuilder.ShapeConfig(density=SPHERE_DENSITY, mu=float(request.get("friction", 0.8)),
+                                          mu_rolling=2.0 * rolling, mu_torsional=2.0 * 0.02 if rolling else 0.005)
     bodies = []
     for x, y, z in request["points"]:
         body = builder.add_body(xform=wp.transform(wp.vec3(x, y, z), wp.quat_identity()))
