@@ -317,7 +317,8 @@ def filter_depth_edges(depth: np.ndarray, threshold: float) -> int:
     either image axis vanishes (up to noise) even at grazing angles. A pixel beside a depth edge, or interpolated
     across one (a flying pixel), has a second difference of the order of the jump. Pixels whose relative inverse
     depth second difference exceeds ``threshold`` along either axis are dropped; where a neighbour is missing,
-    the one-sided first difference is tested instead.
+    the one-sided first difference is tested instead. The pixels next to a detected break go too (a flying
+    pixel half-way between two surfaces is caught through its neighbours).
 
     Args:
         depth: (F, H, W) float32 metres, 0 = no data; modified in place.
@@ -325,6 +326,8 @@ def filter_depth_edges(depth: np.ndarray, threshold: float) -> int:
     Returns:
         number of pixels dropped.
     """
+    from scipy.ndimage import binary_dilation
+
     total = 0
     for f in range(depth.shape[0]):
         d = depth[f]
@@ -347,6 +350,9 @@ def filter_depth_edges(depth: np.ndarray, threshold: float) -> int:
             edge = np.where(vp & vq, second > threshold,
                             (vp & (first_p > threshold)) | (vq & (first_q > threshold)))
             bad[tuple(mid)] |= vc & edge
+        # a flying pixel half-way between two surfaces bends inverse depth only mildly itself, but its
+        # neighbours on both sides see the break: drop the pixels next to every detected break too
+        bad = binary_dilation(bad, structure=np.ones((3, 3), dtype=bool)) & valid
         total += int(np.count_nonzero(bad))
         d[bad] = 0
     return total
