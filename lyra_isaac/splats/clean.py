@@ -40,6 +40,11 @@ logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 """Rows processed at once where a per-row float64 temporary would otherwise span the whole scene."""
+MAX_ANCHORS = 64
+"""Camera centres used for the distance-to-camera-path (evenly subsampled along the path)."""
+SKETCH_BITS = 24
+"""Voxel counts use a count-min sketch of two hash tables of 2^SKETCH_BITS int64 bins (2 x 128 MiB): one pass, no
+sort; it can only overcount, and does so for under 2 % of voxels at 2M occupied voxels."""
 REFERENCE_SAMPLE = 200_000
 """Gaussians sampled to estimate the reference depth."""
 MAX_OCTAVE = 6
@@ -136,9 +141,8 @@ def clean_scene(scene: GaussianScene, cameras: CameraPath | None, cfg: CleanConf
     if not np.isfinite(reference) or reference <= 0:
         raise ConversionError(source, "cannot estimate the scene's depth scale (all Gaussians at the cameras)")
 
-    max_sigma = np.exp(scene.log_scales.max(axis=1))
-    oversize = max_sigma > cfg.oversize_fraction * reference
-    del max_sigma
+    with np.errstate(invalid="ignore"):
+        oversize = scene.log_scales.max(axis=1) > np.float32(np.log(cfg.oversize_fraction * reference))
     sky = distance > cfg.sky_factor * reference
 
     dropped["oversize"] = int((geo & oversize).sum())
@@ -192,10 +196,14 @@ def clean_scene(scene: GaussianScene, cameras: CameraPath | None, cfg: CleanConf
 
 
 def _finite_rows(scene: GaussianScene) -> np.ndarray:
-    ok = np.isfinite(scene.means).all(axis=1)
-    ok &= np.isfinite(scene.log_scales).all(axis=1)
-    ok &= np.isfinite(scene.quats).all(axis=1)
-    ok &= np.isfinite(scene.sh_dc).all(axis=1)
+    """(N,) bool: position, scales, rotation and colour finite, opacity not NaN (+-inf opacity is valid).
+
+    A row sum is non-finite exactly when a value is (or when finite values near 1e38 overflow: garbage anyway)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        ok = np.isfinite(scene.means.sum(axis=1))
+        ok &= np.isfinite(scene.log_scales.sum(axis=1))
+        ok &= np.isfinite(scene.quats.sum(axis=1))
+        ok &= np.isfinite(scene.sh_dc.sum(axis=1))
     ok &= ~np.isnan(scene.opacity_logits)
     return ok
 
@@ -209,18 +217,25 @@ def _sample(mask: np.ndarray, count: int) -> np.ndarray:
 
 
 def _nearest_distance(points: np.ndarray, anchors: np.ndarray) -> np.ndarray:
-    """(N,) float32 distance from each of (N, 3) points to the nearest of (A, 3) anchors (NaN rows -> inf)."""
+    """(N,) float32 distance from each of (N, 3) points to the nearest of (A, 3) anchors (NaN rows -> inf).
+
+    A KD-tree over at most MAX_ANCHORS anchors (a camera path is subsampled evenly: the thresholds that use this
+    distance are many times coarser than the gap between kept cameras), queried in chunks on all cores."""
     from scipy.spatial import cKDTree
 
+    anchors = np.asarray(anchors, dtype=np.float64)
+    if len(anchors) > MAX_ANCHORS:
+        anchors = anchors[np.linspace(0, len(anchors) - 1, MAX_ANCHORS).round().astype(int)]
     tree = cKDTree(anchors)
     out = np.empty(len(points), dtype=np.float32)
     for start in range(0, len(points), CHUNK):
-        chunk = points[start:start + CHUNK].astype(np.float64)
+        chunk = points[start:start + CHUNK]
         bad = ~np.isfinite(chunk).all(axis=1)
-        chunk[bad] = 0.0
+        if bad.any():
+            chunk = np.where(bad[:, None], 0.0, chunk)
         dist, _ = tree.query(chunk, k=1, workers=-1)
         dist[bad] = np.inf
-        out[start:start + CHUNK] = dist
+        out[start:start + len(chunk)] = dist
     return out
 
 
@@ -260,10 +275,19 @@ def _voxel_keys(points: np.ndarray, voxel: np.ndarray, octave: np.ndarray, shift
 
 
 def _voxel_counts(points: np.ndarray, voxel: np.ndarray, octave: np.ndarray, shift: float) -> np.ndarray:
-    """(M,) number of points sharing each point's voxel."""
-    keys = _voxel_keys(points, voxel, octave, shift)
-    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-    return counts[inverse]
+    """(M,) number of points sharing each point's voxel (count-min sketch: exact or, rarely, over)."""
+    keys = _voxel_keys(points, voxel, octave, shift).view(np.uint64)
+    if len(keys) < (1 << 16):  # small inputs: exact
+        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        return counts[inverse]
+    best = None
+    for multiplier in (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F)):
+        with np.errstate(over="ignore"):
+            bins = ((keys * multiplier) >> np.uint64(64 - SKETCH_BITS)).astype(np.intp)
+        counts = np.bincount(bins, minlength=1 << SKETCH_BITS)[bins]
+        best = counts if best is None else np.minimum(best, counts)
+        del bins, counts
+    return best
 
 
 def _calibrate_voxels(points: np.ndarray, octave: np.ndarray, reference: float, cfg: CleanConfig) -> dict[int, float]:
