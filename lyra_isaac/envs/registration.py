@@ -22,7 +22,12 @@ def register_envs() -> list[str]:
     from .config import registered_env_files
 
     ids = []
-    for path in registered_env_files():
+    try:
+        files = registered_env_files()
+    except FileNotFoundError as exc:  # a broken installation must not break `import lyra_isaac`
+        logger.warning("lyra_isaac environments not registered: %s", exc)
+        return ids
+    for path in files:
         env_id = path.stem
         ids.append(env_id)
         if env_id in gym.registry:
