@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -388,7 +389,9 @@ def make_fixture(scene: str | SyntheticScene = "apartment", out_dir: str | Path 
     faults = faults or FaultConfig()
     cam_cfg = camera or CameraConfig()
     truth_scene = build_scene(scene, size=size, seed=seed) if isinstance(scene, str) else scene
-    rng = np.random.default_rng([seed, 1])
+    # faults depend on the scene's name too, so one seed gives each scene its own scale error and noise
+    stream = [seed, zlib.crc32(truth_scene.name.encode())]
+    rng = np.random.default_rng([*stream, 1])
     rc = Raycaster(truth_scene.vertices, truth_scene.faces, truth_scene.colors)
     c2w, intrinsics, floor_z = camera_path(truth_scene, n_views, width, height, seed=seed, config=cam_cfg,
                                            raycaster=rc)
@@ -412,7 +415,7 @@ def make_fixture(scene: str | SyntheticScene = "apartment", out_dir: str | Path 
                 t0 = time.perf_counter()
                 render = rc.render(c2w[i], intrinsics, width, height)
                 render_s += time.perf_counter() - t0
-                view_rng = np.random.default_rng([seed, 2, i])
+                view_rng = np.random.default_rng([*stream, 2, i])
                 gaussians, c = lyra_view_gaussians(render, c2w_src[i], intrinsics, scale, float(view_scale[i]),
                                                    warp[i], faults, view_rng)
                 writer.write(gaussians)
@@ -421,7 +424,8 @@ def make_fixture(scene: str | SyntheticScene = "apartment", out_dir: str | Path 
         np.savez(tmp / CAMERAS_NAME, w2c_render=w2c_src.astype(np.float32),
                  intrinsics_render=np.repeat(intrinsics[None], n_views, axis=0).astype(np.float32),
                  image_height=np.int64(height), image_width=np.int64(width))
-        probes = _sample_probes(rc, c2w, floor_z, intrinsics, width, height, n_probes, np.random.default_rng([seed, 3]))
+        probe_rng = np.random.default_rng([*stream, 3])
+        probes = _sample_probes(rc, c2w, floor_z, intrinsics, width, height, n_probes, probe_rng)
         mesh = truth_scene.to_mesh()
         colors_u8 = mesh.colors
         write_mesh_ply(mesh, tmp / TRUTH_MESH_NAME)
