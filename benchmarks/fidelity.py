@@ -189,8 +189,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{scene:<10} {seed:>4} convert  FAILED: {type(exc).__name__}: {exc}", flush=True)
                 continue
             convert_s = time.perf_counter() - t0
-            report = evaluate_world(world.path, fx, cfg=cfg, truth_points=truth_points)
-            rows.append({**base, "method": "convert", **report.as_dict(), "seconds": convert_s})
+            report = evaluate_world(world.path, fx, cfg=cfg, truth_points=truth_points).as_dict()
+            report["metric_seconds"] = report.pop("seconds")
+            rows.append({**base, "method": "convert", **report, "seconds": convert_s})
             print(_fmt(rows[-1]), flush=True)
     converted = [r for r in rows if r["method"] == "convert" and "error" not in r]
     if converted:
