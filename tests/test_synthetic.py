@@ -285,3 +285,16 @@ def test_scene_exports_and_truth_mesh_file(apartment):
     np.testing.assert_allclose(on_disk.vertices, apartment.mesh.vertices, atol=1e-6)
     np.testing.assert_array_equal(on_disk.faces, apartment.mesh.faces)
     np.testing.assert_array_equal(on_disk.colors, apartment.mesh.colors)
+
+
+def test_module_command(tmp_path, capsys):
+    import json
+
+    from lyra_isaac.synthetic.__main__ import main
+
+    assert main(["corridor", str(tmp_path / "c"), "--views", "2", "--width", "32", "--height", "24",
+                 "--no-faults", "--scale", "1.5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["gaussians"] == 2 * 32 * 24 and out["scale"] == 1.5 and out["flying"] == 0
+    assert main(["corridor", str(tmp_path / "c"), "--views", "2"]) == 1  # exists, no --overwrite
+    assert "exists" in capsys.readouterr().err
