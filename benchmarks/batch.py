@@ -37,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    from lyra_isaac.batch import run_batch
+    from lyra_isaac.batch import BatchIndex, run_batch
     from lyra_isaac.synthetic import make_fixture
 
     with tempfile.TemporaryDirectory(prefix="lyra-batch-bench-") as temp:
@@ -54,7 +54,8 @@ def main() -> None:
               f"built in {time.perf_counter() - start:.1f} s; {os.cpu_count()} CPUs visible; load average "
               f"{os.getloadavg()[0]:.1f}")
         base = None
-        print(f"{'workers':>7}  {'tasks s':>8}  {'call s':>7}  {'scenes/min':>10}  {'speed-up':>8}  result")
+        print(f"{'workers':>7}  {'tasks s':>8}  {'call s':>7}  {'scenes/min':>10}  {'speed-up':>8}  {'task s':>7}  "
+              f"{'overlap':>7}  result")
         for workers in args.workers:
             out = root / f"out-{workers}"
             summary = run_batch(inputs, out, workers=workers, preset=args.preset, retries=0,
@@ -63,8 +64,13 @@ def main() -> None:
             base = base or rate
             result = f"{summary.complete}/{summary.total} complete" + (
                 f", failed: {summary.failures}" if summary.failures else "")
+            # Mean wall time of one task on its worker, and how many ran at once on average (sum of task times
+            # over the task phase): overlap near the worker count with longer tasks means the CPUs were busy.
+            durations = [e.duration_s or 0.0 for e in BatchIndex.load(out).entries.values()]
+            mean_task = sum(durations) / max(len(durations), 1)
+            overlap = sum(durations) / summary.tasks_elapsed_s if summary.tasks_elapsed_s else 0.0
             print(f"{workers:>7}  {summary.tasks_elapsed_s:>8.1f}  {summary.elapsed_s:>7.1f}  {rate:>10.2f}  "
-                  f"{rate / base if base else 0.0:>7.2f}x  {result}")
+                  f"{rate / base if base else 0.0:>7.2f}x  {mean_task:>7.1f}  {overlap:>7.2f}  {result}")
         print(f"load average after: {os.getloadavg()[0]:.1f} (other processes on the machine skew the ratio)")
 
 
