@@ -80,6 +80,9 @@ class SurfaceConfig:
     """Coarse TSDF voxel = voxel_size * align_voxel_factor."""
     align_truncation: float = 0.3
     """Coarse TSDF truncation, m: must exceed the largest expected per-view depth error."""
+    align_max_views: int = 48
+    """The coarse consensus fuses at most this many evenly spaced views (0 = all); every view is still fitted and
+    filtered against it. Lyra's 128 views overlap heavily: a third of them make the same consensus."""
     align_samples: int = 8000
     """Pixels sampled per view for the fit."""
     align_regularization: float = 1e-3
@@ -626,10 +629,10 @@ def sample_depth(depth: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     depth along its own ray, not the neighbouring pixel's); elsewhere the nearest pixel's depth is used.
     """
     h, w = depth.shape
-    u0 = np.clip(np.floor(u).astype(np.int64), 0, w - 2)
-    v0 = np.clip(np.floor(v).astype(np.int64), 0, h - 2)
-    a = np.clip(u - u0, 0.0, 1.0).astype(np.float32)
-    b = np.clip(v - v0, 0.0, 1.0).astype(np.float32)
+    u0 = np.minimum(np.maximum(np.floor(u), 0), w - 2).astype(np.int64)
+    v0 = np.minimum(np.maximum(np.floor(v), 0), h - 2).astype(np.int64)
+    a = np.minimum(np.maximum(u - u0, 0.0), 1.0).astype(np.float32)
+    b = np.minimum(np.maximum(v - v0, 0.0), 1.0).astype(np.float32)
     d00, d01 = depth[v0, u0], depth[v0, u0 + 1]
     d10, d11 = depth[v0 + 1, u0], depth[v0 + 1, u0 + 1]
     lo = np.minimum(np.minimum(d00, d01), np.minimum(d10, d11))
@@ -638,8 +641,9 @@ def sample_depth(depth: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = ((1 - b) * ((1 - a) / d00 + a / d01) + b * ((1 - a) / d10 + a / d11)).astype(np.float32)
         interp = np.float32(1.0) / inv
-    near = depth[np.clip(np.round(v).astype(np.int64), 0, h - 1), np.clip(np.round(u).astype(np.int64), 0, w - 1)]
-    return np.where(smooth, interp, near).astype(np.float32)
+    rows = np.minimum(np.maximum(np.rint(v), 0), h - 1).astype(np.int64)
+    cols = np.minimum(np.maximum(np.rint(u), 0), w - 1).astype(np.int64)
+    return np.where(smooth, interp, depth[rows, cols]).astype(np.float32)
 
 
 def _scene_box(views: DepthViews, stride: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -663,10 +667,14 @@ def _stride_k(k: np.ndarray, stride: int, offset: float) -> np.ndarray:
 
 def fuse_views(views: DepthViews, depth: np.ndarray, voxel: float, truncation: float, power: float,
                box: tuple[np.ndarray, np.ndarray], backend: Any, progress: Progress, stage: str,
-               span: tuple[float, float]) -> SparseTSDF:
-    """Integrate every view of ``depth`` ((F, H, W), metres) into a new SparseTSDF."""
+               span: tuple[float, float], max_views: int = 0) -> SparseTSDF:
+    """Integrate the views of ``depth`` ((F, H, W), metres) into a new SparseTSDF (at most ``max_views`` evenly
+    spaced ones when > 0)."""
     tsdf = SparseTSDF(box[0], box[1], voxel, truncation)
-    for f in range(len(views)):
+    frames = range(len(views))
+    if 0 < max_views < len(views):
+        frames = np.unique(np.linspace(0, len(views) - 1, max_views).round().astype(int))
+    for f in frames:
         backend.integrate(tsdf, depth[f], views.w2c[f], views.intrinsics[f], views.pixel_offset, power)
         if f % 8 == 0:
             progress.update(stage, span[0] + (span[1] - span[0]) * f / len(views))
@@ -832,7 +840,7 @@ def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, whe
         for it in range(n_it):
             span = (0.05 + 0.5 * it / n_it, 0.05 + 0.5 * (it + 0.6) / n_it)
             coarse = fuse_views(views, corrected, coarse_voxel, trunc, cfg.near_weight_power, box, backend,
-                                progress, "surface: align views", span)
+                                progress, "surface: align views", span, max_views=cfg.align_max_views)
             for f in range(len(views)):
                 params[f], sigmas[f], _ = fit_view_correction(depth[f], views.w2c[f], views.intrinsics[f],
                                                               views.pixel_offset, coarse, params[f], model, cfg, rng)
@@ -841,7 +849,7 @@ def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, whe
                                                    views.intrinsics[f]) for f in range(len(views))])
         # consensus of the corrected views, then drop what still disagrees with it
         coarse = fuse_views(views, corrected, coarse_voxel, trunc, cfg.near_weight_power, box, backend, progress,
-                            "surface: consensus", (0.55, 0.65))
+                            "surface: consensus", (0.55, 0.65), max_views=cfg.align_max_views)
         rejected = 0
         for f in range(len(views)):
             sigma = sigmas[f] if np.isfinite(sigmas[f]) else cfg.reject_min
