@@ -208,3 +208,24 @@ def test_evaluate_world_reads_a_world_directory(fixture, truth_points, tmp_path)
     fell = z > CFG.hole_distance_m
     assert r.drop_fell_fraction == pytest.approx(fell.mean())
     assert r.drop_error_mean_m == pytest.approx(np.mean(z[~fell]), abs=0.005)
+
+
+def test_drop_spheres_hold_on_gentle_slopes_and_roll_on_steep_ones(fixture, tmp_path):
+    """Spheres stay put on a 10 degree truth-consistent incline (hills are not errors) and roll on 30 degrees."""
+    import dataclasses
+
+    from lyra_isaac.synthetic.metrics import drop_test
+
+    main = dataclasses.replace(fixture, probes=fixture.probes[np.abs(fixture.probes[:, 2]) < 1e-6][:20])
+    y = main.probes[:, 1]
+    for deg, rolled in ((10.0, 0.0), (30.0, 1.0)):
+        # an incline rising along +y, placed just below the lowest drop point (identity world frame)
+        t = np.tan(np.radians(deg))
+        z0 = -0.02 - t * (y - y.min()).max()
+        xml = f"""<mujoco><option timestep="0.002"/><worldbody>
+          <geom type="plane" size="0 0 1" pos="0 {y.min():.4f} {z0:.4f}" euler="{deg} 0 0"/>
+          </worldbody></mujoco>"""
+        path = tmp_path / f"incline_{deg:.0f}.xml"
+        path.write_text(xml)
+        r = drop_test(path, fixture.source_to_world, main, hole_distance_m=10.0)
+        assert r["drop_rolled_fraction"] == rolled, (deg, r)

@@ -35,15 +35,17 @@ F_THRESHOLDS_M = (0.02, 0.05)
 """Distance thresholds of precision, recall and F-score, metres (the report's ``*_2cm`` and ``*_5cm`` fields)."""
 MAIN_FLOOR_TOLERANCE_M = 0.02
 """Probes within this height of z = 0 lie on the main floor (used for the floor offset)."""
+# Physics probes: spheres of DROP_RADIUS_M dropped from DROP_HEIGHT_M above the true floor at (at most
+# DROP_MAX_SPHERES, mutually separated) probes, simulated DROP_SECONDS in MuJoCo; a sphere that ends farther than
+# DROP_ROLL_M sideways rolled (tilted, bumpy or broken collision).
 DROP_RADIUS_M = 0.08
 DROP_HEIGHT_M = 0.3
 DROP_SECONDS = 2.0
 DROP_MAX_SPHERES = 64
 DROP_ROLL_M = 0.3
-"""Physics probes: spheres of DROP_RADIUS_M dropped from DROP_HEIGHT_M above the true floor at (at most
-DROP_MAX_SPHERES, mutually separated) probes, simulated DROP_SECONDS in MuJoCo; a sphere that ends farther than
-DROP_ROLL_M sideways rolled (tilted or bumpy collision)."""
-
+DROP_ROLLING_FRICTION_M = DROP_RADIUS_M * 0.36
+"""Rolling friction of the probe spheres (MuJoCo condim 6, length units): holds a sphere still on slopes up to
+about atan(0.36) = 20 degrees, so true hills do not count as rolling while tilted or broken collision does."""
 
 @dataclass
 class MetricsConfig:
@@ -367,7 +369,8 @@ def drop_test(mjcf_path: str | Path, pred_source_to_world: np.ndarray, fixture: 
         for i, p in enumerate(start_pred):
             body = spec.worldbody.add_body(name=f"lyra_fidelity_drop_{i}", pos=p.tolist())
             body.add_freejoint()
-            body.add_geom(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[DROP_RADIUS_M, 0, 0], density=500.0)
+            body.add_geom(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[DROP_RADIUS_M, 0, 0], density=500.0,
+                          condim=6, friction=[1.0, 0.005, DROP_ROLLING_FRICTION_M])
         model = spec.compile()
     except Exception as exc:  # MuJoCo raises ValueError with the compiler's message
         raise InputError(mjcf_path, f"MuJoCo cannot load the scene with drop probes: {exc}") from None
