@@ -246,3 +246,42 @@ def test_broken_ground_mesh(copy, fault):
     report = validate_world(copy, skip=FAST + ("asset_validator", "mujoco"))
     assert report.check("usd").status == "fail"
     assert ("1 non-finite points" if fault == "nan" else "zero faces") in _problems(report, "usd")
+
+
+def _grid_mesh(height, half: float = 1.0, cells: int = 40, hole=None):
+    """A height-field mesh z = height(x, y) over [-half, half]^2, optionally without the faces inside ``hole``
+    (centre x, y, radius)."""
+    xs = np.linspace(-half, half, cells + 1)
+    gx, gy = np.meshgrid(xs, xs)
+    vertices = np.column_stack([gx.ravel(), gy.ravel(), height(gx, gy).ravel()])
+    i, j = np.meshgrid(np.arange(cells), np.arange(cells), indexing="ij")
+    a = (i * (cells + 1) + j).ravel()
+    faces = np.concatenate([np.stack([a, a + 1, a + cells + 2], 1), np.stack([a, a + cells + 2, a + cells + 1], 1)])
+    if hole is not None:
+        centre = vertices[faces].mean(axis=1)
+        faces = faces[np.hypot(centre[:, 0] - hole[0], centre[:, 1] - hole[1]) > hole[2]]
+    return vertices, faces
+
+
+def test_sphere_rest_height_is_exact_on_known_surfaces():
+    from lyra_isaac.usd.validate import _Surface
+
+    r = PROBE_RADIUS
+    flat = _Surface(*_grid_mesh(lambda x, y: 0.2 + 0 * x))
+    assert flat.sphere_rest(0.1, -0.3, r, 1.0) == pytest.approx((0.2 + r, 0.0), abs=1e-6)  # float32 storage
+    # inclined plane z = 0.25 x: the centre sits r / cos(theta) above the plane
+    slope = _Surface(*_grid_mesh(lambda x, y: 0.25 * x))
+    height, _ = slope.sphere_rest(0.3, 0.1, r, 2.0)
+    assert height == pytest.approx(0.25 * 0.3 + r * np.sqrt(1 + 0.25**2), abs=1e-3)
+    # a 0.3 m step: the plateau's edge is at x = 0.01 (grid spacing 1 cm; the mesh ramps up over 0..0.01); a
+    # centre 0.06 m before the edge leans on the edge (within the ray grid's resolution)
+    step = _Surface(*_grid_mesh(lambda x, y: np.where(x > 0, 0.3, 0.0), cells=200))
+    height, _ = step.sphere_rest(-0.05, 0.0, r, 2.0)
+    assert height == pytest.approx(0.3 + np.sqrt(r**2 - 0.06**2), abs=5e-3)
+    assert height > 0.3 + r / 2  # on the edge, not on the lower floor (r) nor floating on the plateau (0.4)
+    # a hole: a sphere half over it rests on the rim, dipping slightly below r; a hole wider than it swallows it
+    holed = _Surface(*_grid_mesh(lambda x, y: 0 * x, hole=(0.2, 0.0, 0.3)))
+    height, holes = holed.sphere_rest(-0.1, 0.0, r, 1.0)
+    assert r - 0.01 < height <= r + 1e-6 and 0.25 < holes < 0.75
+    height, holes = holed.sphere_rest(0.2, 0.0, r, 1.0)
+    assert np.isnan(height) and holes == 1.0

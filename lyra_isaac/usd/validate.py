@@ -643,9 +643,10 @@ class _Surface:
     def sphere_rest(self, x: float, y: float, radius: float, z_top: float) -> tuple[float, float]:
         """Lowest height of a sphere's centre above (x, y) that does not penetrate the surface, metres.
 
-        ``max over p in the disk of (h(p) + sqrt(r^2 - |p - c|^2))`` on a 1 cm-ish grid of vertical rays: exact on
-        flat ground, within ~1 mm where the sphere leans on an edge. Rays through holes of a reconstructed mesh
-        only remove constraints (a sphere on the rim of a hole rests on the rim).
+        ``max over p in the disk of (h(p) + sqrt(r^2 - |p - c|^2))`` on a grid of vertical rays (spacing
+        radius / 8): exact on flat ground, ~1 mm on smooth slopes, within ~5 mm where the sphere leans on a step
+        edge. Rays through holes of a reconstructed mesh only remove constraints (a sphere on the rim of a hole
+        rests on the rim).
 
         Returns:
             (height, hole_fraction): NaN height when no ray under the disk hits the surface; the fraction of the
