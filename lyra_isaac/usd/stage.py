@@ -190,6 +190,9 @@ def _check_world(world: World) -> None:
         raise InputError(None, "spawn points hold non-finite values")
     if world.splats is not None and len(world.splats) and not np.isfinite(world.splats.means).all():
         raise InputError(None, "splats hold non-finite positions (clean the scene first)")
+    if world.splats is not None and world.splats.frame != "world":
+        logger.warning("splats are in frame %r, written as they are; the stage expects the world frame "
+                       "(GaussianScene.transformed(source_to_world, frame='world'))", world.splats.frame)
 
 
 def write_usd_stage(world: World, directory: Path, cfg: UsdConfig | None = None) -> dict[str, str]:
