@@ -55,6 +55,19 @@ RIGHT_AXES_MIN_SPREAD = 0.02
 (a yaw spread of about +-10 deg) ..."""
 RIGHT_AXES_CONDITION = 8.0
 """... and exceeds the smallest eigenvalue (roll noise) this many times."""
+LOCAL_GROUND_RADIUS = 0.15
+"""Half-width of the square under a camera searched for its ground, as a fraction of the viewing depth."""
+LOCAL_GROUND_MIN_POINTS = 30
+"""Points a camera needs under it to measure its own height."""
+PER_VIEW_MIN_POINTS = 200
+"""A view's floor fit needs this many points in the floor band (of the subsample)."""
+PER_VIEW_MIN_VIEWS = 5
+"""Per-view floor normals replace the global fit only when at least this many views see the floor."""
+PER_VIEW_MAX_DEVIATION_DEG = 10.0
+"""Per-view floor normals farther than this from the global fit are dropped (a view of a ramp or a table)."""
+PER_VIEW_MAX_SPREAD_DEG = 1.0
+"""Per-view normals whose median deviation exceeds this describe uneven ground (terrain), not one tilted floor:
+the global fit is kept (fixtures: flat scenes 0.3-0.8 deg, rolling terrain 1.2-1.6 deg)."""
 HORIZONTAL_PLANES = 3
 """Planes found by the extra search restricted to near-horizontal normals (below the cameras)."""
 REFINE_BAND = 3.0
@@ -160,13 +173,18 @@ class ScaleEstimate:
 # public API
 
 
-def estimate_frame(points: np.ndarray, cameras: CameraPath | None, cfg: FrameConfig | None = None) -> FrameEstimate:
+def estimate_frame(points: np.ndarray, cameras: CameraPath | None, cfg: FrameConfig | None = None, *,
+                   views: np.ndarray | None = None) -> FrameEstimate:
     """Find the up axis, the floor height and a yaw for a point cloud in its source frame.
 
     Args:
         points: (N, 3) float, source frame and units (e.g. the cleaned Gaussian centres).
         cameras: the camera path in the same frame, or None.
         cfg: settings; defaults to :class:`FrameConfig`.
+        views: optional (N,) int, the view (or block of consecutive file rows, see :func:`view_groups`) each point
+            came from. With it the up axis is the median of per-view floor normals: each generated view carries
+            its own depth scale error, which shifts its piece of floor up or down and tilts a global fit, but
+            leaves that view's own floor normal unchanged (fixtures: 0.7-1.0 deg -> 0.0-0.5 deg).
 
     Returns:
         FrameEstimate; ``rotation @ p_src`` has Z up and the floor at ``floor_height``.
@@ -179,11 +197,19 @@ def estimate_frame(points: np.ndarray, cameras: CameraPath | None, cfg: FrameCon
     rng = np.random.default_rng(cfg.seed)
     where = cameras.source_path if cameras is not None else None
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    pts = pts[np.isfinite(pts).all(axis=1)]
+    if views is not None:
+        views = np.asarray(views).reshape(-1)
+        if len(views) != len(pts):
+            raise ValueError(f"views has {len(views)} entries for {len(pts)} points")
+    finite = np.isfinite(pts).all(axis=1)
+    pts = pts[finite]
+    views = None if views is None else views[finite]
     if len(pts) < 100:
         raise ConversionError(where, f"only {len(pts)} finite points: too few to find the floor")
     if len(pts) > cfg.max_points:
-        pts = pts[rng.choice(len(pts), cfg.max_points, replace=False)]
+        pick = rng.choice(len(pts), cfg.max_points, replace=False)
+        pts = pts[pick]
+        views = None if views is None else views[pick]
 
     centers = None
     if cameras is not None and len(cameras) > 0:
@@ -223,6 +249,11 @@ def estimate_frame(points: np.ndarray, cameras: CameraPath | None, cfg: FrameCon
         if cfg.walls_constrain_up:
             up = _constrain_by_walls(up, planes, cfg, stats)
             floor_offset = _refine_offset(pts, up, floor_offset, threshold)
+        if views is not None:
+            per_view = _per_view_up(pts, views, up, floor_offset, threshold, stats)
+            if per_view is not None:
+                up = per_view
+                floor_offset = _refine_offset(pts, up, floor_offset, threshold)
         floor_height = floor_offset
         stats.update(floor_inliers=count, floor_rms=rms)
 
@@ -238,6 +269,9 @@ def estimate_frame(points: np.ndarray, cameras: CameraPath | None, cfg: FrameCon
     if centers is not None:
         heights = (centers @ rotation.T)[:, 2] - floor_height
         stats["camera_height_median"] = float(np.median(heights))
+        local = _local_camera_heights(pts @ rotation.T, centers @ rotation.T, floor_height, depth, threshold)
+        if local is not None:
+            stats["camera_height_local_median"] = float(np.median(local))
         if np.median(heights) <= 0:
             raise ConversionError(where, "the floor found lies above the camera path: the cameras disagree with "
                                          "the points (check that cameras.npz belongs to this scene)")
@@ -272,7 +306,7 @@ def estimate_scale(frame: FrameEstimate, cameras: CameraPath | None, cfg: ScaleC
     eye_src = None
     if cameras is not None and len(cameras) > 0:
         heights = (cameras.centers() @ frame.rotation.T)[:, 2] - frame.floor_height
-        eye_src = float(np.median(heights))
+        eye_src = float(frame.stats.get("camera_height_local_median", np.median(heights)))
     warnings: list[str] = []
     if scale is not None:
         factor, method = float(scale), "user"
@@ -631,6 +665,65 @@ def _terrain_floor(pts: np.ndarray, centers: np.ndarray, prior: np.ndarray, dept
     return up, floor, int(len(ground))
 
 
+def _per_view_up(pts: np.ndarray, views: np.ndarray, up: np.ndarray, offset: float, threshold: float,
+                 stats: dict[str, Any]) -> np.ndarray | None:
+    """Median of per-view floor normals (each a Cauchy-weighted fit that follows its view's own floor offset);
+    None when fewer than PER_VIEW_MIN_VIEWS views see enough floor."""
+    order = np.argsort(views, kind="stable")
+    sorted_views = views[order]
+    starts = np.flatnonzero(np.r_[True, sorted_views[1:] != sorted_views[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    normals = []
+    for a, b in zip(starts, ends, strict=True):
+        sub = pts[order[a:b]]
+        normal, plane_offset, near = up, offset, np.zeros(0, dtype=bool)
+        for _ in range(5):
+            dist = sub @ normal - plane_offset
+            near = np.abs(dist) < REFINE_BAND * threshold
+            if near.sum() < PER_VIEW_MIN_POINTS:
+                break
+            band = sub[near]
+            weights = 1.0 / (1.0 + (dist[near] / threshold) ** 2)
+            centroid = (band * weights[:, None]).sum(axis=0) / weights.sum()
+            fitted = np.linalg.svd((band - centroid) * np.sqrt(weights[:, None]), full_matrices=False)[2][2]
+            normal = fitted if fitted @ up > 0 else -fitted
+            plane_offset = float(centroid @ normal)
+        if near.sum() >= PER_VIEW_MIN_POINTS and _angle(normal, up) < PER_VIEW_MAX_DEVIATION_DEG:
+            normals.append(normal)
+    stats["per_view_floors"] = len(normals)
+    if len(normals) < PER_VIEW_MIN_VIEWS:
+        return None
+    median = np.median(np.asarray(normals), axis=0)
+    median /= np.linalg.norm(median)
+    stats["per_view_spread_deg"] = float(np.median([_angle(n, median) for n in normals]))
+    if stats["per_view_spread_deg"] > PER_VIEW_MAX_SPREAD_DEG:
+        logger.info("frame: per-view floor normals spread %.2f deg (uneven ground): keeping the global fit",
+                    stats["per_view_spread_deg"])
+        return None
+    stats["per_view_change_deg"] = _angle(median, up)
+    logger.info("frame: up from the median of %d per-view floor normals (%.2f deg from the global fit)",
+                len(normals), stats["per_view_change_deg"])
+    return median
+
+
+def view_groups(scene, cameras: CameraPath | None = None, blocks: int = 64) -> np.ndarray | None:
+    """(N,) int group of each Gaussian for :func:`estimate_frame`'s ``views``: its view, or block of file rows.
+
+    Lyra writes pixel-aligned Gaussians view by view, so consecutive file rows share a view (and its depth error).
+    With ``scene.extra["row_index"]`` and ``["rows_in_file"]`` the rows are cut into ``len(cameras)`` equal
+    blocks when that divides the row count (one block per view), else into ``blocks`` equal blocks (each mostly
+    one view). Returns None without row indices.
+    """
+    rows = scene.extra.get("row_index")
+    total = scene.extra.get("rows_in_file")
+    if rows is None or total is None or int(total) <= 0:
+        return None
+    total = int(total)
+    count = len(cameras) if cameras is not None and len(cameras) > 0 and total % len(cameras) == 0 else blocks
+    size = max(1, -(-total // count))
+    return (np.asarray(rows, dtype=np.int64) // size).astype(np.int32)
+
+
 def _constrain_by_walls(up: np.ndarray, planes: list[_Plane], cfg: FrameConfig, stats: dict[str, Any]) -> np.ndarray:
     """Project ``up`` onto the directions perpendicular to the large wall normals (one wall direction: remove the
     tilt across it; two or more: up = the direction perpendicular to the two main ones)."""
@@ -758,6 +851,35 @@ def _depth_weights(pts: np.ndarray, centers: np.ndarray | None, depth: float, cf
 
     distance = cKDTree(centers).query(pts)[0]
     return np.clip(distance / depth, 0.25, None) ** -cfg.depth_weight_power
+
+
+def _local_camera_heights(local: np.ndarray, cams: np.ndarray, floor: float, depth: float,
+                          threshold: float) -> np.ndarray | None:
+    """(F,) camera heights above the ground right under each camera (levelled frame, source units), or None.
+
+    The ground under a camera is the Cauchy-weighted centre of the points within a vertical cylinder of radius
+    ``LOCAL_GROUND_RADIUS * depth`` that lie in a band of ``REFINE_BAND`` thresholds around the lowest dense
+    layer there (terrain rises and falls; a floor carries per-view offsets). Cameras with too few points under
+    them are skipped; None when fewer than a third of the cameras have ground under them."""
+    radius = LOCAL_GROUND_RADIUS * depth
+    heights = []
+    for c in cams:
+        near = local[(np.abs(local[:, 0] - c[0]) < radius) & (np.abs(local[:, 1] - c[1]) < radius)
+                     & (local[:, 2] < c[2] - 0.25 * (c[2] - floor))]
+        if len(near) < LOCAL_GROUND_MIN_POINTS:
+            continue
+        z = near[:, 2]
+        ground = float(np.percentile(z, 10)) + threshold  # start inside the lowest layer
+        for _ in range(5):
+            band = np.abs(z - ground) < REFINE_BAND * threshold
+            if band.sum() < 3:
+                break
+            weights = 1.0 / (1.0 + ((z[band] - ground) / threshold) ** 2)
+            ground = float(np.average(z[band], weights=weights))
+        heights.append(c[2] - ground)
+    if len(heights) < max(1, len(cams) // 3):
+        return None
+    return np.asarray(heights)
 
 
 def _viewing_depth(pts: np.ndarray, centers: np.ndarray | None) -> float:
