@@ -150,7 +150,7 @@ def timing(n_views: int, width: int, height: int, gpu: bool) -> None:
     t = time.perf_counter()
     finished, stats = finish_mesh(result.mesh, MeshConfig())
     print(f"CPU finish_mesh: {time.perf_counter() - t:.1f} s; {stats['input_triangles']} -> "
-          f"{stats['output_triangles']} triangles (p99 error {stats.get('decimation_error_p99_m')} m); "
+          f"{stats['output_triangles']} triangles (p95 error {stats.get('decimation_error_m')} m); "
           f"peak RSS {peak_rss_gb():.2f} GB")
 
 
