@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 CACHE_ENV = "LYRA_ISAAC_CACHE"
 INDEX_JSON = "index.json"
 DEFAULT_WORLD_PREFIX = "default-"
-DEFAULT_WORLD_REVISION = 6
+DEFAULT_WORLD_REVISION = 7
 """Bump when the default world's content changes, so caches built by older code are not reused."""
 
 

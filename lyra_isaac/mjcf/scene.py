@@ -66,8 +66,9 @@ class MjcfConfig:
     touched height field costs by the cells under the touching geom, not by its size."""
     max_tile_blocks: int = 1 << 30
     """Longest height-field rectangle side, in blocks."""
-    flat_tolerance: float = 0.01
-    """Metres: tiles within this of the floor plane are left to the plane."""
+    flat_tolerance: float = 0.02
+    """Metres: blocks within this of the floor plane are left to the plane (converted floors are uneven by a few
+    centimetres: with 1 cm the apartment fixture's whole floor became height field)."""
     resample_tolerance: float = 0.01
     """Metres: a tile is sampled 2x or 4x coarser when that changes no cell by more than this."""
     overhang_margin: float = 0.05
@@ -205,8 +206,8 @@ def ground_tiles(heights: np.ndarray, cell: float, origin: tuple[float, float],
                  cfg: MjcfConfig) -> tuple[float, list[GroundTile]]:
     """Split the ground into a plane plus height-field tiles where the ground departs from it.
 
-    The plane lies at the most common ground height (the floor) unless ground lies more than ``flat_tolerance``
-    below it, then at the lowest ground. Blocks of ``tile_cells`` cells whose samples all lie within
+    The plane lies at the most common ground height (the floor) unless regions wider than two cells lie more than
+    ``flat_tolerance`` below it, then at the lowest of them. Blocks of ``tile_cells`` cells whose samples all lie within
     ``flat_tolerance`` of the plane are left to the plane; every other block gets the coarsest of 1x, 2x, 4x
     subsampling whose bilinear reconstruction stays within ``resample_tolerance`` of every cell, and neighbouring
     blocks of equal subsampling merge into rectangles, each one ``hfield`` geom (neighbours share their edge
@@ -216,20 +217,30 @@ def ground_tiles(heights: np.ndarray, cell: float, origin: tuple[float, float],
     Returns:
         (plane z in metres, tiles).
     """
+    from scipy import ndimage
+
     values, counts = np.unique(np.round(heights / 0.01).astype(np.int64), return_counts=True)
     plane_z = float(values[np.argmax(counts)] * 0.01)
-    if (heights < plane_z - cfg.flat_tolerance).any():
-        plane_z = float(heights.min())
+    # ground below the plane would be covered by it (a plane is infinite): then the plane goes down to the lowest
+    # such region; specks of one or two cells (noise, filled holes) are ignored, a foot cannot sink into them
+    deep = ndimage.binary_opening(heights < plane_z - cfg.flat_tolerance, structure=np.ones((3, 3), bool))
+    if deep.any():
+        plane_z = float(heights[deep].min())
     nrow, ncol = heights.shape
     step = max(int(cfg.tile_cells), 1)
     row_edges = list(range(0, max(nrow - 1, 1), step)) + [nrow - 1]
     col_edges = list(range(0, max(ncol - 1, 1), step)) + [ncol - 1]
+    # off the plane: any cell more than 3 tolerances away (walls, steps, however thin), and regions wider than two
+    # cells more than one tolerance away (isolated noisy cells on a floor are not worth a height field)
+    deviation = np.abs(heights - plane_z)
+    off = (deviation > 3 * cfg.flat_tolerance) | ndimage.binary_opening(deviation > cfg.flat_tolerance,
+                                                                          structure=np.ones((3, 3), bool))
     # per block: 0 = flat (left to the plane), else the height-field subsampling factor it tolerates
     factors = np.zeros((len(row_edges) - 1, len(col_edges) - 1), dtype=np.int64)
     for bi, (r0, r1) in enumerate(zip(row_edges[:-1], row_edges[1:], strict=True)):
         for bj, (c0, c1) in enumerate(zip(col_edges[:-1], col_edges[1:], strict=True)):
             block = heights[r0:r1 + 1, c0:c1 + 1]
-            if np.abs(block - plane_z).max() > cfg.flat_tolerance:
+            if off[r0:r1 + 1, c0:c1 + 1].any():
                 factors[bi, bj] = _tile_factor(block, cfg.resample_tolerance)
     tiles = []
     for (bi0, bi1, bj0, bj1), factor in _merge_blocks(factors, cfg.max_tile_blocks):
