@@ -179,3 +179,11 @@ def test_narrow_area_has_no_spawn_clearance():
 def test_config_from_dict():
     cfg = from_dict(WalkableConfig, {"cell_size": 0.1, "spawn_yaw": "random", "num_spawn_points": 4})
     assert cfg.cell_size == 0.1 and cfg.spawn_yaw == "random" and cfg.num_spawn_points == 4
+
+
+def test_widest_fan_of_equal_runs():
+    from lyra_isaac.geometry.walkable import _middle_of_widest
+
+    assert _middle_of_widest(np.array([1, 1, 0, 0, 1, 1, 1, 0], bool)) == 5
+    assert _middle_of_widest(np.array([1, 0, 0, 0, 0, 1, 1, 1], bool)) in (6, 7)  # wraps around
+    assert _middle_of_widest(np.array([0, 0, 1, 0], bool)) == 2

@@ -377,7 +377,8 @@ def _farthest_points(cells: np.ndarray, count: int, rng: np.random.Generator) ->
 
 
 def _open_yaw(walkable: np.ndarray, cells: np.ndarray, cell_size: float) -> np.ndarray:
-    """(S,) heading (radians about +Z) of the longest walkable run from each cell, over YAW_DIRECTIONS headings."""
+    """(S,) heading (radians about +Z) of the longest walkable run from each cell, over YAW_DIRECTIONS headings;
+    among equally long runs, the middle of the widest fan of them (facing the open space, not its edge)."""
     angles = np.linspace(-np.pi, np.pi, YAW_DIRECTIONS, endpoint=False)
     steps = np.arange(1, int(YAW_MAX_RANGE / cell_size) + 1)
     h, w = walkable.shape
@@ -389,5 +390,23 @@ def _open_yaw(walkable: np.ndarray, cells: np.ndarray, cell_size: float) -> np.n
         free = np.zeros(rr.shape, dtype=bool)
         free[inside] = walkable[rr[inside], cc[inside]]
         run = np.where(free.all(axis=1), len(steps), np.argmin(free, axis=1))
-        yaws[k] = angles[int(np.argmax(run))]
+        yaws[k] = angles[_middle_of_widest(run == run.max())]
     return yaws
+
+
+def _middle_of_widest(mask: np.ndarray) -> int:
+    """Index at the middle of the longest circular run of True in ``mask`` (at least one True)."""
+    n = len(mask)
+    if mask.all():
+        return 0
+    start = int(np.argmin(mask))  # a False: unroll the circle from there
+    rolled = np.roll(mask, -start)
+    best_len, best_mid, length = 0, 0, 0
+    for i, value in enumerate(np.append(rolled, False)):
+        if value:
+            length += 1
+        else:
+            if length > best_len:
+                best_len, best_mid = length, i - 1 - (length - 1) // 2
+            length = 0
+    return int((best_mid + start) % n)
