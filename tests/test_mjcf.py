@@ -162,3 +162,22 @@ def test_height_field_samples_match_surface(valley_scene):
         covered[rows.reshape(z.shape).min():rows.max() + 1, cols.min():cols.max() + 1] = True
     # cells left to the plane (z = 0) are flat floor
     assert np.abs(hm.heights[~covered]).max() <= 0.01
+
+
+def test_noisy_floor_stays_a_plane():
+    """Converted floors are noisy by millimetres to centimetres: they must stay one plane (cheap contacts), with
+    height fields only where a real feature is; a narrow 1-cell wall must survive however thin."""
+    rng = np.random.default_rng(0)
+    heights = (0.004 * rng.standard_normal((160, 160))).astype(np.float32)
+    heights[rng.integers(0, 160, 30), rng.integers(0, 160, 30)] = 0.035  # isolated spikes: noise
+    heights[100:120, 100:120] += 0.3  # a platform
+    heights[20:60, 40] = 1.0  # a one-cell-thin wall
+    hm = HeightMap((-4.0, -4.0), 0.05, heights, np.ones_like(heights, bool))
+    cfg = MjcfConfig()
+    plane_z, tiles = ground_tiles(*prepare_ground(hm, cfg), cfg)
+    assert abs(plane_z) <= 0.01
+    covered = sum(t.heights.size * t.factor**2 for t in tiles)
+    assert covered < 0.2 * heights.size
+    # both features are inside tiles
+    for x, y in [(-4 + 0.05 * 110, -4 + 0.05 * 110), (-4 + 0.05 * 40, -4 + 0.05 * 40)]:
+        assert any(abs(x - t.cx) <= t.rx and abs(y - t.cy) <= t.ry for t in tiles), (x, y)
