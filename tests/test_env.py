@@ -222,6 +222,9 @@ def test_clear_errors(valley_dir, tmp_path):
     (nospawn / "world.json").write_text(json.dumps(data))
     with pytest.raises(InputError, match="no spawn points"):
         make("LyraWorld-v0", nospawn)
+    (nospawn / "world.json").write_text(json.dumps(dict(data, spawn_points=[[2.5, 2.5, 0.75, 0]])))  # on the box
+    with pytest.raises(InputError, match="walkable area"):
+        make("LyraWorld-v0", nospawn)
     (nospawn / "world.json").write_text(json.dumps(dict(data, spawn_points=[[0, 0, 0, 0]])))
     (nospawn / "scene.xml").unlink()
     with pytest.raises(InputError, match="'mjcf'.*missing"):

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ..errors import ConfigError, MissingDependencyError
+from ..errors import ConfigError, InputError, MissingDependencyError
 from . import tasks
 from .config import EnvConfig, load_env_config, load_robot_config
 from .robots import load_robot
@@ -126,6 +126,8 @@ class LyraWorldEnv(gym.Env):
             self.robot_cfg, model_path = load_robot_config(cfg.robot), None
         self.worlds = resolve_worlds(cfg.world)
         self._grounds: dict[int, GroundLookup] = {}
+        if cfg.termination.leave_walkable:
+            self._check_spawns()
         if cfg.backend == "mujoco":
             from .backends.mujoco import MujocoBackend
 
@@ -173,6 +175,18 @@ class LyraWorldEnv(gym.Env):
         if index not in self._grounds:
             self._grounds[index] = GroundLookup.from_heightmap(self.worlds[index].heightmap())
         return self._grounds[index]
+
+    def _check_spawns(self) -> None:
+        """Spawn points off the walkable area would end every episode at once: none -> error, some -> warning."""
+        for index, world in enumerate(self.worlds):
+            spawns = world.spawn_points
+            ok = np.array([self._ground(index).walkable_at(x, y) for x, y, _, _ in spawns])
+            if not ok.any():
+                raise InputError(world.path, f"none of the {len(spawns)} spawn points lies on the walkable area of "
+                                             "heightmap.npz; every episode would end at once")
+            if not ok.all():
+                logger.warning("%s: spawn points %s lie off the walkable area", world.path,
+                               np.nonzero(~ok)[0].tolist())
 
     def _floor_under(self, xy: np.ndarray) -> float:
         z = self._ground(self._world).height_at(float(xy[0]), float(xy[1]))
