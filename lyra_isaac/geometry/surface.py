@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 INTERP_MAX_RATIO = 1.1
 """Depth is interpolated between four pixels only if their largest depth is within this ratio of the smallest."""
 MAX_SUBPIXEL = 4
+MAX_ALLOC_STRIDE = 4
+"""Block allocation looks at every s-th pixel per axis, s (at most this) chosen so that s pixels at the view's
+median depth span at most half a block; sparser spots are refined by up to MAX_SUBPIXEL."""
 """Finest sub-pixel grid (per axis) used to find the TSDF blocks between far-apart pixel rays."""
 RENDER_SKIP_NEAREST = 2
 """Rendered depth: the nearest-cluster anchor is the (this + 1)-th nearest point of a pixel."""
@@ -529,10 +532,20 @@ def view_blocks(tsdf: SparseTSDF, depth: np.ndarray, w2c: np.ndarray, k: np.ndar
     """Flat indices of the TSDF blocks one (H, W) depth map touches: those holding its surface points and the
     points one truncation in front of and behind them along their rays.
 
-    Where neighbouring pixels land farther apart than half a block (far or grazing surfaces), the surface between
-    them is sampled too (bilinear depth on a finer sub-pixel grid, only across cells whose four depths agree within
-    10 %), so no block between two pixel rays is missed.
+    Pixels are taken on a grid of stride s (see ``MAX_ALLOC_STRIDE``); where neighbouring grid pixels land farther
+    apart than half a block (far or grazing surfaces), the surface between them is sampled too (bilinear depth on
+    a finer sub-pixel grid, only across cells whose four depths agree within 10 %), so no block between two rays is
+    missed.
     """
+    # a block holds many pixels: find blocks from a strided grid of pixels, refined below where it is too sparse
+    valid = depth[depth > 0]
+    if len(valid) == 0:
+        return np.zeros(0, dtype=np.int64)
+    footprint = float(np.median(valid[:: max(1, len(valid) // 4096)])) / min(k[0, 0], k[1, 1])
+    stride = int(np.clip((BLOCK * tsdf.voxel_size / 2) // max(footprint, 1e-9), 1, MAX_ALLOC_STRIDE))
+    if stride > 1:
+        k = _stride_k(k, stride, offset)
+        depth = depth[::stride, ::stride]
     points, _ = backproject(depth, w2c, k, offset)
     if len(points) == 0:
         return np.zeros(0, dtype=np.int64)
