@@ -130,7 +130,7 @@ def fidelity_comparison(n_views: int, width: int, height: int, scene_name: str =
                       f"   ({stats['input_triangles']} -> {stats['output_triangles']} triangles)")
 
 
-def timing(n_views: int, width: int, height: int, gpu: bool) -> None:
+def timing(n_views: int, width: int, height: int, gpu: bool, render: bool = True) -> None:
     from lyra_isaac.geometry.mesh import MeshConfig, finish_mesh
 
     t = time.perf_counter()
@@ -139,7 +139,7 @@ def timing(n_views: int, width: int, height: int, gpu: bool) -> None:
           f"Gaussians (built in {time.perf_counter() - t:.1f} s, peak RSS {peak_rss_gb():.2f} GB) ==")
     gpu_total = None
     if gpu:
-        gpu_total = _gpu_timing(scene, cams)
+        gpu_total = _gpu_timing(scene, cams, render)
     t = time.perf_counter()
     result = extract_surface(scene, cams, SurfaceConfig())
     total = time.perf_counter() - t
@@ -154,7 +154,7 @@ def timing(n_views: int, width: int, height: int, gpu: bool) -> None:
           f"peak RSS {peak_rss_gb():.2f} GB")
 
 
-def _gpu_timing(scene: GaussianScene, cams: CameraPath) -> float:
+def _gpu_timing(scene: GaussianScene, cams: CameraPath, render: bool) -> float:
     import torch
 
     from lyra_isaac.geometry import surface_gpu
@@ -171,7 +171,7 @@ def _gpu_timing(scene: GaussianScene, cams: CameraPath) -> float:
         print(f"GPU extract_surface, pixel depth ({label}): {gpu_total:.1f} s ({steps}); "
               f"{res.mesh.n_triangles} triangles; GPU peak memory {torch.cuda.max_memory_allocated() / 1e9:.2f} GB")
     try:
-        for label in ("with gsplat JIT", "timed"):
+        for label in ("with gsplat JIT", "timed") if render else ():
             t = time.perf_counter()
             res = surface_gpu.extract_surface(scene, cams, SurfaceConfig(depth_source="render"), device="cuda")
             torch.cuda.synchronize()
@@ -188,6 +188,7 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="fidelity comparison only, on a small fixture")
     parser.add_argument("--timing-only", action="store_true", help="skip the fidelity comparison")
     parser.add_argument("--gpu", action="store_true", help="also time the GPU path (needs CUDA, torch, gsplat)")
+    parser.add_argument("--no-render", action="store_true", help="skip the gsplat-rendered GPU path")
     parser.add_argument("--views", type=int, default=128)
     parser.add_argument("--width", type=int, default=392)
     parser.add_argument("--height", type=int, default=224)
@@ -196,7 +197,7 @@ def main() -> None:
     if not args.timing_only:
         fidelity_comparison(32, 160, 90)
     if not args.small:
-        timing(args.views, args.width, args.height, args.gpu)
+        timing(args.views, args.width, args.height, args.gpu, render=not args.no_render)
 
 
 if __name__ == "__main__":
