@@ -229,7 +229,7 @@ def test_splats_not_brought_in(copy):
     assert "/World/Splats.positions has no value" in problems
 
 
-@pytest.mark.parametrize("fault", ["nan", "no_faces"])
+@pytest.mark.parametrize("fault", ["nan", "no_faces", "normal", "degenerate"])
 def test_broken_ground_mesh(copy, fault):
     from pxr import Sdf, Vt
 
@@ -239,13 +239,23 @@ def test_broken_ground_mesh(copy, fault):
         points = np.asarray(spec.attributes["points"].default).copy()
         points[7] = np.nan
         spec.attributes["points"].default = Vt.Vec3fArray.FromNumpy(points)
-    else:
+    elif fault == "no_faces":
         spec.attributes["faceVertexCounts"].default = Vt.IntArray()
         spec.attributes["faceVertexIndices"].default = Vt.IntArray()
+    elif fault == "normal":
+        normals = np.asarray(spec.attributes["normals"].default).copy()
+        normals[3] *= 2.0
+        spec.attributes["normals"].default = Vt.Vec3fArray.FromNumpy(normals)
+    else:
+        indices = np.asarray(spec.attributes["faceVertexIndices"].default).copy()
+        indices[1] = indices[0]  # first triangle collapses to an edge
+        spec.attributes["faceVertexIndices"].default = Vt.IntArray.FromNumpy(indices)
     layer.Save()
-    report = validate_world(copy, skip=FAST + ("asset_validator", "mujoco"))
+    report = validate_world(copy, skip=FAST + ("asset_validator", "mujoco", "spawns"))
     assert report.check("usd").status == "fail"
-    assert ("1 non-finite points" if fault == "nan" else "zero faces") in _problems(report, "usd")
+    expected = {"nan": "1 non-finite points", "no_faces": "zero faces", "normal": "1 non-unit normals",
+                "degenerate": "1 zero-area triangles"}[fault]
+    assert expected in _problems(report, "usd")
 
 
 def _grid_mesh(height, half: float = 1.0, cells: int = 40, hole=None):
