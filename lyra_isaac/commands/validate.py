@@ -22,11 +22,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "one /World/SpawnPoints Xform per spawn point, customLayerData agreeing with world.json). "
         "asset_validator: NVIDIA omni_asset_validate reports no errors (warnings are listed). "
         "spawns: every spawn point stands on the collision surface and on a walkable cell. "
-        "newton: Newton loads world.usda on the CPU and spheres dropped on the spawn points and flat probe "
-        f"points rest on the collision surface (within {REST_TOLERANCE * 100:.0f} cm; the first run compiles "
-        "Warp kernels for ~40 s). "
+        "newton: Newton loads world.usda on the CPU and spheres dropped on the spawn points and gently sloped "
+        f"walkable probe points rest on the collision surface (within {REST_TOLERANCE * 100:.0f} cm; the first "
+        "run compiles Warp kernels for ~40 s). "
         f"mujoco: scene.xml compiles and the same spheres rest within {ENGINE_TOLERANCE * 100:.0f} cm of "
-        f"Newton's heights. Checks: {', '.join(CHECKS)}. Exit status 1 when any check fails.",
+        f"Newton's heights above the surface. Checks: {', '.join(CHECKS)}. Exit status 1 when any check fails.",
     )
     parser.add_argument("world", help="world directory written by 'lyra-isaac convert'")
     parser.add_argument("--json", action="store_true", help="print the full report as JSON (for scripts)")

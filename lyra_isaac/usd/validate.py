@@ -15,8 +15,9 @@ Checks, in order (each a :class:`CheckResult` of a :class:`ValidationReport`):
                  collision.ply) and, where world.json lists a height map, on a walkable cell.
 ``newton``       Newton (``ModelBuilder.add_usd``, CPU, in a subprocess) loads world.usda; spheres dropped over the
                  probe points come to rest on the collision surface (``REST_TOLERANCE``).
-``mujoco``       MuJoCo compiles scene.xml with the same spheres added; they rest within ``ENGINE_TOLERANCE`` of the
-                 Newton heights (and within ``REST_TOLERANCE`` of the collision surface).
+``mujoco``       MuJoCo compiles scene.xml with the same spheres added; they rest within ``REST_TOLERANCE`` of the
+                 collision surface and within ``ENGINE_TOLERANCE`` of Newton's heights (compared as heights above
+                 the collision surface under each engine's rest point, so a few cm of rolling does not matter).
 
 Probe points are the spawn points plus a few walkable cells of the height map with gentle ground under the sphere
 (slope < 10 deg, no step edge); rolling friction keeps spheres where they land. Wherever a sphere comes to rest, its
