@@ -337,3 +337,34 @@ def test_play_command_writes_frames(valley_dir, tmp_path):
     from lyra_isaac.cli import main
 
     assert main(["play", str(tmp_path / "nowhere"), "--steps", "1"]) == 1  # clear error, non-zero exit
+
+
+def test_ground_lookup_matches_scipy_reference():
+    from scipy.ndimage import map_coordinates
+
+    from lyra_isaac.envs.sensors import GroundLookup, height_scan, scan_grid
+    from lyra_isaac.world import HeightMap
+
+    rng = np.random.default_rng(0)
+    heights = rng.normal(0, 0.2, (50, 70)).astype(np.float32)
+    heights[3, 4] = np.nan  # filled from the nearest cell
+    g = GroundLookup.from_heightmap(HeightMap((1.0, -2.0), 0.1, heights, np.ones_like(heights, bool)))
+    assert np.isfinite(g.heights).all()
+    xy = rng.uniform([0.0, -3.0], [9.0, 4.0], (4000, 2))
+    z = g.height(xy)
+    u, v = (xy[:, 0] - 1.0) / 0.1, (xy[:, 1] + 2.0) / 0.1
+    outside = (u < -0.5) | (u > 69.5) | (v < -0.5) | (v > 49.5)
+    ref = map_coordinates(g.heights, [v, u], order=1, mode="nearest")
+    assert outside.any() and (~outside).any()
+    np.testing.assert_allclose(z[~outside], ref[~outside], atol=1e-9)
+    assert np.isnan(z[outside]).all()
+    assert g.height_at(*xy[0]) == pytest.approx(z[0])
+    # scan at yaw 0 from the middle: 17 x 11 rays, x fastest, values base z - ground - 0.5 clipped
+    grid = scan_grid()
+    assert grid.shape == (187, 2) and grid[1, 0] - grid[0, 0] == pytest.approx(0.1) and grid[17, 1] > grid[0, 1]
+    base = np.array([4.0, 0.5, 0.9])
+    scan = height_scan(g, base, 0.0, grid)
+    expected = np.clip(0.9 - 0.5 - g.height(grid + base[:2]), -1, 1)
+    np.testing.assert_allclose(scan, expected, atol=1e-6)
+    far = height_scan(g, np.array([100.0, 0.0, 0.0]), 0.0, grid)
+    assert np.all(far == 1.0)  # no ground: +clip

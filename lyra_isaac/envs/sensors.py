@@ -60,6 +60,7 @@ class GroundLookup:
         # edge-padded copy so the bilinear corners (i + 1, j + 1) of the last row/column stay in range
         self._padded = np.pad(self.heights, ((0, 1), (0, 1)), mode="edge").ravel()
         self._stride = self.heights.shape[1] + 1
+        self._corner_offsets = np.array([0, 1, self._stride, self._stride + 1], dtype=np.intp)
 
     def height(self, xy: np.ndarray) -> np.ndarray:
         """(N,) ground height (m) at (N, 2) world points, bilinear; NaN outside the grid."""
@@ -69,23 +70,28 @@ class GroundLookup:
     def height_xy(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """(N,) ground height (m) at points given as (N,) x and (N,) y arrays; NaN outside the grid."""
         inv = 1.0 / self.cell_size
-        u = (x - self.origin[0]) * inv
-        v = (y - self.origin[1]) * inv
+        return self._bilinear((x - self.origin[0]) * inv, (y - self.origin[1]) * inv)
+
+    def _bilinear(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Bilinear lookup at fractional cell coordinates (u along x/columns, v along y/rows); modifies u, v."""
         h, w = self.heights.shape
-        outside = (u < -0.5) | (u > w - 0.5) | (v < -0.5) | (v > h - 0.5)
-        # ufunc min/max: np.clip costs several microseconds of Python wrapper per call
-        np.minimum(np.maximum(u, 0.0, out=u), w - 1.0, out=u)
-        np.minimum(np.maximum(v, 0.0, out=v), h - 1.0, out=v)
+        # fast path: all points well inside (the usual case for a scan around a robot on the map)
+        inside = (u.min() >= 0.0) and (u.max() <= w - 1.0) and (v.min() >= 0.0) and (v.max() <= h - 1.0)
+        outside = None
+        if not inside:
+            outside = (u < -0.5) | (u > w - 0.5) | (v < -0.5) | (v > h - 0.5)
+            # ufunc min/max: np.clip costs several microseconds of Python wrapper per call
+            np.minimum(np.maximum(u, 0.0, out=u), w - 1.0, out=u)
+            np.minimum(np.maximum(v, 0.0, out=v), h - 1.0, out=v)
         j0 = u.astype(np.intp)
         i0 = v.astype(np.intp)
         fu = u - j0
         fv = v - i0
-        idx = i0 * self._stride + j0
-        p = self._padded
-        top = p[idx] + (p[idx + 1] - p[idx]) * fu
-        bottom = p[idx + self._stride] + (p[idx + self._stride + 1] - p[idx + self._stride]) * fu
+        corners = self._padded[(i0 * self._stride + j0)[:, None] + self._corner_offsets]  # (N, 4)
+        top = corners[:, 0] + (corners[:, 1] - corners[:, 0]) * fu
+        bottom = corners[:, 2] + (corners[:, 3] - corners[:, 2]) * fu
         z = top + (bottom - top) * fv
-        if outside.any():
+        if outside is not None and outside.any():
             z[outside] = np.nan
         return z
 
@@ -141,10 +147,11 @@ def height_scan(ground: GroundLookup, base_pos: np.ndarray, yaw: float, grid: np
         (K,) float32.
     """
     c, s = math.cos(yaw), math.sin(yaw)
+    inv = 1.0 / ground.cell_size
     gx, gy = grid[:, 0], grid[:, 1]
-    wx = (c * gx - s * gy) + float(base_pos[0])
-    wy = (s * gx + c * gy) + float(base_pos[1])
-    z = ground.height_xy(wx, wy)
+    u = (c * inv) * gx - (s * inv) * gy + (float(base_pos[0]) - ground.origin[0]) * inv
+    v = (s * inv) * gx + (c * inv) * gy + (float(base_pos[1]) - ground.origin[1]) * inv
+    z = ground._bilinear(u, v)
     values = (float(base_pos[2]) - offset) - z
     values[values != values] = clip  # NaN: no ground under the ray
     return np.minimum(np.maximum(values, -clip, out=values), clip, out=values).astype(np.float32)
