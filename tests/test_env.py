@@ -65,13 +65,13 @@ def test_robots_stand_at_every_spawn(robot, valley_dir):
     steps = int(round(1.0 / env.dt))
     for spawn in env.worlds[0].spawn_points:
         env.reset(seed=0, options={"spawn": spawn})
-        lowest = np.inf
+        deepest = 0.0
         for _ in range(steps):
             _, _, terminated, _, info = env.step(np.zeros(env.n_joints))
             assert not info["physics_error"]
-            xy, z = backend.lowest_robot_point()
-            # geom bounding spheres reach below the geoms themselves: compare with a margin of their radius
-            lowest = min(lowest, z - float(surface_height(*xy)))
+            contacts = backend.data.contact[: backend.data.ncon]
+            if len(contacts.dist):
+                deepest = min(deepest, float(contacts.dist.min()))
             if robot != "humanoid":  # the torque humanoid collapses without a policy; PD robots must stand
                 assert not terminated, (robot, spawn, info["termination_reason"])
         data = backend.data
@@ -79,6 +79,7 @@ def test_robots_stand_at_every_spawn(robot, valley_dir):
         geom_z = data.geom_xpos[robot_geoms, 2]
         floor = surface_height(data.geom_xpos[robot_geoms, 0], data.geom_xpos[robot_geoms, 1])
         assert np.all(geom_z > floor - 0.02), (robot, spawn)  # no geom centre below the floor
+        assert deepest > -0.02, (robot, spawn, deepest)  # no contact penetrates the ground by 2 cm or more
         if robot != "humanoid":
             height = env._state.base_pos[2] - surface_height(*env._state.base_pos[:2])
             assert height > 0.8 * env.robot_cfg.spawn_height, (robot, spawn, height)

@@ -248,14 +248,6 @@ class MujocoBackend:
             base_rot=d.xmat[self._root_body].reshape(3, 3).copy(),
         )
 
-    def lowest_robot_point(self) -> tuple[np.ndarray, float]:
-        """(xy (2,), z) of the lowest robot geom centre minus its bounding radius: for sinking checks."""
-        m, d = self.model, self.data
-        geoms = np.nonzero(np.isin(m.geom_bodyid, self._robot_bodies) & (m.geom_contype | m.geom_conaffinity > 0))[0]
-        z = d.geom_xpos[geoms, 2] - m.geom_rbound[geoms]
-        k = int(np.argmin(z))
-        return d.geom_xpos[geoms[k], :2].copy(), float(z[k])
-
     # ------------------------------------------------------------------ rendering
 
     def render(self, camera: str = CHASE_CAMERA, width: int | None = None, height: int | None = None,
