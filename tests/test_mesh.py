@@ -191,3 +191,18 @@ def test_colorize_takes_nearby_splat_colours():
     right = verts[:, 0] > 0.3
     assert np.abs(out.colors[left].astype(int) - [230, 26, 26]).max() <= 2
     assert np.abs(out.colors[right].astype(int) - [26, 26, 230]).max() <= 2
+
+
+def test_surface_distance_fallback_is_exact(monkeypatch):
+    """The scipy fallback (no open3d) gives point-to-triangle distances: check against analytic truth."""
+    import sys
+
+    verts, faces = grid_plane(size=2.0, cells=20)  # the square |x|, |y| <= 1 at z = 0
+    rng = np.random.default_rng(0)
+    pts = np.column_stack([rng.uniform(-1.5, 1.5, (5000, 2)), rng.uniform(-0.5, 0.5, 5000)])
+    dx = np.maximum(np.abs(pts[:, 0]) - 1, 0)
+    dy = np.maximum(np.abs(pts[:, 1]) - 1, 0)
+    truth = np.sqrt(dx**2 + dy**2 + pts[:, 2] ** 2)
+    monkeypatch.setitem(sys.modules, "open3d", None)  # import open3d -> ImportError
+    got = surface_distance(verts, faces, pts)
+    np.testing.assert_allclose(got, truth, atol=1e-9)
