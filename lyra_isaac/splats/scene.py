@@ -115,18 +115,27 @@ class GaussianScene:
 
         Per-row metadata in ``extra`` (``row_index``: the file row of each Gaussian) is selected with the rows.
         """
+        keep = np.arange(len(self))[keep] if isinstance(keep, slice) else np.asarray(keep)
+        if keep.dtype == bool:
+            if keep.shape != (len(self),):
+                raise IndexError(f"boolean mask of shape {keep.shape} for a scene of {len(self)} Gaussians")
+            keep = np.flatnonzero(keep)  # take() with indices: ~3x faster than boolean indexing of each array
+
+        def rows(array: np.ndarray) -> np.ndarray:
+            return array.take(keep, axis=0)
+
         extra = dict(self.extra)
         row_index = extra.get("row_index")
         if isinstance(row_index, np.ndarray) and row_index.shape == (len(self),):
-            extra["row_index"] = row_index[keep]
+            extra["row_index"] = rows(row_index)
         return replace(
             self,
-            means=self.means[keep],
-            quats=self.quats[keep],
-            log_scales=self.log_scales[keep],
-            opacity_logits=self.opacity_logits[keep],
-            sh_dc=self.sh_dc[keep],
-            sh_rest=None if self.sh_rest is None else self.sh_rest[keep],
+            means=rows(self.means),
+            quats=rows(self.quats),
+            log_scales=rows(self.log_scales),
+            opacity_logits=rows(self.opacity_logits),
+            sh_dc=rows(self.sh_dc),
+            sh_rest=None if self.sh_rest is None else rows(self.sh_rest),
             extra=extra,
         )
 
