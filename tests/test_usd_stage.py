@@ -304,3 +304,21 @@ def test_directory_without_write_permission(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="not writable"):
         write_usd_stage(world, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_robot_placed_under_a_spawn_point_follows_its_pose(written, valley, tmp_path):
+    """The spawn wrapper's frame is the spawn pose: a robot referenced under it lands there, facing yaw."""
+    directory, _, _ = written
+    robot = Usd.Stage.CreateNew(str(tmp_path / "robot.usda"))
+    body = UsdGeom.Xform.Define(robot, "/Robot")
+    UsdGeom.Sphere.Define(robot, "/Robot/torso").CreateRadiusAttr(0.2)
+    robot.SetDefaultPrim(body.GetPrim())
+    robot.GetRootLayer().Save()
+    stage = _open(directory)
+    stage.SetEditTarget(stage.GetSessionLayer())  # leave the world files untouched
+    placed = UsdGeom.Xform.Define(stage, "/World/SpawnPoints/spawn_001/Robot")
+    placed.GetPrim().GetReferences().AddReference(str(tmp_path / "robot.usda"))
+    placed.AddTranslateOp().Set((0.5, 0.0, 1.0))  # 0.5 m ahead of the spawn, 1 m up
+    matrix = np.asarray(placed.ComputeLocalToWorldTransform(Usd.TimeCode.Default())).T
+    x, y, z, yaw = valley.spawn_points[1]
+    np.testing.assert_allclose(matrix[:3, 3], (x + 0.5 * np.cos(yaw), y + 0.5 * np.sin(yaw), z + 1.0), atol=1e-6)

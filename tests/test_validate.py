@@ -295,3 +295,20 @@ def test_sphere_rest_height_is_exact_on_known_surfaces():
     assert r - 0.01 < height <= r + 1e-6 and 0.25 < holes < 0.75
     height, holes = holed.sphere_rest(0.2, 0.0, r, 1.0)
     assert np.isnan(height) and holes == 1.0
+
+
+def test_world_without_splats_or_heightmap(tmp_path):
+    """Minimal worlds validate too: no splats layer, no height map (probes are the spawn points only)."""
+    world = make_valley_world(with_splats=False)
+    directory = tmp_path / "bare"
+    directory.mkdir()
+    files = dict(write_usd_stage(world, directory))
+    files.update(write_mjcf_scene(world, directory))
+    write_mesh_ply(world.collision, directory / COLLISION_PLY)
+    files["collision"] = COLLISION_PLY
+    world.manifest.files = files
+    write_manifest(world.manifest, directory)
+    report = validate_world(directory, skip=FAST)
+    assert report.ok, "\n".join(report.summary_lines())
+    assert report.check("usd").data.get("splats", 0) == 0
+    assert all(label.startswith("spawn_") for label in report.check("mujoco").data["labels"])
