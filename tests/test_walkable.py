@@ -8,7 +8,7 @@ import trimesh
 import worlds
 
 from lyra_isaac.config import from_dict
-from lyra_isaac.errors import ConversionError
+from lyra_isaac.errors import ConversionError, InputError
 from lyra_isaac.geometry.walkable import WalkableConfig, build_heightmap, heightmap_stats, sample_points
 from lyra_isaac.world import TriangleMesh
 
@@ -167,6 +167,10 @@ def test_steep_slope_low_ceiling_and_empty_mesh_raise():
         build_heightmap(TriangleMesh(merged.vertices, merged.faces))
     with pytest.raises(ConversionError, match="empty"):
         build_heightmap(TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3))))
+    broken = room_mesh()
+    broken.vertices[3] = np.nan
+    with pytest.raises(InputError, match="non-finite"):
+        build_heightmap(broken)
 
 
 def test_narrow_area_has_no_spawn_clearance():

@@ -97,10 +97,12 @@ def build_heightmap(mesh: TriangleMesh, cfg: WalkableConfig | None = None) -> He
 
     Raises:
         ConversionError: the mesh is empty or has no walkable area (the message says which criterion failed).
+        InputError: the mesh has non-finite vertices or out-of-range face indices.
     """
     cfg = cfg or WalkableConfig()
     if mesh.n_triangles == 0 or len(mesh.vertices) == 0:
         raise ConversionError(None, "the collision mesh is empty: no walkable area")
+    mesh.validate("collision mesh")  # non-finite vertices or bad indices: InputError naming the fault
     lo, hi = mesh.bounds()
     cell = float(cfg.cell_size)
     span = hi[:2] - lo[:2] + 2 * cfg.padding

@@ -328,11 +328,10 @@ def _calibrate_voxels(points: np.ndarray, octave: np.ndarray, reference: float, 
 
 
 def _subset_with_rows(scene: GaussianScene, mask: np.ndarray) -> GaussianScene:
-    """``scene.subset(mask)`` carrying ``extra["row_index"]`` composed with the mask."""
+    """``scene.subset(mask)`` with ``extra["row_index"]`` (the file rows) composed with the mask."""
+    keep = np.flatnonzero(mask)
+    sub = scene.subset(keep)
     rows = scene.extra.get("row_index")
-    if rows is None:
-        rows = np.arange(len(scene), dtype=np.int64)
-    sub = scene.subset(mask)
-    sub.extra["row_index"] = np.asarray(rows, dtype=np.int64)[mask]
+    sub.extra["row_index"] = keep.astype(np.int64) if rows is None else np.asarray(rows, dtype=np.int64).take(keep)
     sub.extra.setdefault("rows_in_file", scene.extra.get("rows_in_file", len(scene)))
     return sub
