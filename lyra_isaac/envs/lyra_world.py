@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ..errors import ConfigError, InputError, MissingDependencyError
+from ..errors import ConfigError, InputError
 from . import tasks
 from .config import EnvConfig, load_env_config, load_robot_config
 from .robots import load_robot
@@ -133,10 +133,8 @@ class LyraWorldEnv(gym.Env):
 
             self.backend = MujocoBackend(self.worlds, self.robot_cfg, model_path, cfg)
         else:
-            try:
-                from .backends.isaacsim import IsaacSimBackend
-            except ModuleNotFoundError as exc:
-                raise MissingDependencyError("isaacsim", "isaacsim", "backend='isaacsim'") from exc
+            from .backends.isaacsim import IsaacSimBackend  # imports Isaac Sim lazily, with its own clear error
+
             self.backend = IsaacSimBackend(self.worlds, self.robot_cfg, model_path, cfg)
         self.dt = self.backend.dt
         self.metadata = dict(self.metadata, render_fps=int(round(1.0 / self.dt)))
@@ -204,8 +202,12 @@ class LyraWorldEnv(gym.Env):
         ocfg = self.cfg.observation
         scan = None
         if ocfg.height_scan:
-            scan = height_scan(self._ground(self._world), state.base_pos, state.yaw(), self._grid,
-                               ocfg.scan_offset, ocfg.scan_clip)
+            backend_scan = getattr(self.backend, "height_scan", None)  # Isaac Sim: PhysX ray casts
+            if backend_scan is not None:
+                scan = backend_scan(state, self._grid)
+            else:  # MuJoCo: the world's height map, the same surface its height field was built from
+                scan = height_scan(self._ground(self._world), state.base_pos, state.yaw(), self._grid,
+                                   ocfg.scan_offset, ocfg.scan_clip)
         obs = build_observation(state, self.backend.nominal_joint_pos, self._command_block(state), self._last_action,
                                 scan, ocfg.clip)
         if self.cfg.obs_mode == "state":
