@@ -880,6 +880,9 @@ def _check_newton(world: WorldDir, probes: _Probes, timeout: float) -> CheckResu
     problems = []
     if result.get("shapes", 0) < 1:
         problems.append("Newton found no collision shape in the stage")
+    gravity = result.get("gravity")
+    if gravity is not None and not np.allclose(gravity, (0.0, 0.0, -9.81), atol=0.05):
+        problems.append(f"Newton read gravity {np.round(gravity, 3).tolist()} from the stage, expected (0, 0, -9.81)")
     found, warnings, errors = _compare_rest(rest, probes, "Newton")
     problems += found
     status = "fail" if problems else "pass"
