@@ -67,6 +67,8 @@ class SurfaceConfig:
     """Max reprojection error, pixels, for a Gaussian to count as sitting on its pixel."""
     pixel_min_fraction: float = 0.9
     """Fraction of sampled Gaussians that must sit on their pixel for the scene to count as pixel-aligned."""
+    fill_gaps: int = 4
+    """Pixel-aligned depth: rounds of filling missing pixels enclosed by a smooth surface (0 = off)."""
     max_depth: float = 50.0
     """Depths beyond this are ignored, m."""
     edge_threshold: float = 0.1
@@ -221,6 +223,8 @@ def make_depth_views(scene: GaussianScene, cameras: CameraPath | None, cfg: Surf
             source = "render"
         views = render_point_depths(scene, cameras, cfg)
         views.source = source
+    if cfg.fill_gaps > 0 and views.source == "pixels":
+        stats["gap_pixels_filled"] = fill_depth_gaps(views.depth, cfg.fill_gaps)
     if cfg.edge_threshold > 0:
         # rendered depth is noisier than a view's own pixels: only real discontinuities should go
         threshold = cfg.edge_threshold * (1.0 if views.source == "pixels" else 2.5)
@@ -362,6 +366,42 @@ def filter_depth_edges(depth: np.ndarray, threshold: float) -> int:
         total += int(np.count_nonzero(bad))
         d[bad] = 0
     return total
+
+
+def fill_depth_gaps(depth: np.ndarray, passes: int, max_ratio: float = 1.1) -> int:
+    """Fill missing pixels enclosed by a smooth surface, in place (pixel-aligned maps lose rows to cleaning).
+
+    A missing pixel gets the mean inverse depth of its valid 8-neighbours when at least 5 are valid and they agree
+    within ``max_ratio``: the surface the cleaner thinned out (sparse far floor) is restored from its own
+    neighbourhood, never from the dropped point's depth. ``passes`` rounds fill gaps up to about 2 * passes
+    pixels wide.
+
+    Args:
+        depth: (F, H, W) float32 metres, 0 = no data; modified in place.
+
+    Returns:
+        number of pixels filled.
+    """
+    from scipy.ndimage import maximum_filter, minimum_filter, uniform_filter
+
+    filled = 0
+    for f in range(depth.shape[0]):
+        d = depth[f]
+        for _ in range(passes):
+            valid = d > 0
+            if valid.all() or not valid.any():
+                break
+            inv = np.where(valid, 1.0 / np.where(valid, d, 1.0), 0.0).astype(np.float32)
+            count = np.rint(uniform_filter(valid.astype(np.float32), size=3, mode="constant") * 9)
+            mean_inv = uniform_filter(inv, size=3, mode="constant") * 9 / np.maximum(count, 1)
+            hi = maximum_filter(d, size=3, mode="constant")
+            lo = minimum_filter(np.where(valid, d, np.inf), size=3, mode="constant")
+            fill = ~valid & (count >= 5) & (hi <= lo * max_ratio)
+            if not fill.any():
+                break
+            d[fill] = 1.0 / mean_inv[fill]
+            filled += int(fill.sum())
+    return filled
 
 
 def render_point_depths(scene: GaussianScene, cameras: CameraPath, cfg: SurfaceConfig) -> DepthViews:
