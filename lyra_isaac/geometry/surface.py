@@ -844,8 +844,9 @@ def reject_outliers(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: f
                     threshold: float) -> int:
     """Zero pixels of a corrected (H, W) depth map farther than ``threshold`` (m) from the consensus, in place.
 
-    Pixels where the consensus is unobserved or saturated (beyond its truncation) are dropped too: they lie in
-    space no other view confirms at this depth.
+    Pixels in the consensus's free space (saturated: beyond its truncation) are dropped: floaters and flying
+    pixels lie there. Pixels where the consensus is unobserved (any trilinear neighbour without data: the border
+    of what the views cover) are kept: unconfirmed, but not contradicted.
 
     Returns:
         number of pixels dropped.
@@ -854,7 +855,7 @@ def reject_outliers(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: f
     if len(points) == 0:
         return 0
     dist, _ = tsdf.sample(points)
-    bad = ~(np.abs(dist) <= threshold)  # NaN counts as bad
+    bad = np.abs(dist) > threshold  # NaN (unobserved) compares False: kept
     depth.reshape(-1)[pix[bad]] = 0
     return int(bad.sum())
 
