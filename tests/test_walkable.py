@@ -191,3 +191,39 @@ def test_widest_fan_of_equal_runs():
     assert _middle_of_widest(np.array([1, 1, 0, 0, 1, 1, 1, 0], bool)) == 5
     assert _middle_of_widest(np.array([1, 0, 0, 0, 0, 1, 1, 1], bool)) in (6, 7)  # wraps around
     assert _middle_of_widest(np.array([0, 0, 1, 0], bool)) == 2
+
+
+def test_noisy_reconstructed_floor_stays_walkable():
+    """A 6 x 6 m floor with 1.5 cm vertex noise on a 5 cm grid (like a marching-cubes surface): many facets are
+    steeper than 30 deg, yet the floor is walkable once normals are averaged and specks filled."""
+    rng = np.random.default_rng(0)
+    g = np.arange(-3.0, 3.0001, 0.05)
+    gx, gy = np.meshgrid(g, g)
+    vertices = np.stack([gx.ravel(), gy.ravel(), rng.normal(0, 0.015, gx.size)], axis=1)
+    k = len(g)
+    idx = np.arange(k * k).reshape(k, k)
+    a, b, c, d = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, 1:].ravel(), idx[1:, :-1].ravel()
+    faces = np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)])
+    mesh = TriangleMesh(vertices, faces)
+    tri = vertices[faces]
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    steep = np.abs(normal[:, 2]) / np.linalg.norm(normal, axis=1) < np.cos(np.radians(30))
+    assert steep.mean() > 0.05  # the noise is real
+    inner = (np.abs(_cell_xy(build_heightmap(mesh))) < 2.5).all(axis=-1)
+    smoothed = build_heightmap(mesh)
+    raw = build_heightmap(mesh, WalkableConfig(slope_window=1, min_obstacle_area=0.0))
+    assert smoothed.walkable[inner].mean() > 0.97
+    assert raw.walkable[inner].mean() < smoothed.walkable[inner].mean() - 0.05
+    spawn, _ = sample_points(smoothed, WalkableConfig(num_spawn_points=8), 0)
+    assert len(spawn) == 8
+
+
+def test_specks_are_filled_but_real_obstacles_stay():
+    floor = _box((0, 0), (6, 6), -0.1, 0.0)
+    pebble = _box((1.0, 1.0), (0.04, 0.04), 0.0, 0.5)  # 4 cm x 4 cm post: a speck, below min_obstacle_area
+    crate = _box((-1.0, -1.0), (0.5, 0.5), 0.0, 0.5)  # a real obstacle
+    merged = trimesh.util.concatenate([floor, pebble, crate])
+    hm = build_heightmap(TriangleMesh(merged.vertices, merged.faces))
+    assert not hm.is_walkable(np.array([[-1.0, -1.0]])).any()
+    # the post rises 0.5 m: more than a step, so it stays an obstacle even though it is small
+    assert not hm.is_walkable(np.array([[1.0, 1.0]])).any()

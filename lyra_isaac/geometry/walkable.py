@@ -67,6 +67,11 @@ class WalkableConfig:
     """Surfaces followed per downward ray."""
     max_slope_deg: float = 30.0
     """Largest walkable slope (surface normal to up)."""
+    slope_window: int = 3
+    """The slope is that of the mean ground normal over this many cells square (1: each cell's own facet)."""
+    min_obstacle_area: float = 0.01
+    """Non-walkable specks enclosed by walkable area and smaller than this (m2) are reconstruction noise: they
+    become walkable when their surface is within ``max_step_height`` of the area around them."""
     clearance_height: float = 1.9
     """Free height a robot needs above the ground (1.9 m suits an adult-size humanoid)."""
     max_step_height: float = 0.2
@@ -116,10 +121,12 @@ def build_heightmap(mesh: TriangleMesh, cfg: WalkableConfig | None = None) -> He
     xs = origin[0] + cell * np.arange(width)
     ys = origin[1] + cell * np.arange(height)
 
-    z_hits, nz_hits = _cast_layers(mesh, xs, ys, float(hi[2]) + RAY_START_MARGIN, cfg.max_layers)
-    ground, ground_nz, clearance = _choose_ground(z_hits, nz_hits, cfg.clearance_height)
+    z_hits, normal_hits = _cast_layers(mesh, xs, ys, float(hi[2]) + RAY_START_MARGIN, cfg.max_layers)
+    ground, layer, clearance = _choose_ground(z_hits, normal_hits[..., 2], cfg.clearance_height)
+    ground_normal = normal_hits[layer, np.arange(len(layer))]
+    del z_hits, normal_hits
     ground = ground.reshape(height, width)
-    ground_nz = ground_nz.reshape(height, width)
+    ground_nz = _smoothed_nz(ground_normal.reshape(height, width, 3), np.isfinite(ground), cfg.slope_window)
     clearance = clearance.reshape(height, width)
 
     heights, blocked = _raise_with_steep(mesh, ground, clearance, origin, cell, cfg)
@@ -127,12 +134,14 @@ def build_heightmap(mesh: TriangleMesh, cfg: WalkableConfig | None = None) -> He
     flat = ground_nz >= np.cos(np.radians(cfg.max_slope_deg))
     smooth = ~_step_edges(heights, cfg.max_step_height)
     candidate = standable & flat & ~blocked & smooth
+    candidate, specks = _fill_specks(candidate, heights, cfg, cell)
     walkable, regions = _largest_region(candidate)
     area = float(walkable.sum()) * cell * cell
     stats = {
         "cells": int(heights.size), "surface_cells": int(np.isfinite(heights).sum()),
         "clear_cells": int(standable.sum()), "flat_cells": int((standable & flat).sum()),
         "candidate_cells": int(candidate.sum()), "regions": regions, "walkable_cells": int(walkable.sum()),
+        "specks_filled": specks,
     }
     logger.info("walkable: %dx%d cells of %.3f m; %d with a surface, %d with %.2f m clearance, %d flat, "
                 "%d candidates in %d regions; largest %.1f m2", width, height, cell, stats["surface_cells"],
@@ -219,7 +228,7 @@ def _cast_layers(mesh: TriangleMesh, xs: np.ndarray, ys: np.ndarray, z_start: fl
 
     Returns:
         z: (L, H*W) float32 hit heights, top first, NaN after the last hit.
-        nz: (L, H*W) float32 z of the hit triangle's normal (winding orientation).
+        normals: (L, H*W, 3) float32 the hit triangles' unit normals (winding orientation), NaN after the last hit.
     """
     import open3d as o3d  # a core dependency; imported here because it is slow to import
     scene = o3d.t.geometry.RaycastingScene()
@@ -229,7 +238,7 @@ def _cast_layers(mesh: TriangleMesh, xs: np.ndarray, ys: np.ndarray, z_start: fl
     n = gx.size
     rays = np.zeros((n, 6), dtype=np.float32)
     rays[:, 0], rays[:, 1], rays[:, 2], rays[:, 5] = gx.ravel(), gy.ravel(), z_start, -1.0
-    z_layers, nz_layers = [], []
+    z_layers, normal_layers = [], []
     active = np.arange(n)
     current_z = np.full(n, z_start, dtype=np.float32)
     for _ in range(max_layers):
@@ -241,21 +250,22 @@ def _cast_layers(mesh: TriangleMesh, xs: np.ndarray, ys: np.ndarray, z_start: fl
         normals = result["primitive_normals"].numpy()
         hit = np.isfinite(t_hit)
         z = np.full(n, np.nan, dtype=np.float32)
-        nz = np.full(n, np.nan, dtype=np.float32)
+        layer_normals = np.full((n, 3), np.nan, dtype=np.float32)
         idx = active[hit]
         z[idx] = current_z[idx] - t_hit[hit]
-        nz[idx] = normals[hit, 2]
+        layer_normals[idx] = normals[hit]
         z_layers.append(z)
-        nz_layers.append(nz)
+        normal_layers.append(layer_normals)
         current_z[idx] = z[idx] - RAY_EPSILON
         active = idx
     if not z_layers:
-        return np.full((1, n), np.nan, np.float32), np.full((1, n), np.nan, np.float32)
-    return np.stack(z_layers), np.stack(nz_layers)
+        return np.full((1, n), np.nan, np.float32), np.full((1, n, 3), np.nan, np.float32)
+    return np.stack(z_layers), np.stack(normal_layers)
 
 
 def _choose_ground(z: np.ndarray, nz: np.ndarray, clearance_height: float) -> tuple[np.ndarray, ...]:
-    """Per ray: ground height, its normal z and its clearance (see the module docstring). Shapes (L, N) -> (N,)."""
+    """Per ray: ground height (NaN: none), its layer index and its clearance (see the module docstring).
+    Shapes (L, N) -> (N,)."""
     layers, n = z.shape
     above = np.full_like(z, np.inf)
     above[1:] = z[:-1]  # the surface hit just before (above) each hit
@@ -283,9 +293,23 @@ def _choose_ground(z: np.ndarray, nz: np.ndarray, clearance_height: float) -> tu
     roomy = (np.arange(layers)[:, None] > layer[None, :]) & support & (clearance >= ROOF_MIN_GAP)
     layer = np.where(roofed, np.argmax(roomy, axis=0), layer)
     ground = np.where(has_support, z[layer, cols], np.nan).astype(np.float32)
-    ground_nz = np.where(has_support, nz[layer, cols], np.nan).astype(np.float32)
     ground_clear = np.where(has_support, clearance[layer, cols], np.nan).astype(np.float32)
-    return ground, ground_nz, ground_clear
+    return ground, layer, ground_clear
+
+
+def _smoothed_nz(normals: np.ndarray, valid: np.ndarray, window: int) -> np.ndarray:
+    """(H, W) z of the unit mean of the ground normals over a ``window`` x ``window`` neighbourhood (valid cells
+    only): reconstructed meshes carry small facets much steeper than their surface, a single hit's normal is noise.
+    NaN where the cell has no ground."""
+    from scipy import ndimage
+
+    vec = np.where(valid[..., None], np.nan_to_num(normals), 0.0).astype(np.float64)
+    if window > 1:
+        vec = np.stack([ndimage.uniform_filter(vec[..., i], size=window, mode="nearest") for i in range(3)], axis=-1)
+    norm = np.linalg.norm(vec, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        nz = vec[..., 2] / norm
+    return np.where(valid & (norm > 0), nz, np.nan)
 
 
 def _steep_samples(mesh: TriangleMesh, spacing: float, cos_max_slope: float) -> np.ndarray:
@@ -346,6 +370,36 @@ def _step_edges(heights: np.ndarray, max_step: float) -> np.ndarray:
         with np.errstate(invalid="ignore"):
             edge |= ~(np.abs(neighbour - centre) <= max_step)
     return edge
+
+
+def _fill_specks(mask: np.ndarray, heights: np.ndarray, cfg: WalkableConfig, cell: float) -> tuple[np.ndarray, int]:
+    """Make small non-walkable components enclosed by ``mask`` walkable when their surface (or hole) lies within
+    ``max_step_height`` of the surrounding walkable cells; returns the new mask and the number of specks filled."""
+    from scipy import ndimage
+
+    enclosed = ndimage.binary_fill_holes(mask) & ~mask
+    labels, count = ndimage.label(enclosed)
+    if count == 0:
+        return mask, 0
+    sizes = np.bincount(labels.ravel())
+    small = (sizes * cell * cell < cfg.min_obstacle_area) & (np.arange(len(sizes)) > 0)
+    labels = np.where(small[labels], labels, 0)
+    ids = np.flatnonzero(small)
+    if len(ids) == 0:
+        return mask, 0
+    # the walkable ring around each speck carries the speck's label
+    ring = ndimage.grey_dilation(labels, size=3) * (mask & np.isfinite(heights))
+    around = np.asarray(ndimage.median(np.nan_to_num(heights), ring, ids), dtype=np.float64)
+    finite = np.isfinite(heights)
+    inside_labels = np.where(finite, labels, 0)
+    high = np.asarray(ndimage.maximum(np.nan_to_num(heights), inside_labels, ids), dtype=np.float64)
+    low = np.asarray(ndimage.minimum(np.nan_to_num(heights), inside_labels, ids), dtype=np.float64)
+    has_inside = np.asarray(ndimage.sum(finite, labels, ids)) > 0
+    has_ring = np.asarray(ndimage.sum(ring > 0, ring, ids)) > 0
+    ok = has_ring & (~has_inside | ((high - around <= cfg.max_step_height) & (around - low <= cfg.max_step_height)))
+    good = np.zeros(len(sizes), dtype=bool)
+    good[ids[ok]] = True
+    return mask | good[labels], int(ok.sum())
 
 
 def _largest_region(mask: np.ndarray) -> tuple[np.ndarray, int]:
