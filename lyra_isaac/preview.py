@@ -40,6 +40,8 @@ BACKGROUND = np.array([0.93, 0.95, 0.98])
 """Perspective background colour (RGB, 0..1)."""
 NO_SURFACE_RGB = (0.86, 0.86, 0.86)
 """Top-down colour of cells without a surface."""
+DETACHED_RGB = (0.55, 0.62, 0.78)
+"""Top-down tint of flat open ground that is not connected to the walkable region."""
 CUTAWAY_HEIGHT = 2.0
 """Overviews hide surfaces more than this (metres) above the nearest walkable ground: ceilings and wall tops."""
 
@@ -121,10 +123,13 @@ def render_topdown(heightmap: HeightMap, spawn_points: np.ndarray | None = None,
     # LightSource takes row 0 as the top of the image; our row 0 is y min: shade flipped, then flip back
     rgb = light.shade(filled[::-1], cmap=cmap, norm=norm, blend_mode="soft", vert_exag=1.0, dx=cell,
                       dy=cell)[::-1, :, :3]
-    # walkable cells keep their height colour; other surfaces turn grey-red (darker = higher), holes light grey
-    blocked = has_surface & ~walkable
+    # walkable cells keep their height colour; flat open ground outside the connected walkable region is pale
+    # blue-grey; other surfaces turn grey-red (darker = higher); holes light grey
+    detached = _detached_ground(heightmap) & ~walkable
+    blocked = has_surface & ~walkable & ~detached
     gray = rgb[blocked].mean(axis=1, keepdims=True)
     rgb[blocked] = 0.35 * gray + 0.65 * np.array([0.55, 0.22, 0.2]) * (0.6 + 0.4 * gray)
+    rgb[detached] = 0.45 * rgb[detached] + 0.55 * np.array(DETACHED_RGB)
     rgb[~has_surface] = NO_SURFACE_RGB
 
     width_m, height_m = extent[1] - extent[0], extent[3] - extent[2]
@@ -171,6 +176,7 @@ def render_topdown(heightmap: HeightMap, spawn_points: np.ndarray | None = None,
                           f"cell {100 * cell:.0f} cm")
     legend = [Patch(facecolor=cmap(0.3), edgecolor="#0b5d1e", label="walkable (coloured by height)"),
               Patch(color=(0.45, 0.2, 0.18), label="obstacle / not walkable"),
+              Patch(color=DETACHED_RGB, label="flat, not connected"),
               Patch(color=NO_SURFACE_RGB, label="no surface")]
     if n_spawn:
         legend.append(ax.scatter([], [], s=50, c="white", edgecolors="black", label="spawn (heading)"))
@@ -180,6 +186,24 @@ def render_topdown(heightmap: HeightMap, spawn_points: np.ndarray | None = None,
               frameon=False)
     fig.tight_layout()
     return fig
+
+
+def _detached_ground(heightmap: HeightMap) -> np.ndarray:
+    """(H, W) bool: level, open cells (head clearance, neighbours within a step) whether or not they are connected
+    to the walkable region; the thresholds are :class:`~lyra_isaac.geometry.walkable.WalkableConfig`'s defaults."""
+    from .geometry.walkable import WalkableConfig
+
+    defaults = WalkableConfig()
+    heights = np.asarray(heightmap.heights, dtype=np.float64)
+    clearance = heightmap.clearance if heightmap.clearance is not None else np.full(heights.shape, np.inf)
+    open_cells = np.isfinite(heights) & (np.nan_to_num(clearance, nan=0.0) >= defaults.clearance_height)
+    padded = np.pad(heights, 1, constant_values=np.nan)
+    level = open_cells.copy()
+    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        neighbour = padded[1 + dr:padded.shape[0] - 1 + dr, 1 + dc:padded.shape[1] - 1 + dc]
+        with np.errstate(invalid="ignore"):
+            level &= np.abs(neighbour - heights) <= defaults.max_step_height
+    return level
 
 
 def _scale_bar(ax, extent: tuple[float, float, float, float]) -> None:
