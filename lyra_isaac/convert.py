@@ -284,8 +284,11 @@ def convert(
     world = World(collision=collision, visual=visual, heightmap=heightmap, spawn_points=spawn_points,
                   goal_points=goal_points, manifest=manifest, splats=render)
 
-    with _stage("write", timings, progress, done), atomic_directory(out, overwrite=overwrite) as temp:
+    progress.update("write", done)
+    with atomic_directory(out, overwrite=overwrite) as temp:
+        write_started = time.perf_counter()
         write_world_files(world, temp)
+        timings["write"] = round(time.perf_counter() - write_started, 3)
         timings["total"] = round(time.perf_counter() - started, 3)
         stats["timings_s"] = timings
         stats["peak_rss_mb"] = _peak_rss_mb()
