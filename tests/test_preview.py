@@ -121,3 +121,22 @@ def test_cli_preview_regenerates_and_updates_manifest(valley, tmp_path, capsys, 
 def test_cli_preview_rejects_non_world(tmp_path, capsys):
     assert main(["preview", str(tmp_path)]) == 1
     assert "world.json missing" in capsys.readouterr().err
+
+
+def test_detached_flat_ground_is_told_apart_from_obstacles():
+    from lyra_isaac.preview import _detached_ground
+
+    big = trimesh.creation.box(extents=(6, 6, 0.1))
+    big.apply_translation((0, 0, -0.05))
+    island = trimesh.creation.box(extents=(2, 2, 0.1))
+    island.apply_translation((5.5, 0, -0.05))  # 1.5 m gap: flat, open, not connected
+    crate = trimesh.creation.box(extents=(1, 1, 0.6))
+    crate.apply_translation((-1.5, -1.5, 0.3))
+    merged = trimesh.util.concatenate([big, island, crate])
+    hm = build_heightmap(TriangleMesh(merged.vertices, merged.faces))
+    detached = _detached_ground(hm) & ~hm.walkable
+    rows, cols = hm.cell_of(np.array([[5.5, 0.0], [-1.5, -1.5], [-1.0, -1.5], [0.0, 0.0]]))
+    assert detached[rows[0], cols[0]]  # the island
+    assert detached[rows[1], cols[1]]  # the crate's top: a platform one cannot step onto
+    assert not detached[rows[2], cols[2]] and not hm.walkable[rows[2], cols[2]]  # its 0.6 m edge: an obstacle
+    assert hm.walkable[rows[3], cols[3]]
