@@ -91,9 +91,9 @@ def test_exact_fixture_reproduces_truth(exact):
     assert report.fscore_5cm > 0.97, report
     assert report.chamfer_m < 0.012, report
     assert report.floor_error_median_m < 0.005, report
-    # probes at the ragged border of what 16 low-resolution views cover (measured 0.09-0.125): not holes inside
-    # the floor, which finish_mesh fills, but floor nobody saw well enough
-    assert report.floor_hole_fraction <= 0.15, report
+    # measured 0.06: probes at the ragged border of what 16 low-resolution views cover, where the cleaner's
+    # density filter thins the far floor out (without cleaning: 0.02)
+    assert report.floor_hole_fraction <= 0.1, report
     # faces wind counter-clockwise seen from free space: floor triangles (z ~ 0) face up
     v, f = result.mesh.vertices, result.mesh.faces
     normals = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
@@ -107,11 +107,12 @@ def test_harsh_fixture_alignment_beats_plain_fusion(harsh, harsh_result):
     aligned = harsh.evaluate(harsh_result.mesh)
     plain = harsh.evaluate(extract_surface(harsh.scene, harsh.cameras, SurfaceConfig(align_views=False)).mesh)
     assert harsh_result.stats["aligned_views"]
-    assert aligned.fscore_5cm > plain.fscore_5cm + 0.02, (aligned, plain)
-    assert aligned.fscore_5cm > 0.87, aligned
-    assert aligned.chamfer_m < 0.03, aligned
-    assert abs(aligned.floor_error_median_m) < 0.025, aligned
-    assert aligned.floor_hole_fraction <= 0.2, aligned
+    # measured: aligned F@5cm 0.976, Chamfer 1.3 cm, floor 0.75 cm, holes 0.03; plain F@5cm 0.78
+    assert aligned.fscore_5cm > plain.fscore_5cm + 0.1, (aligned, plain)
+    assert aligned.fscore_5cm > 0.95, aligned
+    assert aligned.chamfer_m < 0.02, aligned
+    assert abs(aligned.floor_error_median_m) < 0.015, aligned
+    assert aligned.floor_hole_fraction <= 0.08, aligned
 
 
 def test_fitted_view_scales_undo_true_view_scales(tmp_path):
@@ -135,8 +136,8 @@ def test_render_path_when_not_pixel_aligned(harsh, harsh_result):
     result = extract_surface(harsh.scene, harsh.cameras, SurfaceConfig(depth_source="render"))
     assert result.stats["depth_source"] == "render" and not result.stats["aligned_views"]
     report = harsh.evaluate(result.mesh)
-    assert report.fscore_5cm > 0.7, report
-    assert report.floor_hole_fraction <= 0.15, report
+    assert report.fscore_5cm > 0.7, report  # measured 0.77: no per-view alignment without pixel alignment
+    assert report.floor_hole_fraction <= 0.12, report
 
 
 def test_no_cameras_synthesizes_views(exact):
