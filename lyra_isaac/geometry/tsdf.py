@@ -20,7 +20,7 @@ from ..world import TriangleMesh
 
 logger = logging.getLogger(__name__)
 
-BLOCK = 8
+BLOCK = 4
 """Voxels per block edge."""
 MC_TILE = 32
 """Voxels per marching-cubes tile edge (a multiple of BLOCK); one scikit-image call per occupied tile."""
