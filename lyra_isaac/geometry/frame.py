@@ -13,9 +13,9 @@ height and the scale factor.
   the large planes (plus a search restricted to near-horizontal planes, as walls dominate corridors), the lowest
   one with enough support wins, and a robust least-squares fit on a soft band around it gives the up axis.
 - Without cameras: candidates are the normals (both signs) of the largest planes; a candidate is valid when its
-  plane is *low* (few points below it). Among valid candidates the one nearest the source -Y axis (the first
-  camera's up in a Lyra file) wins when it is within 35 deg and has at least half the support of the best one;
-  otherwise the best-supported one. The decision is logged.
+  plane is *low* (few points below it); planes near the source -Y axis (the first camera's up in a Lyra file) are
+  searched for too. Among valid candidates the largest one within 35 deg of source -Y wins when it has at least a
+  half the best one's support; otherwise the best-supported one. The decision is logged.
 - Terrain (no plane, or the plane holds under :attr:`FrameConfig.min_floor_coverage` of the ground cells, the
   lowest point per cell below the cameras): the up axis is
   the normal of a robust plane fit to the lowest point per ground cell, and the floor height is the median ground
@@ -74,6 +74,9 @@ REFINE_BAND = 3.0
 """The final floor fit uses points within this many RANSAC thresholds of the plane (soft-weighted)."""
 SOURCE_UP_PREFERENCE_DEG = 35.0
 """Without cameras, a floor candidate this close to the source -Y axis is preferred (see module docstring)."""
+SOURCE_UP_MIN_SUPPORT = 0.5
+"""... and holds at least this fraction of the best low plane's inliers. Lower values would find the floor of
+camera-less Lyra corridors (walls hold 3-7x the floor) but pick walls in arbitrary (INRIA) frames."""
 
 
 @dataclass
@@ -241,7 +244,11 @@ def estimate_frame(points: np.ndarray, cameras: CameraPath | None, cfg: FrameCon
             method = "cameras+plane"
         stats["prior_to_up_deg"] = _angle(prior, up)
     else:
-        up, floor_plane = _floor_without_cameras(pts, planes, threshold, cfg, stats)
+        # walls can hide the floor from the free search (corridors): also search planes near the Lyra source up
+        near_source_up = _sequential_ransac(pts, threshold, replace(cfg, max_planes=HORIZONTAL_PLANES),
+                                            np.random.default_rng(cfg.seed + 2), LYRA_SOURCE_UP,
+                                            SOURCE_UP_PREFERENCE_DEG)
+        up, floor_plane = _floor_without_cameras(pts, planes + near_source_up, threshold, cfg, stats)
         method = "points+plane"
     if floor_plane is not None:
         up, floor_offset, rms, count = _refine_plane(pts, up, floor_plane.offset(up), threshold,
@@ -577,7 +584,7 @@ def _floor_without_cameras(pts: np.ndarray, planes: list[_Plane], threshold: flo
                                     f"({len(planes)} planes tried)")
     best = max(p.count for p, _, _ in valid)
     near_y = [(p, n, b) for p, n, b in valid
-              if _angle(n, LYRA_SOURCE_UP) <= SOURCE_UP_PREFERENCE_DEG and p.count >= 0.5 * best]
+              if _angle(n, LYRA_SOURCE_UP) <= SOURCE_UP_PREFERENCE_DEG and p.count >= SOURCE_UP_MIN_SUPPORT * best]
     if near_y:
         plane, normal, below = max(near_y, key=lambda item: item[0].count)
         decision = "largest low plane near the source -Y axis (Lyra first-camera up)"
