@@ -18,9 +18,9 @@ from lyra_isaac.synthetic import CameraConfig, make_fixture
 CASES = [
     # scene, first-camera pitch, roll (deg), up tolerance (deg), scale tolerance, floor tolerance (m)
     pytest.param("apartment", -7.0, 4.0, 0.6, 0.03, 0.05, id="apartment"),
-    pytest.param("courtyard", 3.0, -8.0, 0.5, 0.03, 0.04, id="courtyard", marks=pytest.mark.slow),
-    pytest.param("corridor", -7.0, 4.0, 0.6, 0.03, 0.06, id="corridor", marks=pytest.mark.slow),
-    pytest.param("terrain", -10.0, 0.0, 1.8, 0.03, 0.06, id="terrain", marks=pytest.mark.slow),
+    pytest.param("courtyard", 3.0, -8.0, 0.5, 0.03, 0.04, id="courtyard"),
+    pytest.param("corridor", -7.0, 4.0, 0.6, 0.03, 0.06, id="corridor"),
+    pytest.param("terrain", -10.0, 0.0, 1.8, 0.03, 0.06, id="terrain"),
 ]
 
 
