@@ -118,9 +118,10 @@ class SurfaceConfig:
     synth_fov_deg: float = 90.0
     synth_size: tuple[int, int] = (192, 144)
     synth_max_views: int = 96
-    max_voxels: int = 120_000_000
-    """Guard: the box of the scene at voxel_size must hold fewer block-grid voxels than this, else the voxel is
-    enlarged (logged)."""
+    max_voxels: int = 2_000_000_000
+    """Guard: the scene's bounding box at voxel_size must hold at most this many voxels, else the voxel is enlarged
+    (logged). Only the block-slot grid is dense (4 bytes per 64 voxels: 125 MB at the default, a 40 x 40 x 10 m box
+    at 2 cm); voxel storage grows with the surface only."""
 
 
 @dataclass
