@@ -104,14 +104,6 @@ class FrameConfig:
     """Largest angle between the camera prior and the floor normal."""
     max_below_fraction: float = 0.03
     """Without cameras, a floor candidate may have at most this fraction of points below it (beyond 3 thresholds)."""
-    depth_weight_power: float = 0.0
-    """The final floor fit weighs each point by (distance to the nearest camera / viewing depth)^-power (depth
-    errors of generated scenes grow with depth); 0 weighs all points alike."""
-    walls_constrain_up: bool = False
-    """Make the up axis perpendicular to the normals of large vertical planes (walls are vertical): in corridors
-    and rooms the walls hold more, and better-seen, points than the floor."""
-    wall_max_tilt_deg: float = 8.0
-    """A plane is a wall candidate when its normal is within this angle of horizontal (after the floor fit)."""
     align_walls: bool = True
     """Snap the yaw to dominant wall normals when they are unambiguous."""
     wall_min_fraction: float = 0.03
@@ -251,11 +243,7 @@ def estimate_frame(points: np.ndarray, cameras: CameraPath | None, cfg: FrameCon
         up, floor_plane = _floor_without_cameras(pts, planes + near_source_up, threshold, cfg, stats)
         method = "points+plane"
     if floor_plane is not None:
-        up, floor_offset, rms, count = _refine_plane(pts, up, floor_plane.offset(up), threshold,
-                                                     _depth_weights(pts, centers, depth, cfg))
-        if cfg.walls_constrain_up:
-            up = _constrain_by_walls(up, planes, cfg, stats)
-            floor_offset = _refine_offset(pts, up, floor_offset, threshold)
+        up, floor_offset, rms, count = _refine_plane(pts, up, floor_plane.offset(up), threshold)
         if views is not None:
             per_view = _per_view_up(pts, views, up, floor_offset, threshold, stats)
             if per_view is not None:
@@ -464,8 +452,8 @@ def _sequential_ransac(pts: np.ndarray, threshold: float, cfg: FrameConfig, rng:
     return planes
 
 
-def _refine_plane(pts: np.ndarray, up: np.ndarray, offset: float, threshold: float,
-                  point_weights: np.ndarray | None = None) -> tuple[np.ndarray, float, float, int]:
+def _refine_plane(pts: np.ndarray, up: np.ndarray, offset: float,
+                  threshold: float) -> tuple[np.ndarray, float, float, int]:
     """Robust least-squares refit of the floor plane: Cauchy-weighted (scale ``threshold``) PCA of the points
     within ``REFINE_BAND * threshold``, iterated as the band follows the plane.
 
@@ -482,8 +470,6 @@ def _refine_plane(pts: np.ndarray, up: np.ndarray, offset: float, threshold: flo
             break
         sub = pts[near]
         weights = 1.0 / (1.0 + (dist[near] / threshold) ** 2)
-        if point_weights is not None:
-            weights = weights * point_weights[near]
         centroid = (sub * weights[:, None]).sum(axis=0) / weights.sum()
         centered = (sub - centroid) * np.sqrt(weights[:, None])
         normal = np.linalg.svd(centered, full_matrices=False)[2][2]
@@ -731,33 +717,6 @@ def view_groups(scene, cameras: CameraPath | None = None, blocks: int = 64) -> n
     return (np.asarray(rows, dtype=np.int64) // size).astype(np.int32)
 
 
-def _constrain_by_walls(up: np.ndarray, planes: list[_Plane], cfg: FrameConfig, stats: dict[str, Any]) -> np.ndarray:
-    """Project ``up`` onto the directions perpendicular to the large wall normals (one wall direction: remove the
-    tilt across it; two or more: up = the direction perpendicular to the two main ones)."""
-    sin_max = np.sin(np.radians(cfg.wall_max_tilt_deg))
-    walls = [p for p in planes if abs(p.normal @ up) < sin_max]
-    if not walls:
-        return up
-    normals = np.array([p.normal for p in walls])
-    weights = np.array([p.count for p in walls], dtype=np.float64)
-    scatter = (normals * weights[:, None]).T @ normals / weights.sum()
-    values, vectors = np.linalg.eigh(scatter)  # ascending; wall normals span the largest one or two
-    if values[1] > 0.15 * values[2]:  # two wall directions: up is orthogonal to both
-        new = vectors[:, 0]
-    else:  # one direction: remove the component of up along it
-        main = vectors[:, 2]
-        new = up - (up @ main) * main
-    new = new / np.linalg.norm(new)
-    if new @ up < 0:
-        new = -new
-    change = _angle(new, up)
-    if change > cfg.wall_max_tilt_deg:
-        return up
-    stats["walls_up_change_deg"] = change
-    stats["walls_for_up"] = len(walls)
-    return new
-
-
 def _refine_offset(pts: np.ndarray, up: np.ndarray, offset: float, threshold: float) -> float:
     """Cauchy-weighted mean height of the floor band along ``up`` (after ``up`` changed slightly)."""
     for _ in range(4):
@@ -847,17 +806,6 @@ def _wall_yaw(local: np.ndarray, floor_height: float, threshold: float, cfg: Fra
 
 # ----------------------------------------------------------------------------------------------------------------
 # helpers
-
-
-def _depth_weights(pts: np.ndarray, centers: np.ndarray | None, depth: float, cfg: FrameConfig) -> np.ndarray | None:
-    """(N,) weights (d / depth)^-power from each point's distance d to the nearest camera (None without cameras):
-    generated depth errors grow with depth, so near floor is trusted more."""
-    if centers is None or cfg.depth_weight_power <= 0:
-        return None
-    from scipy.spatial import cKDTree
-
-    distance = cKDTree(centers).query(pts)[0]
-    return np.clip(distance / depth, 0.25, None) ** -cfg.depth_weight_power
 
 
 def _local_camera_heights(local: np.ndarray, cams: np.ndarray, floor: float, depth: float,
