@@ -11,24 +11,32 @@ height and the scale factor.
   (-Y) axis (see ``_camera_prior``). The floor is then the *lowest large plane below the cameras* whose normal
   lies within :attr:`FrameConfig.max_prior_deviation_deg` of the prior: sequential RANSAC over a subsample finds
   the large planes (plus a search restricted to near-horizontal planes, as walls dominate corridors), the lowest
-  one with enough support wins, and a robust least-squares fit on a soft band around it gives the up axis.
-- Without cameras: candidates are the normals (both signs) of the largest planes; a candidate is valid when its
-  plane is *low* (few points below it); planes near the source -Y axis (the first camera's up in a Lyra file) are
-  searched for too. Among valid candidates the largest one within 35 deg of source -Y wins when it has at least a
-  half the best one's support; otherwise the best-supported one. The decision is logged.
-- Terrain (no plane, or the plane holds under :attr:`FrameConfig.min_floor_coverage` of the ground cells, the
-  lowest point per cell below the cameras): the up axis is
-  the normal of a robust plane fit to the lowest point per ground cell, and the floor height is the median ground
-  height right under the cameras.
+  one with enough support wins, and a robust (Cauchy-weighted) least-squares fit on a wide band around it gives
+  the up axis.
+- Per-view refinement (``views=`` given, e.g. :func:`view_groups`): the up axis becomes the median of per-view
+  floor normals. Each generated view has its own depth scale error, which moves its piece of floor up or down
+  and tilts a global fit, but not that view's own floor normal. Skipped on uneven ground (normals spread > 1 deg).
+- Without cameras: candidates are the normals (both signs) of the largest planes, plus planes near the source -Y
+  axis (the first camera's up in a Lyra file); a candidate is valid when its plane is *low* (few points below
+  it). The largest valid candidate within 35 deg of source -Y wins when it has at least half the best one's
+  support; otherwise the best-supported one. The decision is logged.
+- Terrain (no plane, or the plane reaches under :attr:`FrameConfig.min_floor_coverage` of the ground cells): the
+  up axis is the normal of a robust plane fit to the lowest point per ground cell, and the floor height is the
+  median ground height right under the cameras.
 - Yaw: the first camera's forward direction (or source +Z) maps to +X; indoors, when the large vertical planes
   agree on a rectangular layout, the yaw snaps to the nearest wall axis.
 
 RANSAC thresholds are relative to the typical viewing depth (median distance from a point to the nearest camera,
-or to the median point without cameras), because the scene is not metric yet: 1 % of a 3 m depth is 3 cm.
+or to the median point without cameras), because the scene is not metric yet: 2.5 % of a 3 m depth is 7.5 cm.
 
-**Scale** (:func:`estimate_scale`): the file's scale by default, with a warning when the camera eye height
-(median camera height above the floor) falls outside :attr:`ScaleConfig.eye_height_range`; an explicit factor
-or a known camera height override it.
+**Scale** (:func:`estimate_scale`): the file's scale by default, with a warning when the camera eye height falls
+outside :attr:`ScaleConfig.eye_height_range`; an explicit factor or a known camera height override it. The eye
+height is the median over cameras of each camera's height above the ground right under it (terrain rises and
+falls; floors carry per-view offsets), or above the floor plane where no ground is seen under the cameras.
+
+Measured on Lyra-harsh truth fixtures (tests/test_frame_fixtures.py; 3 first-camera tilts of up to 10 deg, 32
+views): up error 0.07-0.43 deg (apartment), 0.15-0.41 (corridor), 0.08-0.11 (courtyard), 0.5-1.3 (rolling
+terrain); scale error with the eye height given within 2.4 %.
 """
 
 from __future__ import annotations
