@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="regenerate a world's PNG previews (top-down walkable map, perspective views)",
         description="Read a converted world directory (world.json, collision mesh, height map) and write "
         "previews/topdown.png (height map, walkable area, obstacles, numbered spawn points with headings, goals, "
-        "scale bar in metres) and previews/perspective_*.png (shaded ray-cast views of the collision mesh: two "
+        "scale bar in metres) and previews/perspective_*.png (shaded ray-cast views of the collision mesh, in the "
+        "visual mesh's colours when it has the same vertices: two "
         "overviews with ceilings cut away, and the view from spawn point 0 at eye height). world.json's "
         "files.previews list is updated. Exits with status 1 and 'error: <path>: <fault>' on a broken world.",
     )
@@ -28,10 +29,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from ..preview import write_previews
-    from ..world import World, load_world, write_manifest
+    from ..world import World, load_world, read_mesh_ply, write_manifest
 
     world_dir = load_world(args.world)
-    world = World(collision=world_dir.collision_mesh(), visual=None, heightmap=world_dir.heightmap(),
+    visual = read_mesh_ply(world_dir.file("visual")) if "visual" in world_dir.manifest.files else None
+    world = World(collision=world_dir.collision_mesh(), visual=visual, heightmap=world_dir.heightmap(),
                   spawn_points=world_dir.spawn_points, goal_points=world_dir.goal_points,
                   manifest=world_dir.manifest)
     target = Path(args.output) if args.output else world_dir.path
