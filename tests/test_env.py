@@ -148,6 +148,8 @@ def test_reward_terms_in_info_and_overrides(valley_dir):
     assert terms["alive"] == pytest.approx(3.0 * env.dt)
     assert {"track_lin_vel_xy", "track_ang_vel_z", "action_rate", "termination"} <= set(terms)
     assert reward == pytest.approx(sum(terms.values()))
+    # the base starts at the robot's spawn height above the floor under it (humanoid: 1.4 m) and has barely moved
+    assert info["base_height"] == pytest.approx(env.robot_cfg.spawn_height, abs=0.1)
     env2 = make("LyraWorld-v0", valley_dir, physics={"decimation": 2}).unwrapped
     assert env2.dt == pytest.approx(0.006)
 

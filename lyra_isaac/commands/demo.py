@@ -25,11 +25,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..demo import run_demo
+    from ..progress import tqdm_progress
 
-    summary = run_demo(args.out, scene=args.scene, steps=args.steps, seed=args.seed, skip_newton=args.skip_newton,
-                       report=print)
+    progress = tqdm_progress("convert")
+    try:
+        summary = run_demo(args.out, scene=args.scene, steps=args.steps, seed=args.seed,
+                           skip_newton=args.skip_newton, report=_print, progress=progress)
+    finally:
+        progress.bar.close()
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     return EXIT_OK if summary.get("validation_ok", False) else EXIT_FAILURE

@@ -80,7 +80,8 @@ class LyraWorldEnv(gym.Env):
     | base_height        | (h - h_target)^2, h above the local floor           | 0            | 0               |
     | feet_air_time      | sum over landings of (t_air - 0.4 s), moving only  | 0.25         | 0               |
 
-    ``info["reward_terms"]`` holds every weighted term (already multiplied by dt).
+    ``info["reward_terms"]`` holds every weighted term (already multiplied by dt); ``info["base_height"]`` is the
+    base's height above the floor under it (metres).
 
     ## Starting State
 
@@ -285,7 +286,7 @@ class LyraWorldEnv(gym.Env):
         obs = self._get_obs(state)
         self._last_obs = obs
         info.update(reward_terms=terms, termination_reason=reason, success=reason == "goal_reached",
-                    command=self._command_block(state))
+                    command=self._command_block(state), base_height=self._base_height)
         if self.render_mode == "human":
             self.render()
         return obs, reward, terminated, False, info
@@ -299,6 +300,7 @@ class LyraWorldEnv(gym.Env):
         ground = self._ground(self._world)
         floor = self._floor_under(state.base_pos)
         height = state.base_pos[2] - floor
+        self._base_height = float(height)
 
         # terminations
         reason = None
