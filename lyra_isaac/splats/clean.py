@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 CHUNK = 1 << 20
 """Rows processed at once where a per-row float64 temporary would otherwise span the whole scene."""
 MAX_ANCHORS = 64
+DISTANCE_GRID = 96
+"""Cells along the longest side of the lookup grid for distances to the camera path."""
 """Camera centres used for the distance-to-camera-path (evenly subsampled along the path)."""
 SKETCH_BITS = 24
 """Voxel counts use a count-min sketch of two hash tables of 2^SKETCH_BITS int64 bins (2 x 128 MiB): one pass, no
@@ -219,23 +221,42 @@ def _sample(mask: np.ndarray, count: int) -> np.ndarray:
 def _nearest_distance(points: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     """(N,) float32 distance from each of (N, 3) points to the nearest of (A, 3) anchors (NaN rows -> inf).
 
-    A KD-tree over at most MAX_ANCHORS anchors (a camera path is subsampled evenly: the thresholds that use this
-    distance are many times coarser than the gap between kept cameras), queried in chunks on all cores."""
+    Anchors: at most MAX_ANCHORS (a camera path is subsampled evenly). Points inside the robust bounding box are
+    looked up in a grid of at most DISTANCE_GRID^3 cells whose centres' distances are exact (error <= half a cell
+    diagonal, far below the thresholds that use this distance); the rest (sky, far ground) get exact KD-tree
+    distances."""
     from scipy.spatial import cKDTree
 
     anchors = np.asarray(anchors, dtype=np.float64)
     if len(anchors) > MAX_ANCHORS:
         anchors = anchors[np.linspace(0, len(anchors) - 1, MAX_ANCHORS).round().astype(int)]
     tree = cKDTree(anchors)
-    out = np.empty(len(points), dtype=np.float32)
+    out = np.full(len(points), np.inf, dtype=np.float32)
+    sample = points[:: max(1, len(points) // REFERENCE_SAMPLE)]
+    sample = sample[np.isfinite(sample).all(axis=1)]
+    if len(sample) == 0:
+        return out
+    low, high = np.percentile(sample, 2, axis=0), np.percentile(sample, 98, axis=0)
+    pad = 0.05 * (high - low) + 1e-6
+    low, high = low - pad, high + pad
+    cell = float((high - low).max()) / DISTANCE_GRID
+    shape = np.maximum(np.ceil((high - low) / cell).astype(int), 1)
+    axes = [low[i] + cell * (np.arange(shape[i]) + 0.5) for i in range(3)]
+    centres = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    table = tree.query(centres, workers=-1)[0].astype(np.float32)
+    low32, inv = low.astype(np.float32), np.float32(1.0 / cell)
     for start in range(0, len(points), CHUNK):
         chunk = points[start:start + CHUNK]
-        bad = ~np.isfinite(chunk).all(axis=1)
-        if bad.any():
-            chunk = np.where(bad[:, None], 0.0, chunk)
-        dist, _ = tree.query(chunk, k=1, workers=-1)
-        dist[bad] = np.inf
-        out[start:start + len(chunk)] = dist
+        with np.errstate(invalid="ignore"):
+            index = np.floor((chunk - low32) * inv)
+            inside = np.all((index >= 0) & (index < shape), axis=1)
+        flat = np.ravel_multi_index(index[inside].astype(np.intp).T, shape)
+        result = np.full(len(chunk), np.inf, dtype=np.float32)
+        result[inside] = table[flat]
+        outside = np.flatnonzero(~inside & np.isfinite(chunk).all(axis=1))
+        if len(outside):
+            result[outside] = tree.query(chunk[outside], workers=-1)[0]
+        out[start:start + len(chunk)] = result
     return out
 
 
