@@ -29,7 +29,14 @@ import numpy as np
 from . import __version__
 from .config import from_dict, load_toml, merge, to_dict
 from .errors import ConfigError, InputError, OutputError
-from .geometry.frame import FrameConfig, ScaleConfig, estimate_frame, estimate_scale, source_to_world_matrix
+from .geometry.frame import (
+    FrameConfig,
+    ScaleConfig,
+    estimate_frame,
+    estimate_scale,
+    source_to_world_matrix,
+    view_groups,
+)
 from .geometry.mesh import MeshConfig, colorize, finish_mesh
 from .geometry.surface import SurfaceConfig, extract_surface
 from .geometry.walkable import WalkableConfig, build_heightmap, sample_points
@@ -215,12 +222,14 @@ def convert(
     done += STAGE_WEIGHTS["clean"]
 
     with _stage("frame", timings, progress, done):
-        frame = estimate_frame(cleaned.geometry.means, camera_path, cfg.frame)
+        # views: which Gaussians share a view (and so its depth error): per-view floor normals refine the up axis
+        frame = estimate_frame(cleaned.geometry.means, camera_path, cfg.frame,
+                               views=view_groups(cleaned.geometry, camera_path))
         scale_estimate = estimate_scale(frame, camera_path, cfg.scale, scale=scale, camera_height=camera_height)
         source_to_world = source_to_world_matrix(frame, scale_estimate)
         geometry = cleaned.geometry.transformed(source_to_world, frame="world")
         render = cleaned.render.transformed(source_to_world, frame="world")
-        cameras_world = camera_path.transformed(source_to_world) if camera_path is not None else None
+        surface_cameras = _surface_cameras(camera_path, cameras_path, source_to_world)
         for warning in scale_estimate.warnings:
             logger.warning("%s: %s", ply_path.name, warning)
         logger.info("frame: up (source) = %s via %s; scale x%.4f (%s); eye height %s", np.round(frame.up_source, 4),
@@ -232,9 +241,9 @@ def convert(
         if device == "cuda":
             from .geometry.surface_gpu import extract_surface as extract_surface_gpu
 
-            surface = extract_surface_gpu(geometry, cameras_world, cfg.surface, progress)
+            surface = extract_surface_gpu(geometry, surface_cameras, cfg.surface, progress)
         else:
-            surface = extract_surface(geometry, cameras_world, cfg.surface, progress)
+            surface = extract_surface(geometry, surface_cameras, cfg.surface, progress)
     done += STAGE_WEIGHTS["surface"]
 
     with _stage("mesh", timings, progress, done):
@@ -296,6 +305,23 @@ def convert(
     progress.update("done", 1.0)
     logger.info("wrote %s in %.1f s (peak RSS %.0f MB)", out, time.perf_counter() - started, stats["peak_rss_mb"])
     return load_world(out)
+
+
+def _surface_cameras(camera_path: CameraPath | None, cameras_path: Path | None,
+                     source_to_world: np.ndarray) -> CameraPath | None:
+    """The views to extract the surface from, in the world frame.
+
+    Lyra 2.0's cameras.npz holds the render trajectory (``w2c_render``) and, apart from it, the views whose pixels
+    became the Gaussians (``w2c_da3``): those are the views the Gaussians are pixel-aligned with, so they are used
+    when present; otherwise the render trajectory.
+    """
+    if camera_path is None or cameras_path is None:
+        return None
+    if "da3" in camera_path.meta.get("available_views", ()) and camera_path.meta.get("views") != "da3":
+        da3 = load_cameras(cameras_path, views="da3")
+        logger.info("surface: using the %d DA3 views of %s (the Gaussians' source views)", len(da3), cameras_path.name)
+        return da3.transformed(source_to_world)
+    return camera_path.transformed(source_to_world)
 
 
 def write_world_files(world: World, directory: Path) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -205,6 +205,8 @@ def make_depth_views(scene: GaussianScene, cameras: CameraPath | None, cfg: Surf
                      stats: dict[str, Any]) -> DepthViews:
     """Choose and build the depth maps (pixel-aligned, rendered from cameras, or rendered from synthesized views)."""
     where = scene.source_path
+    if cameras is not None:
+        cameras = pixel_grid_cameras(scene, cameras)
     offset, reason = detect_pixel_alignment(scene, cameras, cfg)
     stats["pixel_aligned"] = offset is not None
     stats["pixel_alignment"] = reason
@@ -284,6 +286,48 @@ def detect_pixel_alignment(scene: GaussianScene, cameras: CameraPath | None,
     if best_fraction < cfg.pixel_min_fraction:
         return None, f"only {best_fraction:.0%} of sampled Gaussians reproject onto their pixel"
     return best, f"{best_fraction:.0%} of sampled Gaussians on their pixel, pixel centre offset {best}"
+
+
+LYRA_BORDER_CROP = 8 / 256
+"""Lyra 2.0's Gaussian head drops int(H * 8/256) pixel rows and int(W * 8/256) columns at each image border."""
+
+
+def pixel_grid_cameras(scene: GaussianScene, cameras: CameraPath) -> CameraPath:
+    """The cameras whose pixel grids hold exactly the file's rows: ``cameras`` itself, or cropped at the borders.
+
+    Lyra 2.0 writes one Gaussian per pixel of each view *after* cropping a border (``LYRA_BORDER_CROP`` of each
+    side by default), so a file holds F x (H - 2 ch) x (W - 2 cw) rows rather than F x H x W. When the rows split
+    evenly into the F views but not into full images, the crop (ch, cw) that makes each view's block a centred
+    sub-image is searched (Lyra's default first, then the one closest to an equal fraction on both axes), and the
+    cameras are returned with that window's size and shifted principal points. :func:`detect_pixel_alignment`
+    then checks by reprojection that the guess is right.
+    """
+    frames, height, width = len(cameras), int(cameras.height), int(cameras.width)
+    rows_in_file = int(scene.extra.get("rows_in_file", len(scene)))
+    if frames == 0 or rows_in_file == frames * height * width or rows_in_file % frames:
+        return cameras
+    per_view = rows_in_file // frames
+    candidates = []
+    for crop_w in range(0, width // 4 + 1):
+        inner_w = width - 2 * crop_w
+        if per_view % inner_w:
+            continue
+        inner_h = per_view // inner_w
+        crop_h2 = height - inner_h
+        if crop_h2 < 0 or crop_h2 % 2 or crop_h2 // 2 > height // 4:
+            continue
+        candidates.append((crop_h2 // 2, crop_w))
+    if not candidates:
+        return cameras
+    lyra = (int(height * LYRA_BORDER_CROP), int(width * LYRA_BORDER_CROP))
+    crop_h, crop_w = lyra if lyra in candidates else min(
+        candidates, key=lambda c: abs(c[0] / height - c[1] / width))
+    intrinsics = cameras.intrinsics.copy()
+    intrinsics[:, 0, 2] -= crop_w
+    intrinsics[:, 1, 2] -= crop_h
+    logger.info("surface: %d rows = %d views x %d pixels: trying views cropped by %d rows and %d columns per border",
+                rows_in_file, frames, per_view, crop_h, crop_w)
+    return replace(cameras, intrinsics=intrinsics, width=width - 2 * crop_w, height=height - 2 * crop_h)
 
 
 def _row_index(scene: GaussianScene) -> np.ndarray:
