@@ -38,7 +38,7 @@ from .geometry.frame import (
     view_groups,
 )
 from .geometry.mesh import MeshConfig, colorize, finish_mesh
-from .geometry.surface import SurfaceConfig, extract_surface
+from .geometry.surface import SurfaceConfig, detect_pixel_alignment, extract_surface, pixel_grid_cameras
 from .geometry.walkable import WalkableConfig, build_heightmap, sample_points
 from .mjcf.scene import MjcfConfig, write_mjcf_scene
 from .preview import write_previews
@@ -47,6 +47,7 @@ from .resources import config_dir
 from .splats.cameras import CameraPath, find_cameras, load_cameras
 from .splats.clean import CleanConfig, clean_scene
 from .splats.ply import load_scene, resolve_scene_path
+from .splats.scene import GaussianScene
 from .usd.stage import UsdConfig, write_usd_stage
 from .world import (
     COLLISION_PLY,
@@ -212,12 +213,14 @@ def convert(
         scene = load_scene(ply_path)
         source_sha = sha256_file(ply_path)
         camera_path: CameraPath | None = load_cameras(cameras_path) if cameras_path is not None else None
+        surface_cameras_source = _surface_cameras(camera_path, cameras_path)
+        pixel_aligned = _pixel_aligned(scene, surface_cameras_source, cfg.surface)
         logger.info("loaded %s: %d Gaussians (%s, SH degree %d), %s", ply_path.name, len(scene), scene.source_format,
                     scene.sh_degree, f"{len(camera_path)} cameras" if camera_path is not None else "no cameras")
     done += STAGE_WEIGHTS["load"]
 
     with _stage("clean", timings, progress, done):
-        cleaned = clean_scene(scene, camera_path, cfg.clean)
+        cleaned = clean_scene(scene, camera_path, cfg.clean, pixel_aligned=pixel_aligned)
     del scene
     done += STAGE_WEIGHTS["clean"]
 
@@ -229,7 +232,8 @@ def convert(
         source_to_world = source_to_world_matrix(frame, scale_estimate)
         geometry = cleaned.geometry.transformed(source_to_world, frame="world")
         render = cleaned.render.transformed(source_to_world, frame="world")
-        surface_cameras = _surface_cameras(camera_path, cameras_path, source_to_world)
+        surface_cameras = (surface_cameras_source.transformed(source_to_world)
+                           if surface_cameras_source is not None else None)
         for warning in scale_estimate.warnings:
             logger.warning("%s: %s", ply_path.name, warning)
         logger.info("frame: up (source) = %s via %s; scale x%.4f (%s); eye height %s", np.round(frame.up_source, 4),
@@ -307,9 +311,8 @@ def convert(
     return load_world(out)
 
 
-def _surface_cameras(camera_path: CameraPath | None, cameras_path: Path | None,
-                     source_to_world: np.ndarray) -> CameraPath | None:
-    """The views to extract the surface from, in the world frame.
+def _surface_cameras(camera_path: CameraPath | None, cameras_path: Path | None) -> CameraPath | None:
+    """The views to extract the surface from (source frame).
 
     Lyra 2.0's cameras.npz holds the render trajectory (``w2c_render``) and, apart from it, the views whose pixels
     became the Gaussians (``w2c_da3``): those are the views the Gaussians are pixel-aligned with, so they are used
@@ -320,8 +323,17 @@ def _surface_cameras(camera_path: CameraPath | None, cameras_path: Path | None,
     if "da3" in camera_path.meta.get("available_views", ()) and camera_path.meta.get("views") != "da3":
         da3 = load_cameras(cameras_path, views="da3")
         logger.info("surface: using the %d DA3 views of %s (the Gaussians' source views)", len(da3), cameras_path.name)
-        return da3.transformed(source_to_world)
-    return camera_path.transformed(source_to_world)
+        return da3
+    return camera_path
+
+
+def _pixel_aligned(scene: GaussianScene, cameras: CameraPath | None, cfg: SurfaceConfig) -> bool:
+    """Whether the Gaussians are one-per-pixel depth maps of ``cameras`` (checked by reprojection, source frame)."""
+    if cameras is None:
+        return False
+    offset, reason = detect_pixel_alignment(scene, pixel_grid_cameras(scene, cameras), cfg)
+    logger.info("pixel alignment: %s", reason)
+    return offset is not None
 
 
 def write_world_files(world: World, directory: Path) -> dict[str, Any]:
