@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 CACHE_ENV = "LYRA_ISAAC_CACHE"
 INDEX_JSON = "index.json"
 DEFAULT_WORLD_PREFIX = "default-"
-DEFAULT_WORLD_REVISION = 7
+DEFAULT_WORLD_REVISION = 8
 """Bump when the default world's content changes, so caches built by older code are not reused."""
 
 
@@ -202,7 +202,7 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-DEFAULT_WORLD_SOURCE = "analytic"
+DEFAULT_WORLD_SOURCE = "synthetic"
 """``"analytic"``: :func:`analytic_world` written with the writers (fast, exact). ``"synthetic"``: convert a
 generated Lyra 2.0-format scene (``lyra_isaac.synthetic`` + ``lyra_isaac.convert``), i.e. a world made the way
 users' worlds are made. Bump DEFAULT_WORLD_REVISION together with this switch."""
@@ -217,7 +217,8 @@ def build_default_world(directory: Path) -> None:
 
         with tempfile.TemporaryDirectory(prefix="lyra_default_scene-") as scratch:
             fixture = make_fixture(DEFAULT_SYNTHETIC_SCENE, Path(scratch) / "scene", seed=0, overwrite=True)
-            convert(fixture.ply_path, directory, overwrite=True)
+            # the generated camera path walks at eye height, as Lyra's does: that fixes the scene's scale error
+            convert(fixture.ply_path, directory, camera_height=fixture.eye_height_m, overwrite=True)
     else:
         write_world_dir(analytic_world(), directory)
 
