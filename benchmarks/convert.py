@@ -1,0 +1,97 @@
+"""Conversion benchmark: a Lyra-size scene (11.2M pixel-aligned Gaussians with cameras) through ``convert``.
+
+Generates a Lyra 2.0-format truth fixture (``lyra_isaac.synthetic``: 128 views of 392 x 224 = 11.2M Gaussians,
+~760 MB, the size of Lyra's single-pass writer, with Lyra's faults), then converts it in a fresh subprocess and
+prints the seconds of every stage (from world.json ``stats.timings_s``), the peak RSS of the converting process
+(VmHWM) and the fidelity against the truth. Goals (conversion issue): CPU <= 120 s and <= 8 GB on a 2-core machine;
+GPU (``--device cuda``) <= 15 s on one H100.
+
+Usage::
+
+    python benchmarks/convert.py                       # Lyra size, CPU
+    python benchmarks/convert.py --small               # 32 views of 160 x 90 (0.46M Gaussians)
+    python benchmarks/convert.py --work /data/bench    # keep the fixture and the world between runs
+    python benchmarks/convert.py --device cuda         # needs the gpu extra (torch + gsplat)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CONVERT_SNIPPET = r"""
+import json, sys, time
+from lyra_isaac.convert import convert
+t0 = time.perf_counter()
+world = convert(sys.argv[1], sys.argv[2], camera_height=float(sys.argv[3]), device=sys.argv[4], preset=sys.argv[5],
+                overwrite=True)
+wall = time.perf_counter() - t0
+with open("/proc/self/status") as fh:
+    fields = dict(line.split(":", 1) for line in fh)
+print(json.dumps({"wall_s": wall, "vmhwm_bytes": int(fields["VmHWM"].split()[0]) * 1024}))
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="32 views of 160 x 90 instead of 128 of 392 x 224")
+    parser.add_argument("--scene", default="apartment", help="synthetic scene: apartment, terrain, corridor, courtyard")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--preset", default="fast", choices=("fast", "quality"))
+    parser.add_argument("--work", type=Path, help="work folder (default: a temp folder, removed)")
+    parser.add_argument("--no-metrics", action="store_true", help="skip the fidelity evaluation")
+    args = parser.parse_args()
+    views, width, height = (32, 160, 90) if args.small else (128, 392, 224)
+
+    from lyra_isaac.synthetic import evaluate_world, load_fixture, make_fixture
+
+    with tempfile.TemporaryDirectory(prefix="lyra_bench_convert-") as temp:
+        work = args.work or Path(temp)
+        scene_dir = work / f"{args.scene}-{views}x{width}x{height}"
+        t0 = time.perf_counter()
+        if (scene_dir / "truth.npz").is_file():
+            fixture = load_fixture(scene_dir)
+            print(f"fixture: reused {scene_dir}")
+        else:
+            fixture = make_fixture(args.scene, scene_dir, n_views=views, width=width, height=height, seed=0,
+                                   overwrite=True)
+            print(f"fixture: {fixture.n_gaussians:,} Gaussians ({fixture.ply_path.stat().st_size / 1e6:.0f} MB) "
+                  f"made in {time.perf_counter() - t0:.1f} s")
+        out = work / f"world-{args.device}"
+        result = subprocess.run([sys.executable, "-c", CONVERT_SNIPPET, str(fixture.ply_path), str(out),
+                                 str(fixture.eye_height_m), args.device, args.preset],
+                                capture_output=True, text=True, check=False,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        if result.returncode != 0:
+            print(result.stderr[-4000:], file=sys.stderr)
+            return result.returncode
+        measured = json.loads(result.stdout.strip().splitlines()[-1])
+        world = json.loads((out / "world.json").read_text())
+        timings = world["stats"]["timings_s"]
+        print(f"\nconvert ({args.device}, preset {args.preset}, {os.cpu_count()} CPUs): "
+              f"{fixture.n_gaussians:,} Gaussians, {len(world['spawn_points'])} spawn points, "
+              f"{world['stats']['collision_triangles']:,} collision triangles")
+        print(f"{'stage':<10}{'seconds':>9}")
+        for stage, seconds in timings.items():
+            print(f"{stage:<10}{seconds:>9.1f}")
+        peak_gb = measured["vmhwm_bytes"] / 2**30
+        print(f"peak RSS  {peak_gb:>8.2f} GB   (goal <= 8 GB)")
+        goal = 120.0 if args.device == "cpu" else 15.0
+        print(f"total     {timings['total']:>8.1f} s    (goal <= {goal:.0f} s; process wall "
+              f"{measured['wall_s']:.1f} s)")
+        if not args.no_metrics:
+            report = evaluate_world(out, fixture).as_dict()
+            keys = ("fscore_5cm", "chamfer_m", "floor_error_median_m", "floor_hole_fraction", "up_error_deg",
+                    "scale_error_pct", "spawn_valid_fraction")
+            print("fidelity: " + ", ".join(f"{k} {report[k]:.3f}" for k in keys))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
