@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -202,8 +203,14 @@ def extract_surface(scene_world: GaussianScene, cameras_world: CameraPath | None
 
 
 def make_depth_views(scene: GaussianScene, cameras: CameraPath | None, cfg: SurfaceConfig,
-                     stats: dict[str, Any]) -> DepthViews:
-    """Choose and build the depth maps (pixel-aligned, rendered from cameras, or rendered from synthesized views)."""
+                     stats: dict[str, Any], render_depths: Callable[..., DepthViews] | None = None) -> DepthViews:
+    """Choose and build the depth maps (pixel-aligned, rendered from cameras, or rendered from synthesized views).
+
+    Args:
+        render_depths: ``render_depths(scene, cameras, cfg) -> DepthViews`` for scenes that are not pixel-aligned;
+            default :func:`render_point_depths` (CPU); the CUDA path passes its gsplat renderer.
+    """
+    render_depths = render_depths or render_point_depths
     where = scene.source_path
     if cameras is not None:
         cameras = pixel_grid_cameras(scene, cameras)
@@ -224,7 +231,7 @@ def make_depth_views(scene: GaussianScene, cameras: CameraPath | None, cfg: Surf
             logger.info("surface: no cameras; synthesized %d views in free space", len(cameras))
         else:
             source = "render"
-        views = render_point_depths(scene, cameras, cfg)
+        views = render_depths(scene, cameras, cfg)
         views.source = source
     if cfg.fill_gaps > 0 and views.source == "pixels":
         stats["gap_pixels_filled"] = fill_depth_gaps(views.depth, cfg.fill_gaps)

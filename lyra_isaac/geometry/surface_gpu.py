@@ -15,6 +15,7 @@ torch and gsplat are imported lazily (pip extra ``gpu``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
@@ -30,11 +31,8 @@ from .surface import (
     DepthViews,
     SurfaceConfig,
     SurfaceResult,
-    detect_pixel_alignment,
-    filter_depth_edges,
     fuse_and_mesh,
-    pixel_aligned_depths,
-    synthesize_cameras,
+    make_depth_views,
     view_blocks,
 )
 from .tsdf import BLOCK, SparseTSDF
@@ -222,29 +220,8 @@ def extract_surface(scene_world: GaussianScene, cameras_world: CameraPath | None
     stats: dict[str, Any] = {"backend": f"torch:{device}"}
     timings: dict[str, float] = {}
     progress.update("surface: depth maps", 0.0)
-    offset, reason = detect_pixel_alignment(scene_world, cameras_world, cfg)
-    stats["pixel_aligned"] = offset is not None
-    stats["pixel_alignment"] = reason
-    if cfg.depth_source == "pixels" and offset is None:
-        raise InputError(where, f"surface.depth_source = 'pixels' but the scene is not pixel-aligned ({reason})")
-    if offset is not None and cfg.depth_source != "render":
-        views = pixel_aligned_depths(scene_world, cameras_world, offset, cfg)
-    else:
-        cameras = cameras_world
-        source = "render"
-        if cameras is None:
-            cameras = synthesize_cameras(scene_world.means, cfg)
-            source = "synth"
-        views = render_depths_gsplat(scene_world, cameras, cfg, device=device)
-        views.source = source
-    if cfg.edge_threshold > 0:
-        threshold = cfg.edge_threshold * (1.0 if views.source == "pixels" else 2.5)
-        stats["flying_pixels_dropped"] = filter_depth_edges(views.depth, threshold)
-    stats["depth_source"] = views.source
-    stats["views"] = len(views)
-    stats["valid_depth_pixels"] = int(np.count_nonzero(views.depth))
-    if stats["valid_depth_pixels"] == 0:
-        raise ConversionError(where, "no valid depth in any view: nothing to extract a surface from")
+    views = make_depth_views(scene_world, cameras_world, cfg, stats,
+                             render_depths=functools.partial(render_depths_gsplat, device=device))
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
     timings["depth_maps"] = time.perf_counter() - t0
