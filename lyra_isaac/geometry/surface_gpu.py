@@ -220,8 +220,8 @@ def extract_surface(scene_world: GaussianScene, cameras_world: CameraPath | None
     stats: dict[str, Any] = {"backend": f"torch:{device}"}
     timings: dict[str, float] = {}
     progress.update("surface: depth maps", 0.0)
-    views = make_depth_views(scene_world, cameras_world, cfg, stats,
-                             render_depths=functools.partial(render_depths_gsplat, device=device))
+    gsplat = functools.partial(render_depths_gsplat, device=device) if cfg.gpu_depth_renderer == "gsplat" else None
+    views = make_depth_views(scene_world, cameras_world, cfg, stats, render_depths=gsplat)
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
     timings["depth_maps"] = time.perf_counter() - t0
