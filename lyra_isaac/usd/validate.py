@@ -444,16 +444,22 @@ def _check_usd(world: WorldDir) -> CheckResult:
     return CheckResult("usd", status, summary, problems, data=data)
 
 
-def _check_mesh(prim, name: str) -> list[str]:
-    from pxr import UsdGeom
 
+def _attribute_type_problems(prim, types: dict[str, str], name: str) -> list[str]:
+    """Attributes of ``prim`` that have no value or another type than ``types`` (attribute -> USD type name)."""
     problems = []
-    for attr_name, type_name in MESH_ATTRIBUTE_TYPES.items():
+    for attr_name, type_name in types.items():
         attr = prim.GetAttribute(attr_name)
         if not attr.HasValue():
             problems.append(f"{name}.{attr_name} has no value")
         elif str(attr.GetTypeName()) != type_name:
             problems.append(f"{name}.{attr_name} is {attr.GetTypeName()}, expected {type_name}")
+    return problems
+
+def _check_mesh(prim, name: str) -> list[str]:
+    from pxr import UsdGeom
+
+    problems = _attribute_type_problems(prim, MESH_ATTRIBUTE_TYPES, name)
     if problems:
         return problems
     mesh = UsdGeom.Mesh(prim)
@@ -501,13 +507,7 @@ def _check_mesh(prim, name: str) -> list[str]:
 def _check_splats(prim, stage) -> tuple[list[str], int]:
     from pxr import UsdVol
 
-    problems = []
-    for attr_name, type_name in SPLAT_ATTRIBUTE_TYPES.items():
-        attr = prim.GetAttribute(attr_name)
-        if not attr.HasValue():
-            problems.append(f"{WORLD_SPLATS_PRIM}.{attr_name} has no value")
-        elif str(attr.GetTypeName()) != type_name:
-            problems.append(f"{WORLD_SPLATS_PRIM}.{attr_name} is {attr.GetTypeName()}, expected {type_name}")
+    problems = _attribute_type_problems(prim, SPLAT_ATTRIBUTE_TYPES, WORLD_SPLATS_PRIM)
     if problems:
         return problems, 0
     field_ = UsdVol.ParticleField3DGaussianSplat(prim)
