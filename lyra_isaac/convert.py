@@ -15,6 +15,7 @@ Read :func:`convert` top to bottom to follow a Gaussian's way through lyra_isaac
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import sys
 import time
@@ -153,8 +154,6 @@ def _check_output(out: Path, overwrite: bool) -> None:
 
 
 def _writable(directory: Path) -> bool:
-    import os
-
     return os.access(directory, os.W_OK | os.X_OK)
 
 
@@ -264,7 +263,7 @@ def convert(
     done += STAGE_WEIGHTS["walkable"]
 
     stats: dict[str, Any] = {
-        "read": scene_report(cleaned),
+        "read": cleaned.geometry.read_report.as_dict(),
         "clean": cleaned.stats,
         "frame": {**frame.stats, "method": frame.method, "up_source": np.asarray(frame.up_source).tolist()},
         "scale": {"factor": scale_estimate.factor, "method": scale_estimate.method,
@@ -300,7 +299,7 @@ def convert(
     progress.update("write", done)
     with atomic_directory(out, overwrite=overwrite) as temp:
         write_started = time.perf_counter()
-        write_world_files(world, temp)
+        write_world_files(world, temp, cfg.usd, cfg.mjcf)
         timings["write"] = round(time.perf_counter() - write_started, 3)
         timings["total"] = round(time.perf_counter() - started, 3)
         stats["timings_s"] = timings
@@ -336,7 +335,7 @@ def _pixel_aligned(scene: GaussianScene, cameras: CameraPath | None, cfg: Surfac
     return offset is not None
 
 
-def write_world_files(world: World, directory: Path) -> dict[str, Any]:
+def write_world_files(world: World, directory: Path, usd_cfg: UsdConfig, mjcf_cfg: MjcfConfig) -> dict[str, Any]:
     """Write every file of a world except world.json into ``directory``; fills ``world.manifest.files``."""
     files: dict[str, Any] = {"collision": COLLISION_PLY, "visual": VISUAL_PLY, "heightmap": HEIGHTMAP_NPZ}
     write_mesh_ply(world.collision, directory / COLLISION_PLY)
@@ -345,23 +344,9 @@ def write_world_files(world: World, directory: Path) -> dict[str, Any]:
     else:
         files.pop("visual")
     world.heightmap.save(directory / HEIGHTMAP_NPZ)
-    files.update(write_usd_stage(world, directory, _usd_config(world)))
-    files.update(write_mjcf_scene(world, directory, _mjcf_config(world)))
-    previews = write_previews(world, directory)
-    files["previews"] = sorted(previews.values()) if isinstance(previews, dict) else list(previews)
+    files.update(write_usd_stage(world, directory, usd_cfg))
+    files.update(write_mjcf_scene(world, directory, mjcf_cfg))
+    files["previews"] = sorted(write_previews(world, directory).values())
     world.manifest.files = files
     return files
 
-
-def _usd_config(world: World) -> UsdConfig:
-    return from_dict(UsdConfig, world.manifest.config.get("usd", {}))
-
-
-def _mjcf_config(world: World) -> MjcfConfig:
-    return from_dict(MjcfConfig, world.manifest.config.get("mjcf", {}))
-
-
-def scene_report(cleaned: Any) -> dict[str, Any]:
-    """The reader's counts (non-finite rows, zero quaternions...) of the scene behind a clean result."""
-    report = getattr(cleaned.geometry, "read_report", None)
-    return report.as_dict() if report is not None else {}
