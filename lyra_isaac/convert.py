@@ -280,7 +280,7 @@ def convert(
     }
     manifest = WorldManifest(
         source={"path": str(ply_path.resolve()), "sha256": source_sha, "format": cleaned.geometry.source_format,
-                "gaussians": int(cleaned.stats.get("input", len(cleaned.geometry))),
+                "gaussians": int(cleaned.geometry.read_report.rows_in_file),
                 "cameras": str(cameras_path.resolve()) if cameras_path is not None else None},
         source_to_world=np.asarray(source_to_world).tolist(),
         scale_factor=float(scale_estimate.factor),
