@@ -3,11 +3,11 @@
 - ``previews/topdown.png``: the height map (hill-shaded, coloured by height), the walkable area (green), obstacles
   and other non-walkable surfaces (red tint), cells without a surface (grey), numbered spawn points with their
   heading, goal candidates, axes in metres and a scale bar.
-- ``previews/perspective_*.png``: the collision mesh ray-cast (open3d ``RaycastingScene``) and shaded: two
-  overviews from opposite corners above the world and, when there are spawn points, the view from the first
-  spawn at eye height. Back faces are skipped, so single-sided reconstructed rooms open up like a doll's house,
-  and the overviews cut away what lies more than ``CUTAWAY_HEIGHT`` above the nearest walkable ground (ceilings).
-  Vertex colours are used when the mesh has them, otherwise colour follows height.
+- ``previews/perspective_*.png``: the collision mesh ray-cast (:mod:`.geometry.raycast`: open3d, or numpy without
+  it) and shaded: two overviews from opposite corners above the world and, when there are spawn points, the view
+  from the first spawn at eye height. Back faces are skipped, so single-sided reconstructed rooms open up like a
+  doll's house, and the overviews cut away what lies more than ``CUTAWAY_HEIGHT`` above the nearest walkable
+  ground (ceilings). Vertex colours are used when the mesh has them, otherwise colour follows height.
 
 Headless: matplotlib's Agg canvas (no pyplot state) and Pillow. Files are written to a temp name and renamed.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import OutputError
+from .geometry.raycast import NEAR_PLANE, first_visible
 from .world import PREVIEWS_DIR, HeightMap, TriangleMesh, World
 
 logger = logging.getLogger(__name__)
@@ -265,14 +266,13 @@ def render_perspectives(mesh: TriangleMesh, spawn_points: np.ndarray | None,
         x, y, z, yaw = np.asarray(spawn_points, dtype=np.float64).reshape(-1, 4)[0]
         eye = np.array([x, y, z + EYE_HEIGHT])
         views.append(("spawn_0", eye, eye + np.array([np.cos(yaw), np.sin(yaw), -0.25])))
-    scene = _raycasting_scene(mesh)
     colors = None if mesh.colors is None else mesh.colors.astype(np.float32) / 255.0
     ceiling = _cutaway(heightmap) if heightmap is not None else None
     z_range = (lo[2], hi[2])
     if heightmap is not None and heightmap.walkable.any():
         walk = heightmap.heights[heightmap.walkable]
         z_range = (float(np.percentile(walk, 1)), float(np.percentile(walk, 99)) + 0.5)
-    return [(name, _render_view(scene, mesh, colors, eye, target, z_range,
+    return [(name, _render_view(mesh, colors, eye, target, z_range,
                                 ceiling if name.startswith("overview") else None))
             for name, eye, target in views]
 
@@ -296,22 +296,12 @@ def _cutaway(heightmap: HeightMap):
     return above
 
 
-def _raycasting_scene(mesh: TriangleMesh):
-    import open3d as o3d  # core dependency; imported lazily because it is slow to import
-
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(mesh.vertices.astype(np.float32)),
-                        o3d.core.Tensor(mesh.faces.astype(np.uint32)))
-    return scene
-
-
-def _render_view(scene, mesh: TriangleMesh, colors: np.ndarray | None, eye: np.ndarray, target: np.ndarray,
+def _render_view(mesh: TriangleMesh, colors: np.ndarray | None, eye: np.ndarray, target: np.ndarray,
                  z_range: tuple[float, float], hidden=None) -> np.ndarray:
     """(H, W, 3) uint8 shaded image of the mesh from a pinhole camera at ``eye`` looking at ``target`` (Z up).
 
-    Rays pass through back faces and through points for which ``hidden(points)`` is True."""
-    import open3d as o3d
-
+    Rays pass through back faces and through points for which ``hidden(points)`` is True (ray casting:
+    :func:`lyra_isaac.geometry.raycast.first_visible`, open3d or numpy)."""
     width, height = PERSPECTIVE_SIZE
     lo, hi = mesh.bounds()
     fog_distance = 3.0 * max(float(np.linalg.norm(hi - lo)), 1.0)
@@ -327,34 +317,17 @@ def _render_view(scene, mesh: TriangleMesh, colors: np.ndarray | None, eye: np.n
     dirs = (forward[None] * focal + u.reshape(-1, 1) * right[None] - v.reshape(-1, 1) * up[None])
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     n = len(dirs)
-    origins = np.repeat(eye[None], n, axis=0)
-    t_total = np.zeros(n)
-    hit_t = np.full(n, np.inf)
-    prim = np.full(n, -1, dtype=np.int64)
-    uvs = np.zeros((n, 2))
-    normals = np.zeros((n, 3))
-    active = np.arange(n)
-    for _ in range(MAX_SKIPS + 1):
-        rays = np.concatenate([origins[active] + dirs[active] * t_total[active, None], dirs[active]], axis=1)
-        result = scene.cast_rays(o3d.core.Tensor(rays.astype(np.float32)))
-        t = result["t_hit"].numpy().astype(np.float64)
-        nrm = result["primitive_normals"].numpy().astype(np.float64)
-        hit = np.isfinite(t)
-        front = hit & (np.einsum("ij,ij->i", nrm, dirs[active]) < 0)
-        if hidden is not None and front.any():
-            where = np.flatnonzero(front)
-            points = origins[active[where]] + dirs[active[where]] * (t_total[active[where]] + t[where])[:, None]
-            front[where[hidden(points)]] = False
-        idx = active[front]
-        hit_t[idx] = t_total[idx] + t[front]
-        prim[idx] = result["primitive_ids"].numpy()[front]
-        uvs[idx] = result["primitive_uvs"].numpy()[front]
-        normals[idx] = nrm[front]
-        back = hit & ~front
-        t_total[active[back]] += t[back] + 1e-4
-        active = active[back]
-        if len(active) == 0:
-            break
+
+    def project(points: np.ndarray) -> np.ndarray:
+        rel = points - eye[None]
+        depth = rel @ forward
+        safe = np.where(depth > NEAR_PLANE, depth, np.nan)
+        col = focal * (rel @ right) / safe + width / 2 - 0.5
+        row = -focal * (rel @ up) / safe + height / 2 - 0.5
+        return np.stack([col, row], axis=1)
+
+    hit_t, prim, uvs, normals = first_visible(mesh.vertices, mesh.faces, eye, dirs, width, height, project=project,
+                                              hidden=hidden, max_skips=MAX_SKIPS)
     found = prim >= 0
     image = np.tile(BACKGROUND, (n, 1))
     # vertical background gradient

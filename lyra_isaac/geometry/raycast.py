@@ -1,0 +1,335 @@
+"""Ray casting against a triangle mesh for regular ray grids: open3d's ``RaycastingScene`` or a numpy rasterizer.
+
+Two ray layouts cover every cast in the pipeline:
+
+- :func:`vertical_layers`: one downward ray per cell of a regular XY grid, continued through every surface it meets
+  (the walkable height map).
+- :func:`first_visible`: one ray per pixel of a pinhole camera; the first hit on a *front* face whose point is not
+  ``hidden`` (the perspective previews, which look through back faces and a ceiling cut-away).
+
+Backends (``backend=``): ``"open3d"`` casts rays through open3d's BVH (``RaycastingScene``); ``"numpy"`` needs no
+open3d: each triangle is rasterized over the ray grid (the grid cells, or pixels, inside its projected bounding
+box become candidate rays) and every candidate is tested exactly with the Moller-Trumbore ray-triangle test, in
+chunks of at most ``CHUNK_CANDIDATES``. For these grid layouts that is as exact as a BVH and needs no acceleration
+structure. ``"auto"`` (default) takes open3d when it imports and numpy otherwise: open3d is a core dependency here,
+but it is too large to travel to some GPU machines, so the whole conversion also runs without it. Tests compare the
+two backends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Literal
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+Backend = Literal["auto", "open3d", "numpy"]
+
+CHUNK_CANDIDATES = 4_000_000
+"""At most this many (ray, triangle) candidate pairs are tested at once by the numpy backend (~0.5 GB)."""
+EDGE_TOLERANCE = 1e-7
+"""Barycentric slack: a ray through a shared edge or vertex hits (both) neighbouring triangles, never neither."""
+MIN_DETERMINANT = 1e-12
+"""Rays (nearly) parallel to a triangle's plane do not hit it."""
+GRID_SLACK = 1e-6
+"""Metres: a grid ray this close outside a triangle's bounding box is still tested against it."""
+NEAR_PLANE = 1e-4
+"""Camera-space depth (metres) below which a vertex counts as behind the camera (its triangle is not projected)."""
+
+
+def resolve_backend(backend: Backend = "auto") -> str:
+    """"open3d" or "numpy": ``auto`` is open3d when it can be imported."""
+    if backend not in ("auto", "open3d", "numpy"):
+        raise ValueError(f"unknown ray-cast backend '{backend}' (choose auto, open3d or numpy)")
+    if backend != "auto":
+        return backend
+    try:
+        import open3d  # noqa: F401  (slow import; only its presence matters here)
+    except ImportError:
+        logger.info("ray casting: open3d is not installed, using the numpy rasterizer")
+        return "numpy"
+    return "open3d"
+
+
+def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(F, 3) float32 unit normals from the winding (v1 - v0) x (v2 - v0); zero for degenerate faces."""
+    v = vertices[faces].astype(np.float64)
+    n = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
+    length = np.linalg.norm(n, axis=1, keepdims=True)
+    return (n / np.where(length > 0, length, 1.0)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# vertical layers
+
+
+def vertical_layers(vertices: np.ndarray, faces: np.ndarray, xs: np.ndarray, ys: np.ndarray, z_start: float,
+                    max_layers: int, merge_distance: float = 1e-3,
+                    backend: Backend = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Downward rays from height ``z_start`` at every grid point (x, y), each continued through every surface.
+
+    Args:
+        vertices: (V, 3) float, metres, Z up.
+        faces: (F, 3) int vertex indices.
+        xs: (W,) float increasing x of the grid columns; ys: (H,) float increasing y of the grid rows. Rays are
+            ordered row-major: ray ``r * W + c`` is at (xs[c], ys[r]) (``np.meshgrid(xs, ys)`` raveled).
+        z_start: height the rays start from (above the mesh), metres.
+        max_layers: at most this many hits per ray, the highest first.
+        merge_distance: a hit less than this (metres) below the previous hit of the same ray is the same surface
+            (a shared edge, or open3d's continuation step).
+        backend: see the module docstring.
+
+    Returns:
+        z: (L, H*W) float32 hit heights, top first, NaN after a ray's last hit (L <= max_layers, at least 1).
+        normals: (L, H*W, 3) float32 unit normals of the hit triangles (winding orientation), NaN where no hit.
+    """
+    vertices = np.asarray(vertices, dtype=np.float32)
+    faces = np.asarray(faces, dtype=np.int64)
+    xs = np.asarray(xs, dtype=np.float32)
+    ys = np.asarray(ys, dtype=np.float32)
+    if resolve_backend(backend) == "open3d":
+        return _vertical_layers_open3d(vertices, faces, xs, ys, z_start, max_layers, merge_distance)
+    return _vertical_layers_numpy(vertices, faces, xs, ys, z_start, max_layers, merge_distance)
+
+
+def _vertical_layers_open3d(vertices, faces, xs, ys, z_start, max_layers, merge_distance):
+    import open3d as o3d
+
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(vertices), o3d.core.Tensor(faces.astype(np.uint32)))
+    gx, gy = np.meshgrid(xs, ys)
+    n = gx.size
+    rays = np.zeros((n, 6), dtype=np.float32)
+    rays[:, 0], rays[:, 1], rays[:, 2], rays[:, 5] = gx.ravel(), gy.ravel(), z_start, -1.0
+    z_layers, normal_layers = [], []
+    active = np.arange(n)
+    current_z = np.full(n, z_start, dtype=np.float32)
+    for _ in range(max_layers):
+        if len(active) == 0:
+            break
+        rays[active, 2] = current_z[active]
+        result = scene.cast_rays(o3d.core.Tensor(rays[active]))
+        t_hit = result["t_hit"].numpy()
+        hit = np.isfinite(t_hit)
+        z = np.full(n, np.nan, dtype=np.float32)
+        layer_normals = np.full((n, 3), np.nan, dtype=np.float32)
+        idx = active[hit]
+        z[idx] = current_z[idx] - t_hit[hit]
+        layer_normals[idx] = result["primitive_normals"].numpy()[hit]
+        z_layers.append(z)
+        normal_layers.append(layer_normals)
+        current_z[idx] = z[idx] - merge_distance
+        active = idx
+    if not z_layers:
+        return np.full((1, n), np.nan, np.float32), np.full((1, n, 3), np.nan, np.float32)
+    return np.stack(z_layers), np.stack(normal_layers)
+
+
+def _vertical_layers_numpy(vertices, faces, xs, ys, z_start, max_layers, merge_distance):
+    n = len(xs) * len(ys)
+    width = len(xs)
+    normals = face_normals(vertices, faces)
+    tri = vertices[faces].astype(np.float64)  # (F, 3, 3)
+    col_lo, col_hi = _grid_span(tri[:, :, 0], xs)
+    row_lo, row_hi = _grid_span(tri[:, :, 1], ys)
+    keep = (col_hi >= col_lo) & (row_hi >= row_lo) & (np.abs(normals[:, 2]) > 0)  # vertical faces: no hit
+    rays, ts, prims = [], [], []
+    direction = np.array([0.0, 0.0, -1.0])
+    for face, col, row in _candidates(np.flatnonzero(keep), col_lo, col_hi, row_lo, row_hi):
+        origins = np.stack([xs[col].astype(np.float64), ys[row].astype(np.float64),
+                            np.full(len(col), z_start, dtype=np.float64)], axis=1)
+        t, _, hit = _moller_trumbore(origins, direction[None], tri[face])
+        rays.append(row[hit] * width + col[hit])
+        ts.append(t[hit])
+        prims.append(face[hit])
+    if not rays or not sum(len(r) for r in rays):
+        return np.full((1, n), np.nan, np.float32), np.full((1, n, 3), np.nan, np.float32)
+    ray, t, prim = np.concatenate(rays), np.concatenate(ts), np.concatenate(prims)
+    order = np.lexsort((t, ray))
+    ray, t, prim = ray[order], t[order], prim[order]
+    same_ray = np.r_[False, ray[1:] == ray[:-1]]
+    duplicate = same_ray & (np.r_[np.inf, np.diff(t)] < merge_distance)
+    ray, t, prim = ray[~duplicate], t[~duplicate], prim[~duplicate]
+    first = np.r_[True, ray[1:] != ray[:-1]]
+    rank = np.arange(len(ray)) - np.maximum.accumulate(np.where(first, np.arange(len(ray)), 0))
+    use = rank < max_layers
+    ray, t, prim, rank = ray[use], t[use], prim[use], rank[use]
+    layers = int(rank.max()) + 1
+    z = np.full((layers, n), np.nan, dtype=np.float32)
+    layer_normals = np.full((layers, n, 3), np.nan, dtype=np.float32)
+    z[rank, ray] = (z_start - t).astype(np.float32)
+    layer_normals[rank, ray] = normals[prim]
+    return z, layer_normals
+
+
+def _grid_span(coords: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last index of the increasing ``axis`` samples within [min, max] (+- ``GRID_SLACK``) of each row of
+    ``coords`` (F, 3); last < first when none."""
+    axis = axis.astype(np.float64)
+    lo = np.searchsorted(axis, coords.min(axis=1) - GRID_SLACK, side="left")
+    hi = np.searchsorted(axis, coords.max(axis=1) + GRID_SLACK, side="right") - 1
+    return lo.astype(np.int64), hi.astype(np.int64)
+
+
+def _candidates(face_ids: np.ndarray, col_lo: np.ndarray, col_hi: np.ndarray, row_lo: np.ndarray,
+                row_hi: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(face, col, row) int64 arrays of every grid point in each face's box, at most ``CHUNK_CANDIDATES`` a chunk.
+
+    A single face whose box alone exceeds the chunk comes as a chunk of its own."""
+    ncols = col_hi[face_ids] - col_lo[face_ids] + 1
+    counts = ncols * (row_hi[face_ids] - row_lo[face_ids] + 1)
+    ends = np.cumsum(counts)
+    start = 0
+    while start < len(face_ids):
+        base = ends[start - 1] if start else 0
+        stop = max(int(np.searchsorted(ends, base + CHUNK_CANDIDATES, side="right")), start + 1)
+        ids, cnt, nc = face_ids[start:stop], counts[start:stop], ncols[start:stop]
+        face = np.repeat(ids, cnt)
+        local = np.arange(int(cnt.sum()), dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        width = np.repeat(nc, cnt)
+        yield face, col_lo[face] + local % width, row_lo[face] + local // width
+        start = stop
+
+
+def _moller_trumbore(origins: np.ndarray, directions: np.ndarray,
+                     triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ray-triangle intersection, pairwise. origins (N, 3), directions (N, 3) or (1, 3), triangles (N, 3, 3).
+
+    Returns t (N,) distance along the direction, uv (N, 2) barycentrics of v1 and v2, hit (N,) bool (t > 0)."""
+    v0 = triangles[:, 0]
+    e1 = triangles[:, 1] - v0
+    e2 = triangles[:, 2] - v0
+    d = np.broadcast_to(directions, origins.shape)
+    p = np.cross(d, e2)
+    det = np.einsum("ij,ij->i", e1, p)
+    ok = np.abs(det) > MIN_DETERMINANT
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    s = origins - v0
+    u = np.einsum("ij,ij->i", s, p) * inv
+    q = np.cross(s, e1)
+    v = np.einsum("ij,ij->i", d, q) * inv
+    t = np.einsum("ij,ij->i", e2, q) * inv
+    hit = ok & (u >= -EDGE_TOLERANCE) & (v >= -EDGE_TOLERANCE) & (u + v <= 1 + EDGE_TOLERANCE) & (t > 0)
+    return t, np.stack([u, v], axis=1), hit
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# pinhole views
+
+
+def first_visible(vertices: np.ndarray, faces: np.ndarray, eye: np.ndarray, directions: np.ndarray,
+                  width: int, height: int, project: Callable[[np.ndarray], np.ndarray] | None = None,
+                  hidden: Callable[[np.ndarray], np.ndarray] | None = None, max_skips: int = 8,
+                  backend: Backend = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """First front-face hit per pixel ray that is not ``hidden``; back faces and hidden points are looked through.
+
+    Args:
+        vertices: (V, 3) float, metres; faces: (F, 3) int.
+        eye: (3,) camera centre, metres.
+        directions: (height * width, 3) float unit ray directions, row-major pixels.
+        width, height: image size in pixels.
+        project: (K, 3) points -> (K, 2) float pixel coordinates (column, row; pixel centres at integers), NaN for
+            points at or behind the camera plane (depth <= ``NEAR_PLANE``); required by the numpy backend (it
+            rasterizes each triangle's projected box).
+        hidden: (K, 3) hit points -> (K,) bool, True to look through the point (e.g. above a cut-away height).
+        max_skips: the open3d backend continues a ray past at most this many back faces or hidden hits (the numpy
+            backend has no limit).
+        backend: see the module docstring.
+
+    Returns:
+        t: (N,) float64 hit distance (inf: none); prim: (N,) int64 face index (-1: none); uv: (N, 2) float64
+        barycentrics of the face's v1 and v2 at the hit; normals: (N, 3) float64 unit face normals.
+    """
+    vertices = np.asarray(vertices, dtype=np.float32)
+    faces = np.asarray(faces, dtype=np.int64)
+    eye = np.asarray(eye, dtype=np.float64)
+    directions = np.asarray(directions, dtype=np.float64)
+    if resolve_backend(backend) == "open3d":
+        return _first_visible_open3d(vertices, faces, eye, directions, hidden, max_skips)
+    if project is None:
+        raise ValueError("the numpy ray-cast backend needs project= to rasterize triangles")
+    return _first_visible_numpy(vertices, faces, eye, directions, width, height, project, hidden)
+
+
+def _first_visible_open3d(vertices, faces, eye, dirs, hidden, max_skips):
+    import open3d as o3d
+
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(vertices), o3d.core.Tensor(faces.astype(np.uint32)))
+    n = len(dirs)
+    origins = np.repeat(eye[None], n, axis=0)
+    t_total = np.zeros(n)
+    hit_t = np.full(n, np.inf)
+    prim = np.full(n, -1, dtype=np.int64)
+    uvs = np.zeros((n, 2))
+    normals = np.zeros((n, 3))
+    active = np.arange(n)
+    for _ in range(max_skips + 1):
+        rays = np.concatenate([origins[active] + dirs[active] * t_total[active, None], dirs[active]], axis=1)
+        result = scene.cast_rays(o3d.core.Tensor(rays.astype(np.float32)))
+        t = result["t_hit"].numpy().astype(np.float64)
+        nrm = result["primitive_normals"].numpy().astype(np.float64)
+        hit = np.isfinite(t)
+        front = hit & (np.einsum("ij,ij->i", nrm, dirs[active]) < 0)
+        if hidden is not None and front.any():
+            where = np.flatnonzero(front)
+            points = origins[active[where]] + dirs[active[where]] * (t_total[active[where]] + t[where])[:, None]
+            front[where[hidden(points)]] = False
+        idx = active[front]
+        hit_t[idx] = t_total[idx] + t[front]
+        prim[idx] = result["primitive_ids"].numpy()[front]
+        uvs[idx] = result["primitive_uvs"].numpy()[front]
+        normals[idx] = nrm[front]
+        back = hit & ~front
+        t_total[active[back]] += t[back] + 1e-4
+        active = active[back]
+        if len(active) == 0:
+            break
+    return hit_t, prim, uvs, normals
+
+
+def _first_visible_numpy(vertices, faces, eye, dirs, width, height, project, hidden):
+    n = width * height
+    normals = face_normals(vertices, faces).astype(np.float64)
+    tri = vertices[faces].astype(np.float64)
+    # Front faces only (a ray meets a plane from its front side exactly when the eye is in front of the plane).
+    front = np.einsum("ij,ij->i", normals, tri[:, 0] - eye[None]) < 0
+    pix = np.asarray(project(tri.reshape(-1, 3)), dtype=np.float64).reshape(-1, 3, 2)
+    in_front = np.isfinite(pix).all(axis=2)
+    keep = front & in_front.any(axis=1)
+    col_lo = np.zeros(len(faces), np.int64)
+    col_hi = np.full(len(faces), width - 1, np.int64)
+    row_lo = np.zeros(len(faces), np.int64)
+    row_hi = np.full(len(faces), height - 1, np.int64)
+    projectable = keep & in_front.all(axis=1)  # straddling the camera plane: the whole image is its box
+    if projectable.any():
+        box = pix[projectable]
+        col_lo[projectable] = np.clip(np.ceil(box[:, :, 0].min(axis=1) - 1e-6), 0, width)
+        col_hi[projectable] = np.clip(np.floor(box[:, :, 0].max(axis=1) + 1e-6), -1, width - 1)
+        row_lo[projectable] = np.clip(np.ceil(box[:, :, 1].min(axis=1) - 1e-6), 0, height)
+        row_hi[projectable] = np.clip(np.floor(box[:, :, 1].max(axis=1) + 1e-6), -1, height - 1)
+    keep &= (col_hi >= col_lo) & (row_hi >= row_lo)
+    best_t = np.full(n, np.inf)
+    best_prim = np.full(n, -1, dtype=np.int64)
+    best_uv = np.zeros((n, 2))
+    for face, col, row in _candidates(np.flatnonzero(keep), col_lo, col_hi, row_lo, row_hi):
+        ray = row * width + col
+        t, uv, hit = _moller_trumbore(np.broadcast_to(eye, (len(ray), 3)), dirs[ray], tri[face])
+        if hidden is not None and hit.any():
+            where = np.flatnonzero(hit)
+            hit[where[hidden(eye[None] + dirs[ray[where]] * t[where, None])]] = False
+        ray, t, uv, face = ray[hit], t[hit], uv[hit], face[hit]
+        closer = t < best_t[ray]
+        ray, t, uv, face = ray[closer], t[closer], uv[closer], face[closer]
+        order = np.lexsort((t, ray))
+        first = order[np.r_[True, ray[order][1:] != ray[order][:-1]]] if len(order) else order
+        best_t[ray[first]] = t[first]
+        best_prim[ray[first]] = face[first]
+        best_uv[ray[first]] = uv[first]
+    hit_normals = np.zeros((n, 3))
+    found = best_prim >= 0
+    hit_normals[found] = normals[best_prim[found]]
+    return best_t, best_prim, best_uv, hit_normals
