@@ -230,37 +230,9 @@ def _cast_layers(mesh: TriangleMesh, xs: np.ndarray, ys: np.ndarray, z_start: fl
         z: (L, H*W) float32 hit heights, top first, NaN after the last hit.
         normals: (L, H*W, 3) float32 the hit triangles' unit normals (winding orientation), NaN after the last hit.
     """
-    import open3d as o3d  # a core dependency; imported here because it is slow to import
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(mesh.vertices.astype(np.float32)),
-                        o3d.core.Tensor(mesh.faces.astype(np.uint32)))
-    gx, gy = np.meshgrid(xs.astype(np.float32), ys.astype(np.float32))
-    n = gx.size
-    rays = np.zeros((n, 6), dtype=np.float32)
-    rays[:, 0], rays[:, 1], rays[:, 2], rays[:, 5] = gx.ravel(), gy.ravel(), z_start, -1.0
-    z_layers, normal_layers = [], []
-    active = np.arange(n)
-    current_z = np.full(n, z_start, dtype=np.float32)
-    for _ in range(max_layers):
-        if len(active) == 0:
-            break
-        rays[active, 2] = current_z[active]
-        result = scene.cast_rays(o3d.core.Tensor(rays[active]))
-        t_hit = result["t_hit"].numpy()
-        normals = result["primitive_normals"].numpy()
-        hit = np.isfinite(t_hit)
-        z = np.full(n, np.nan, dtype=np.float32)
-        layer_normals = np.full((n, 3), np.nan, dtype=np.float32)
-        idx = active[hit]
-        z[idx] = current_z[idx] - t_hit[hit]
-        layer_normals[idx] = normals[hit]
-        z_layers.append(z)
-        normal_layers.append(layer_normals)
-        current_z[idx] = z[idx] - RAY_EPSILON
-        active = idx
-    if not z_layers:
-        return np.full((1, n), np.nan, np.float32), np.full((1, n, 3), np.nan, np.float32)
-    return np.stack(z_layers), np.stack(normal_layers)
+    from .raycast import vertical_layers
+
+    return vertical_layers(mesh.vertices, mesh.faces, xs, ys, z_start, max_layers, merge_distance=RAY_EPSILON)
 
 
 def _choose_ground(z: np.ndarray, nz: np.ndarray, clearance_height: float) -> tuple[np.ndarray, ...]:
