@@ -12,10 +12,16 @@ The height map samples the collision mesh on a regular XY grid (metres, Z up, fl
   at least ``ROOF_MIN_GAP`` of free space below (the roof of a closed ceiling slab, not a table), the ground is the
   highest surface under it with that much free height (the table top under the ceiling). No ground:
   ``heights`` is NaN (no surface: a hole, or outside the mesh).
-- Steep triangles (walls, risers, table sides) are sampled at half-cell spacing; a sample inside a cell's
-  clearance raises that cell's ``heights`` to it, so ``heights`` is the **top surface below the cell's
+  A reconstructed wall, lintel or ceiling is a thin, folded sheet that a grazing ray crosses tens of times, so
+  rays are followed through ``max_layers`` (64) surfaces: a ray stopped early above a doorway would take the
+  lintel for the ground and wall the door up.
+- Steep triangles (walls, risers, table sides) are sampled at half-cell spacing. A sample rising more than
+  ``max_step_height`` above a cell's ground but below ``clearance_height`` (inside the robot's body) blocks the
+  cell and raises its ``heights`` up to the cell's ceiling, so ``heights`` is the **top surface below the cell's
   ceiling**: walls stand as columns, as a 2.5-D height field must show them, and a ceiling never fills the map.
-  ``clearance`` stays the free height above the ground.
+  Steep surfaces only above ``clearance_height`` in a cell nothing blocks (the sides of a lintel, a beam) hang
+  over a free passage: they leave the cell's height at its ground. ``clearance`` stays the free height above
+  the ground.
 - A cell is **walkable** when its ground has head clearance, its surface normal is within
   :attr:`WalkableConfig.max_slope_deg` of up, no steep sample rises more than ``max_step_height`` inside its
   clearance, and no 4-neighbour differs in height by more than ``max_step_height``; then only the largest
@@ -49,6 +55,8 @@ YAW_DIRECTIONS = 16
 """Headings tried when a spawn faces the most open direction."""
 YAW_MAX_RANGE = 10.0
 """Farthest free distance (metres) looked for along each heading."""
+LAYER_BAND_ENTRIES = 8_000_000
+"""The ray casts run in bands of grid rows of at most this many (layer, ray) entries (~0.2 GB of arrays)."""
 FPS_MAX_CANDIDATES = 50_000
 """Farthest-point sampling runs on at most this many candidate cells (random subset)."""
 
@@ -63,8 +71,10 @@ class WalkableConfig:
     """Margin added around the mesh's XY bounds."""
     max_cells: int = 16_000_000
     """Largest grid; a bigger world gets a coarser cell (logged)."""
-    max_layers: int = 8
-    """Surfaces followed per downward ray."""
+    max_layers: int = 64
+    """Surfaces followed per downward ray. Reconstructed walls, lintels and ceilings are thin folded sheets that
+    a ray grazing them crosses tens of times (up to ~45 in the fixtures); a ray stopped before the floor takes the
+    overhang above it for the ground, so this must exceed the folds."""
     max_slope_deg: float = 30.0
     """Largest walkable slope (surface normal to up)."""
     slope_window: int = 3
@@ -80,6 +90,11 @@ class WalkableConfig:
     """Spawn points keep at least this distance from non-walkable cells (obstacles, edges, holes)."""
     goal_clearance: float = 0.3
     """Goal points keep at least this distance from non-walkable cells."""
+    spawn_level_radius: float = 0.3
+    """Spawn points stand on level ground: every walkable cell within this radius (a robot's footprint) ..."""
+    spawn_level_tolerance: float = 0.1
+    """... lies within this height of the spawn point (so no spawn straddles a stair riser; ramps up to ~18 deg
+    pass at the defaults). Where no cell is that level, the test is dropped (logged)."""
     num_spawn_points: int = 16
     """Spawn points sampled (fewer when the area is small)."""
     num_goal_points: int = 64
@@ -121,10 +136,8 @@ def build_heightmap(mesh: TriangleMesh, cfg: WalkableConfig | None = None) -> He
     xs = origin[0] + cell * np.arange(width)
     ys = origin[1] + cell * np.arange(height)
 
-    z_hits, normal_hits = _cast_layers(mesh, xs, ys, float(hi[2]) + RAY_START_MARGIN, cfg.max_layers)
-    ground, layer, clearance = _choose_ground(z_hits, normal_hits[..., 2], cfg.clearance_height)
-    ground_normal = normal_hits[layer, np.arange(len(layer))]
-    del z_hits, normal_hits
+    ground, ground_normal, clearance, truncated = _ground_by_bands(mesh, xs, ys, float(hi[2]) + RAY_START_MARGIN,
+                                                                   cfg)
     ground = ground.reshape(height, width)
     ground_nz = _smoothed_nz(ground_normal.reshape(height, width, 3), np.isfinite(ground), cfg.slope_window)
     clearance = clearance.reshape(height, width)
@@ -141,8 +154,11 @@ def build_heightmap(mesh: TriangleMesh, cfg: WalkableConfig | None = None) -> He
         "cells": int(heights.size), "surface_cells": int(np.isfinite(heights).sum()),
         "clear_cells": int(standable.sum()), "flat_cells": int((standable & flat).sum()),
         "candidate_cells": int(candidate.sum()), "regions": regions, "walkable_cells": int(walkable.sum()),
-        "specks_filled": specks,
+        "specks_filled": specks, "rays_truncated": truncated,
     }
+    if truncated:
+        logger.warning("walkable: %d rays met %d surfaces, the most followed; surfaces below are not seen (raise "
+                       "walkable.max_layers)", truncated, cfg.max_layers)
     logger.info("walkable: %dx%d cells of %.3f m; %d with a surface, %d with %.2f m clearance, %d flat, "
                 "%d candidates in %d regions; largest %.1f m2", width, height, cell, stats["surface_cells"],
                 stats["clear_cells"], cfg.clearance_height, stats["flat_cells"], stats["candidate_cells"],
@@ -173,7 +189,9 @@ def sample_points(heightmap: HeightMap, cfg: WalkableConfig | None = None,
     """Spread-out spawn poses and goal points on the walkable area, away from obstacles and edges.
 
     Candidates are walkable cells at least ``spawn_clearance`` (goals: ``goal_clearance``) from any non-walkable
-    cell (Euclidean distance transform); farthest-point sampling spreads them out from a random first pick.
+    cell (Euclidean distance transform); spawn candidates also stand on level ground (``spawn_level_radius``,
+    ``spawn_level_tolerance``: not across a stair riser). Farthest-point sampling spreads them out from a random
+    first pick.
 
     Args:
         heightmap: from :func:`build_heightmap`.
@@ -198,6 +216,15 @@ def sample_points(heightmap: HeightMap, cfg: WalkableConfig | None = None,
     if len(spawn_cells) == 0:
         raise ConversionError(None, f"no walkable cell lies {cfg.spawn_clearance} m from obstacles and edges "
                                     f"(widest free spot: {distance.max():.2f} m); lower walkable.spawn_clearance")
+    level = _level_cells(heightmap.heights, walkable, cfg.spawn_level_radius / heightmap.cell_size,
+                         cfg.spawn_level_tolerance)
+    level_cells = np.argwhere(walkable & (distance >= cfg.spawn_clearance) & level)
+    if len(level_cells):
+        spawn_cells = level_cells
+    else:
+        logger.warning("walkable: no walkable cell %.2f m from edges is level within %.2f m over %.2f m; spawn "
+                       "points may stand on slopes or steps", cfg.spawn_clearance, cfg.spawn_level_tolerance,
+                       cfg.spawn_level_radius)
     goal_cells = np.argwhere(walkable & (distance >= cfg.goal_clearance))
     spawn_rc = _farthest_points(spawn_cells, cfg.num_spawn_points, rng)
     goal_rc = _farthest_points(goal_cells, cfg.num_goal_points, rng)
@@ -233,6 +260,32 @@ def _cast_layers(mesh: TriangleMesh, xs: np.ndarray, ys: np.ndarray, z_start: fl
     from .raycast import vertical_layers
 
     return vertical_layers(mesh.vertices, mesh.faces, xs, ys, z_start, max_layers, merge_distance=RAY_EPSILON)
+
+
+def _ground_by_bands(mesh: TriangleMesh, xs: np.ndarray, ys: np.ndarray, z_start: float,
+                     cfg: WalkableConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Ray cast and choose the ground in bands of grid rows, so the (layers, rays) arrays stay within
+    ``LAYER_BAND_ENTRIES`` whatever ``max_layers`` is.
+
+    Returns:
+        ground: (H*W,) float32 ground height (NaN: none), metres.
+        normal: (H*W, 3) float32 the ground triangle's unit normal (NaN: none).
+        clearance: (H*W,) float32 free height above the ground (inf: open sky), metres.
+        truncated: rays that met ``max_layers`` surfaces (any surface below those is not seen).
+    """
+    layers = max(int(cfg.max_layers), 1)
+    rows_per_band = max(1, LAYER_BAND_ENTRIES // (layers * len(xs)))
+    ground, normal, clearance = [], [], []
+    truncated = 0
+    for r0 in range(0, len(ys), rows_per_band):
+        z_hits, normal_hits = _cast_layers(mesh, xs, ys[r0:r0 + rows_per_band], z_start, layers)
+        if len(z_hits) == layers:
+            truncated += int(np.isfinite(z_hits[-1]).sum())
+        g, layer, c = _choose_ground(z_hits, normal_hits[..., 2], cfg.clearance_height)
+        ground.append(g)
+        normal.append(normal_hits[layer, np.arange(len(layer))])
+        clearance.append(c)
+    return np.concatenate(ground), np.concatenate(normal), np.concatenate(clearance), truncated
 
 
 def _choose_ground(z: np.ndarray, nz: np.ndarray, clearance_height: float) -> tuple[np.ndarray, ...]:
@@ -311,7 +364,14 @@ def _steep_samples(mesh: TriangleMesh, spacing: float, cos_max_slope: float) -> 
 
 def _raise_with_steep(mesh: TriangleMesh, ground: np.ndarray, clearance: np.ndarray, origin: tuple[float, float],
                       cell: float, cfg: WalkableConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Heights raised to steep surfaces inside each cell's clearance, and the cells they block (rise > step)."""
+    """Heights raised to steep surfaces inside each cell's clearance, and the cells they block.
+
+    A steep sample blocks its cell when it rises more than ``max_step_height`` above the ground but stays below
+    ``clearance_height`` above it (inside the robot's body). Samples higher than that, up to the cell's ceiling,
+    raise the cell's height only where the cell is blocked (a wall or a tall cabinet, standing up from the floor
+    into the ceiling); in a cell they do not block they hang from the ceiling above a free body height (a lintel
+    over a doorway, a beam, a high shelf) and the cell keeps its ground height, so the height field keeps the
+    passage under them open."""
     heights = ground.astype(np.float64).copy()
     blocked = np.zeros(ground.shape, dtype=bool)
     samples = _steep_samples(mesh, 0.5 * cell, np.cos(np.radians(cfg.max_slope_deg)))
@@ -325,9 +385,10 @@ def _raise_with_steep(mesh: TriangleMesh, ground: np.ndarray, clearance: np.ndar
     base = ground[rows, cols]
     limit = base + np.where(np.isfinite(clearance[rows, cols]), clearance[rows, cols], np.inf)
     within = np.isfinite(base) & (z > base) & (z < limit - RAY_EPSILON)
-    np.maximum.at(heights, (rows[within], cols[within]), z[within])
-    rise = within & (z > base + cfg.max_step_height)
+    rise = within & (z > base + cfg.max_step_height) & (z < base + cfg.clearance_height)
     blocked[rows[rise], cols[rise]] = True
+    counts = within & ((z < base + cfg.clearance_height) | blocked[rows, cols])
+    np.maximum.at(heights, (rows[counts], cols[counts]), z[counts])
     return heights, blocked
 
 
@@ -384,6 +445,22 @@ def _largest_region(mask: np.ndarray) -> tuple[np.ndarray, int]:
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
     return labels == int(np.argmax(sizes)), int(count)
+
+
+def _level_cells(heights: np.ndarray, walkable: np.ndarray, radius_cells: float, tolerance: float) -> np.ndarray:
+    """(H, W) bool: walkable cells whose walkable neighbours within ``radius_cells`` (a disk) all lie within
+    ``tolerance`` (metres) of their height."""
+    from scipy import ndimage
+
+    radius_cells = float(radius_cells) + 1e-6  # a radius of a whole number of cells includes that ring
+    r = max(int(np.floor(radius_cells)), 0)
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    disk = yy**2 + xx**2 <= radius_cells**2
+    h = np.asarray(heights, dtype=np.float64)
+    high = ndimage.maximum_filter(np.where(walkable, h, -np.inf), footprint=disk, mode="constant", cval=-np.inf)
+    low = ndimage.minimum_filter(np.where(walkable, h, np.inf), footprint=disk, mode="constant", cval=np.inf)
+    with np.errstate(invalid="ignore"):
+        return walkable & (high - h <= tolerance) & (h - low <= tolerance)
 
 
 def _farthest_points(cells: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
