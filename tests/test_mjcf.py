@@ -7,7 +7,7 @@ import pytest
 
 mujoco = pytest.importorskip("mujoco")
 
-from lyra_isaac.errors import InputError  # noqa: E402
+from lyra_isaac.errors import ConfigError, InputError  # noqa: E402
 from lyra_isaac.mjcf.scene import MjcfConfig, ground_tiles, prepare_ground, write_mjcf_scene  # noqa: E402
 from lyra_isaac.world import HeightMap, TriangleMesh  # noqa: E402
 from tests.worlds import make_valley_world, surface_height  # noqa: E402
@@ -181,3 +181,27 @@ def test_noisy_floor_stays_a_plane():
     # both features are inside tiles
     for x, y in [(-4 + 0.05 * 110, -4 + 0.05 * 110), (-4 + 0.05 * 40, -4 + 0.05 * 40)]:
         assert any(abs(x - t.cx) <= t.rx and abs(y - t.cy) <= t.ry for t in tiles), (x, y)
+
+
+def test_open_ceiling_sheet_becomes_tiles_spheres_land_on(tmp_path):
+    """An open (single-sided, reconstructed) sheet overhead becomes thickened convex tiles, not one hull or a
+    slow CoACD run; a sphere dropped from above rests on it, one dropped below it stays on the floor."""
+    import trimesh
+
+    world = make_valley_world(with_splats=False)
+    grid = np.stack(np.meshgrid(np.linspace(-1.0, 1.0, 21), np.linspace(0.5, 1.5, 11)), -1).reshape(-1, 2)
+    z = 1.2 + 0.15 * np.sin(2.0 * grid[:, 0])  # a gently curved sheet: one hull would fill the dip
+    rows, cols = 11, 21
+    idx = np.arange(rows * cols).reshape(rows, cols)
+    a, b, c, d = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
+    sheet = trimesh.Trimesh(np.c_[grid, z], np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)]))
+    merged = trimesh.util.concatenate([trimesh.Trimesh(world.collision.vertices, world.collision.faces), sheet])
+    world.collision = TriangleMesh(merged.vertices, merged.faces)
+    files = write_mjcf_scene(world, tmp_path)
+    parts = [k for k in files if k.startswith("mjcf_part_")]
+    assert len(parts) >= 4  # 2 x 1 m cut into 0.5 m tiles
+    rest = drop_spheres(tmp_path / "scene.xml", [(0.05, 1.0)], start_z=2.5, seconds=1.5)
+    expected = 1.2 + 0.15 * np.sin(0.1)
+    assert rest[0, 2] == pytest.approx(expected + RADIUS, abs=0.04)
+    with pytest.raises(ConfigError, match="overhang_method"):
+        write_mjcf_scene(world, tmp_path / "bad", MjcfConfig(overhang_method="voxels"))
