@@ -324,7 +324,7 @@ def _render_view(mesh: TriangleMesh, colors: np.ndarray | None, eye: np.ndarray,
         safe = np.where(depth > NEAR_PLANE, depth, np.nan)
         col = focal * (rel @ right) / safe + width / 2 - 0.5
         row = -focal * (rel @ up) / safe + height / 2 - 0.5
-        return np.stack([col, row], axis=1)
+        return np.stack([col, row, depth], axis=1)
 
     hit_t, prim, uvs, normals = first_visible(mesh.vertices, mesh.faces, eye, dirs, width, height, project=project,
                                               hidden=hidden, max_skips=MAX_SKIPS)

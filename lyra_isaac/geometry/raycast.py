@@ -223,6 +223,7 @@ def _moller_trumbore(origins: np.ndarray, directions: np.ndarray,
 def first_visible(vertices: np.ndarray, faces: np.ndarray, eye: np.ndarray, directions: np.ndarray,
                   width: int, height: int, project: Callable[[np.ndarray], np.ndarray] | None = None,
                   hidden: Callable[[np.ndarray], np.ndarray] | None = None, max_skips: int = 8,
+                  cull_back_faces: bool = True,
                   backend: Backend = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """First front-face hit per pixel ray that is not ``hidden``; back faces and hidden points are looked through.
 
@@ -231,30 +232,33 @@ def first_visible(vertices: np.ndarray, faces: np.ndarray, eye: np.ndarray, dire
         eye: (3,) camera centre, metres.
         directions: (height * width, 3) float unit ray directions, row-major pixels.
         width, height: image size in pixels.
-        project: (K, 3) points -> (K, 2) float pixel coordinates (column, row; pixel centres at integers), NaN for
-            points at or behind the camera plane (depth <= ``NEAR_PLANE``); required by the numpy backend (it
-            rasterizes each triangle's projected box).
+        project: (K, 3) points -> (K, 3) float (column, row, depth): pixel coordinates (pixel centres at integers)
+            and depth along the camera axis, metres (column and row are only read where depth > ``NEAR_PLANE``);
+            required by the numpy backend (it rasterizes each triangle's projected box, clipped at the near
+            plane).
         hidden: (K, 3) hit points -> (K,) bool, True to look through the point (e.g. above a cut-away height).
         max_skips: the open3d backend continues a ray past at most this many back faces or hidden hits (the numpy
             backend has no limit).
+        cull_back_faces: False to take the first hit on any face (a plain render of a closed scene).
         backend: see the module docstring.
 
     Returns:
-        t: (N,) float64 hit distance (inf: none); prim: (N,) int64 face index (-1: none); uv: (N, 2) float64
-        barycentrics of the face's v1 and v2 at the hit; normals: (N, 3) float64 unit face normals.
+        t: (N,) float64 hit distance in units of each direction's length (inf: none); prim: (N,) int64 face index
+        (-1: none); uv: (N, 2) float64 barycentrics of the face's v1 and v2 at the hit; normals: (N, 3) float64
+        unit face normals.
     """
     vertices = np.asarray(vertices, dtype=np.float32)
     faces = np.asarray(faces, dtype=np.int64)
     eye = np.asarray(eye, dtype=np.float64)
     directions = np.asarray(directions, dtype=np.float64)
     if resolve_backend(backend) == "open3d":
-        return _first_visible_open3d(vertices, faces, eye, directions, hidden, max_skips)
+        return _first_visible_open3d(vertices, faces, eye, directions, hidden, max_skips, cull_back_faces)
     if project is None:
         raise ValueError("the numpy ray-cast backend needs project= to rasterize triangles")
-    return _first_visible_numpy(vertices, faces, eye, directions, width, height, project, hidden)
+    return _first_visible_numpy(vertices, faces, eye, directions, width, height, project, hidden, cull_back_faces)
 
 
-def _first_visible_open3d(vertices, faces, eye, dirs, hidden, max_skips):
+def _first_visible_open3d(vertices, faces, eye, dirs, hidden, max_skips, cull_back_faces=True):
     import open3d as o3d
 
     scene = o3d.t.geometry.RaycastingScene()
@@ -273,7 +277,7 @@ def _first_visible_open3d(vertices, faces, eye, dirs, hidden, max_skips):
         t = result["t_hit"].numpy().astype(np.float64)
         nrm = result["primitive_normals"].numpy().astype(np.float64)
         hit = np.isfinite(t)
-        front = hit & (np.einsum("ij,ij->i", nrm, dirs[active]) < 0)
+        front = hit & ((np.einsum("ij,ij->i", nrm, dirs[active]) < 0) | (not cull_back_faces))
         if hidden is not None and front.any():
             where = np.flatnonzero(front)
             points = origins[active[where]] + dirs[active[where]] * (t_total[active[where]] + t[where])[:, None]
@@ -291,26 +295,44 @@ def _first_visible_open3d(vertices, faces, eye, dirs, hidden, max_skips):
     return hit_t, prim, uvs, normals
 
 
-def _first_visible_numpy(vertices, faces, eye, dirs, width, height, project, hidden):
+def _first_visible_numpy(vertices, faces, eye, dirs, width, height, project, hidden, cull_back_faces=True):
     n = width * height
     normals = face_normals(vertices, faces).astype(np.float64)
     tri = vertices[faces].astype(np.float64)
     # Front faces only (a ray meets a plane from its front side exactly when the eye is in front of the plane).
     front = np.einsum("ij,ij->i", normals, tri[:, 0] - eye[None]) < 0
-    pix = np.asarray(project(tri.reshape(-1, 3)), dtype=np.float64).reshape(-1, 3, 2)
-    in_front = np.isfinite(pix).all(axis=2)
+    if not cull_back_faces:
+        front[:] = True
+    proj = np.asarray(project(tri.reshape(-1, 3)), dtype=np.float64).reshape(-1, 3, 3)
+    depth = proj[:, :, 2]
+    in_front = depth > NEAR_PLANE
     keep = front & in_front.any(axis=1)
-    col_lo = np.zeros(len(faces), np.int64)
-    col_hi = np.full(len(faces), width - 1, np.int64)
-    row_lo = np.zeros(len(faces), np.int64)
-    row_hi = np.full(len(faces), height - 1, np.int64)
-    projectable = keep & in_front.all(axis=1)  # straddling the camera plane: the whole image is its box
-    if projectable.any():
-        box = pix[projectable]
-        col_lo[projectable] = np.clip(np.ceil(box[:, :, 0].min(axis=1) - 1e-6), 0, width)
-        col_hi[projectable] = np.clip(np.floor(box[:, :, 0].max(axis=1) + 1e-6), -1, width - 1)
-        row_lo[projectable] = np.clip(np.ceil(box[:, :, 1].min(axis=1) - 1e-6), 0, height)
-        row_hi[projectable] = np.clip(np.floor(box[:, :, 1].max(axis=1) + 1e-6), -1, height - 1)
+    pix = np.where(in_front[:, :, None], proj[:, :, :2], np.nan)  # (F, 3, 2); NaN behind the near plane
+    straddle = np.flatnonzero(keep & ~in_front.all(axis=1))
+    if len(straddle):
+        # Clip at the near plane: the crossing point of every edge with one end on each side joins the box.
+        clipped = [pix[straddle]]
+        for a, b in ((0, 1), (1, 2), (2, 0)):
+            da, db = depth[straddle, a], depth[straddle, b]
+            crosses = (da > NEAR_PLANE) != (db > NEAR_PLANE)
+            w = np.where(crosses, (2 * NEAR_PLANE - da) / np.where(crosses, db - da, 1.0), 0.0)
+            point = tri[straddle, a] + w[:, None] * (tri[straddle, b] - tri[straddle, a])
+            crossing = np.asarray(project(point), dtype=np.float64)[:, :2]
+            clipped.append(np.where(crosses[:, None], crossing, np.nan)[:, None, :])
+        pix_s = np.concatenate(clipped, axis=1)
+    lo = np.full((len(faces), 2), np.inf)
+    hi = np.full((len(faces), 2), -np.inf)
+    both = keep & in_front.all(axis=1)
+    lo[both], hi[both] = pix[both].min(axis=1), pix[both].max(axis=1)
+    if len(straddle):
+        lo[straddle], hi[straddle] = np.nanmin(pix_s, axis=1), np.nanmax(pix_s, axis=1)
+    keep &= np.isfinite(lo).all(axis=1) & np.isfinite(hi).all(axis=1)
+    lo = np.where(keep[:, None], lo, 0.0)
+    hi = np.where(keep[:, None], hi, -1.0)
+    col_lo = np.clip(np.ceil(lo[:, 0] - 1e-6), 0, width).astype(np.int64)
+    col_hi = np.clip(np.floor(hi[:, 0] + 1e-6), -1, width - 1).astype(np.int64)
+    row_lo = np.clip(np.ceil(lo[:, 1] - 1e-6), 0, height).astype(np.int64)
+    row_hi = np.clip(np.floor(hi[:, 1] + 1e-6), -1, height - 1).astype(np.int64)
     keep &= (col_hi >= col_lo) & (row_hi >= row_lo)
     best_t = np.full(n, np.inf)
     best_prim = np.full(n, -1, dtype=np.int64)
@@ -333,3 +355,61 @@ def _first_visible_numpy(vertices, faces, eye, dirs, width, height, project, hid
     found = best_prim >= 0
     hit_normals[found] = normals[best_prim[found]]
     return best_t, best_prim, best_uv, hit_normals
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# arbitrary rays
+
+
+def cast_rays(vertices: np.ndarray, faces: np.ndarray, origins: np.ndarray, directions: np.ndarray,
+              backend: Backend = "auto") -> dict[str, np.ndarray]:
+    """Closest hit (front or back face) of arbitrary rays.
+
+    Args:
+        vertices: (V, 3) float, metres; faces: (F, 3) int.
+        origins: (N, 3) float ray origins; directions: (N, 3) float directions (need not be unit length).
+        backend: see the module docstring. The numpy backend tests every ray against every face (chunked): cost
+            O(N * F), meant for small meshes (synthetic truth scenes, a few hundred faces) or few rays.
+
+    Returns:
+        ``t_hit`` (N,) float32 hit parameter in units of the direction's length (inf: none), ``prim`` (N,) int64
+        face index (-1: none), ``normal`` (N, 3) float32 unit face normal (zero: none), ``uv`` (N, 2) float32
+        barycentrics of the face's v1 and v2.
+    """
+    vertices = np.asarray(vertices, dtype=np.float32)
+    faces = np.asarray(faces, dtype=np.int64)
+    origins = np.asarray(origins, dtype=np.float64).reshape(-1, 3)
+    directions = np.asarray(directions, dtype=np.float64).reshape(-1, 3)
+    if resolve_backend(backend) == "open3d":
+        import open3d as o3d
+
+        scene = o3d.t.geometry.RaycastingScene()
+        scene.add_triangles(o3d.core.Tensor(vertices), o3d.core.Tensor(faces.astype(np.uint32)))
+        out = scene.cast_rays(o3d.core.Tensor(np.concatenate([origins, directions], axis=1).astype(np.float32)))
+        prim = out["primitive_ids"].numpy().astype(np.int64)
+        prim[prim == np.iinfo(np.uint32).max] = -1
+        return {"t_hit": out["t_hit"].numpy(), "prim": prim, "normal": out["primitive_normals"].numpy(),
+                "uv": out["primitive_uvs"].numpy()}
+    n, n_faces = len(origins), len(faces)
+    normals = face_normals(vertices, faces)
+    tri = vertices[faces].astype(np.float64)
+    best_t = np.full(n, np.inf)
+    best_prim = np.full(n, -1, dtype=np.int64)
+    best_uv = np.zeros((n, 2))
+    rays_per_chunk = max(1, CHUNK_CANDIDATES // max(n_faces, 1))
+    for start in range(0, n, rays_per_chunk):
+        ray = np.repeat(np.arange(start, min(start + rays_per_chunk, n)), n_faces)
+        face = np.tile(np.arange(n_faces), len(ray) // max(n_faces, 1))
+        t, uv, hit = _moller_trumbore(origins[ray], directions[ray], tri[face])
+        t = np.where(hit, t, np.inf).reshape(-1, n_faces)
+        k = np.argmin(t, axis=1)
+        rows = np.arange(len(t))
+        found = np.isfinite(t[rows, k])
+        idx = start + rows[found]
+        best_t[idx] = t[rows, k][found]
+        best_prim[idx] = k[found]
+        best_uv[idx] = uv.reshape(-1, n_faces, 2)[rows, k][found]
+    normal = np.zeros((n, 3), dtype=np.float32)
+    normal[best_prim >= 0] = normals[best_prim[best_prim >= 0]]
+    return {"t_hit": best_t.astype(np.float32), "prim": best_prim, "normal": normal,
+            "uv": best_uv.astype(np.float32)}

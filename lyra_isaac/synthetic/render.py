@@ -1,6 +1,8 @@
 """Ray casting of truth meshes: z-depth and colour images, floor heights, clearance and distance queries.
 
-Built on open3d's embree ``RaycastingScene`` (about 5 M rays/s on one CPU core here), imported lazily.
+Built on open3d's embree ``RaycastingScene`` (about 5 M rays/s on one CPU core here), imported lazily; where open3d
+is not installed (GPU machines it cannot travel to), :mod:`lyra_isaac.geometry.raycast`'s numpy backend renders
+the (small) truth meshes instead, and only ``Raycaster.distance`` (metrics) needs open3d.
 
 Pixel convention: pixel ``(row v, column u)`` is sampled through its centre, image coordinates
 ``(u + 0.5, v + 0.5)``; intrinsics ``K`` are in pixels with ``cx = width / 2`` for a centred principal point.
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import MissingDependencyError
+from ..geometry.raycast import NEAR_PLANE, cast_rays, first_visible, resolve_backend
 
 logger = logging.getLogger(__name__)
 
@@ -76,15 +79,17 @@ class Raycaster:
     """
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None = None):
-        o3d = _open3d()
-        self._o3d = o3d
         self.vertices = np.ascontiguousarray(vertices, dtype=np.float32)
         self.faces = np.ascontiguousarray(faces, dtype=np.uint32)
         if len(self.faces) == 0:
             raise ValueError("Raycaster needs a mesh with at least one triangle")
         self.colors = None if colors is None else np.asarray(colors, dtype=np.float32)
-        self._scene = o3d.t.geometry.RaycastingScene()
-        self._scene.add_triangles(o3d.core.Tensor(self.vertices), o3d.core.Tensor(self.faces))
+        self._o3d = self._scene = None
+        if resolve_backend("auto") == "open3d":
+            o3d = _open3d()
+            self._o3d = o3d
+            self._scene = o3d.t.geometry.RaycastingScene()
+            self._scene.add_triangles(o3d.core.Tensor(self.vertices), o3d.core.Tensor(self.faces))
 
     def cast(self, origins: np.ndarray, directions: np.ndarray) -> dict[str, np.ndarray]:
         """Cast (N, 3) rays; returns ``t_hit`` (N,) (inf on miss, in units of the direction's length),
@@ -96,6 +101,8 @@ class Raycaster:
         return self._cast_rays(rays)
 
     def _cast_rays(self, rays: np.ndarray) -> dict[str, np.ndarray]:
+        if self._scene is None:
+            return cast_rays(self.vertices, self.faces, rays[:, :3], rays[:, 3:], backend="numpy")
         out = self._scene.cast_rays(self._o3d.core.Tensor(rays))
         prim = out["primitive_ids"].numpy().astype(np.int64)
         prim[prim == np.iinfo(np.uint32).max] = -1
@@ -103,7 +110,9 @@ class Raycaster:
                 "uv": out["primitive_uvs"].numpy()}
 
     def distance(self, points: np.ndarray) -> np.ndarray:
-        """(N,) float32 unsigned distance from (N, 3) points to the mesh, metres."""
+        """(N,) float32 unsigned distance from (N, 3) points to the mesh, metres (needs open3d)."""
+        if self._scene is None:
+            _open3d()  # raises MissingDependencyError
         query = self._o3d.core.Tensor(np.ascontiguousarray(points, dtype=np.float32).reshape(-1, 3))
         return self._scene.compute_distance(query).numpy()
 
@@ -143,7 +152,10 @@ class Raycaster:
         rays[:, :3] = c2w[:3, 3]
         dirs = rays[:, 3:]
         np.matmul(dirs_cam, c2w[:3, :3].T.astype(np.float32), out=dirs)
-        hit = self._cast_rays(rays)
+        if self._scene is None:  # numpy backend: rasterize the (small) truth mesh into the view
+            hit = self._render_numpy(c2w, intrinsics, width, height, rays[:, :3][0], dirs)
+        else:
+            hit = self._cast_rays(rays)
         t = hit["t_hit"]
         ok = np.isfinite(t)
         color = np.empty((len(t), 3), dtype=np.float32)
@@ -160,6 +172,22 @@ class Raycaster:
         ray_length = t * np.sqrt(np.einsum("ij,ij->i", dirs_cam, dirs_cam))
         return Render(depth=t.reshape(height, width), color=color.reshape(height, width, 3),
                       normal=normal.reshape(height, width, 3), ray_length=ray_length.reshape(height, width))
+
+    def _render_numpy(self, c2w: np.ndarray, intrinsics: np.ndarray, width: int, height: int, eye: np.ndarray,
+                      dirs: np.ndarray) -> dict[str, np.ndarray]:
+        k = np.asarray(intrinsics, dtype=np.float64)
+        w2c_rot = c2w[:3, :3].T
+
+        def project(points: np.ndarray) -> np.ndarray:
+            cam = (points - c2w[:3, 3][None]) @ w2c_rot.T
+            z = np.where(cam[:, 2] > NEAR_PLANE, cam[:, 2], np.nan)
+            return np.stack([k[0, 0] * cam[:, 0] / z + k[0, 2] - 0.5, k[1, 1] * cam[:, 1] / z + k[1, 2] - 0.5,
+                             cam[:, 2]], axis=1)
+
+        t, prim, uv, normal = first_visible(self.vertices, self.faces, eye, dirs, width, height, project=project,
+                                            cull_back_faces=False, backend="numpy")
+        return {"t_hit": t.astype(np.float32), "prim": prim, "normal": normal.astype(np.float32),
+                "uv": uv.astype(np.float32)}
 
     def heights_below(self, xy: np.ndarray, z_from: np.ndarray | float, max_drop: float = 100.0,
                       ) -> tuple[np.ndarray, np.ndarray]:
