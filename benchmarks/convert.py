@@ -11,7 +11,7 @@ Usage::
     python benchmarks/convert.py                       # Lyra size, CPU
     python benchmarks/convert.py --small               # 32 views of 160 x 90 (0.46M Gaussians)
     python benchmarks/convert.py --work /data/bench    # keep the fixture and the world between runs
-    python benchmarks/convert.py --device cuda         # needs the gpu extra (torch + gsplat)
+    python benchmarks/convert.py --device cuda cpu --log   # both paths on one fixture, with the INFO log
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ import time
 from pathlib import Path
 
 CONVERT_SNIPPET = r"""
-import json, sys, time
+import json, logging, sys, time
+logging.basicConfig(level=logging.INFO if sys.argv[6] == "1" else logging.WARNING, stream=sys.stderr,
+                    format="%(relativeCreated)8.0f ms %(name)s: %(message)s")
 from lyra_isaac.convert import convert
 t0 = time.perf_counter()
 world = convert(sys.argv[1], sys.argv[2], camera_height=float(sys.argv[3]), device=sys.argv[4], preset=sys.argv[5],
@@ -42,14 +44,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="32 views of 160 x 90 instead of 128 of 392 x 224")
     parser.add_argument("--scene", default="apartment", help="synthetic scene: apartment, terrain, corridor, courtyard")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--device", default=["cpu"], nargs="+", choices=("cpu", "cuda"),
+                        help="one or more devices, converted one after the other from the same fixture")
+    parser.add_argument("--log", action="store_true", help="print the converting process's INFO log (decisions, "
+                        "sub-stage times)")
     parser.add_argument("--preset", default="fast", choices=("fast", "quality"))
     parser.add_argument("--work", type=Path, help="work folder (default: a temp folder, removed)")
     parser.add_argument("--no-metrics", action="store_true", help="skip the fidelity evaluation")
     args = parser.parse_args()
     views, width, height = (32, 160, 90) if args.small else (128, 392, 224)
 
-    from lyra_isaac.synthetic import evaluate_world, load_fixture, make_fixture
+    from lyra_isaac.synthetic import load_fixture, make_fixture
 
     with tempfile.TemporaryDirectory(prefix="lyra_bench_convert-") as temp:
         work = args.work or Path(temp)
@@ -63,33 +68,45 @@ def main() -> int:
                                    overwrite=True)
             print(f"fixture: {fixture.n_gaussians:,} Gaussians ({fixture.ply_path.stat().st_size / 1e6:.0f} MB) "
                   f"made in {time.perf_counter() - t0:.1f} s")
-        out = work / f"world-{args.device}"
-        result = subprocess.run([sys.executable, "-c", CONVERT_SNIPPET, str(fixture.ply_path), str(out),
-                                 str(fixture.eye_height_m), args.device, args.preset],
-                                capture_output=True, text=True, check=False,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        if result.returncode != 0:
-            print(result.stderr[-4000:], file=sys.stderr)
-            return result.returncode
-        measured = json.loads(result.stdout.strip().splitlines()[-1])
-        world = json.loads((out / "world.json").read_text())
-        timings = world["stats"]["timings_s"]
-        print(f"\nconvert ({args.device}, preset {args.preset}, {os.cpu_count()} CPUs): "
-              f"{fixture.n_gaussians:,} Gaussians, {len(world['spawn_points'])} spawn points, "
-              f"{world['stats']['collision_triangles']:,} collision triangles")
-        print(f"{'stage':<10}{'seconds':>9}")
-        for stage, seconds in timings.items():
-            print(f"{stage:<10}{seconds:>9.1f}")
-        peak_gb = measured["vmhwm_bytes"] / 2**30
-        print(f"peak RSS  {peak_gb:>8.2f} GB   (goal <= 8 GB)")
-        goal = 120.0 if args.device == "cpu" else 15.0
-        print(f"total     {timings['total']:>8.1f} s    (goal <= {goal:.0f} s; process wall "
-              f"{measured['wall_s']:.1f} s)")
-        if not args.no_metrics:
-            report = evaluate_world(out, fixture).as_dict()
-            keys = ("fscore_5cm", "chamfer_m", "floor_error_median_m", "floor_hole_fraction", "up_error_deg",
-                    "scale_error_pct", "spawn_valid_fraction")
-            print("fidelity: " + ", ".join(f"{k} {report[k]:.3f}" for k in keys))
+        for device in args.device:
+            code = _convert_and_report(args, fixture, work / f"world-{device}", device)
+            if code:
+                return code
+    return 0
+
+
+def _convert_and_report(args: argparse.Namespace, fixture, out: Path, device: str) -> int:
+    """Convert ``fixture`` on ``device`` in a fresh process; print stage seconds, peak RSS and fidelity."""
+    from lyra_isaac.synthetic import evaluate_world
+
+    result = subprocess.run([sys.executable, "-c", CONVERT_SNIPPET, str(fixture.ply_path), str(out),
+                             str(fixture.eye_height_m), device, args.preset, "1" if args.log else "0"],
+                            capture_output=True, text=True, check=False,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    if result.returncode != 0:
+        print(result.stderr[-4000:], file=sys.stderr)
+        return result.returncode
+    if args.log:
+        print(result.stderr[-12000:])
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    world = json.loads((out / "world.json").read_text())
+    timings = world["stats"]["timings_s"]
+    print(f"\nconvert ({device}, preset {args.preset}, {os.cpu_count()} CPUs): "
+          f"{fixture.n_gaussians:,} Gaussians, {len(world['spawn_points'])} spawn points, "
+          f"{world['stats']['collision_triangles']:,} collision triangles")
+    print(f"{'stage':<10}{'seconds':>9}")
+    for stage, seconds in timings.items():
+        print(f"{stage:<10}{seconds:>9.1f}")
+    peak_gb = measured["vmhwm_bytes"] / 2**30
+    print(f"peak RSS  {peak_gb:>8.2f} GB   (goal <= 8 GB)")
+    goal = 120.0 if device == "cpu" else 15.0
+    print(f"total     {timings['total']:>8.1f} s    (goal <= {goal:.0f} s; process wall "
+          f"{measured['wall_s']:.1f} s)")
+    if not args.no_metrics:
+        report = evaluate_world(out, fixture).as_dict()
+        keys = ("fscore_5cm", "chamfer_m", "floor_error_median_m", "floor_hole_fraction", "up_error_deg",
+                "scale_error_pct", "spawn_valid_fraction")
+        print("fidelity: " + ", ".join(f"{k} {report[k]:.3f}" for k in keys))
     return 0
 
 
