@@ -167,19 +167,20 @@ def test_config_from_dict():
     assert from_dict(ScaleConfig, {"eye_height_range": [1.0, 2.0]}).eye_height_range == (1.0, 2.0)
 
 
-def test_per_view_floor_normals_undo_view_offsets():
+def test_per_view_patches_undo_view_offsets():
     """Each 'view' (a 1 m band in x) sits 3 cm higher than the last, like per-view depth scale errors: a global
-    plane fit tilts by ~1.5 deg, the median of per-view floor normals does not."""
+    plane fit tilts by ~1.5 deg, surface patches cut within each view do not."""
     case = room_case(tilt_deg=6.0, yaw_deg=10.0, table=False, seed=5)
     views = np.floor(case.world_points[:, 0] + 4.0).astype(np.int32)
     true_up_src = case.source_to_world[2, :3] / np.linalg.norm(case.source_to_world[2, :3])
     shift = 0.03 * views[:, None] * true_up_src[None, :] / np.linalg.norm(case.source_to_world[:3, 0])
     means = case.scene.means + shift.astype(np.float32)
-    plain = estimate_frame(means, case.cameras)
+    plain = estimate_frame(means, case.cameras, FrameConfig(patch_consensus=False))
     per_view = estimate_frame(means, case.cameras, views=views)
     assert _up_error_deg(case, plain.up_source) > 0.8
     assert _up_error_deg(case, per_view.up_source) <= 0.2
-    assert per_view.stats["per_view_floors"] >= 5
+    assert per_view.stats["up_from"] == "surface patches"
+    assert per_view.stats["patches_horizontal"] >= 20
 
 
 def test_view_groups_from_row_index():

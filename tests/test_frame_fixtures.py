@@ -12,15 +12,16 @@ from lyra_isaac.splats.clean import clean_scene
 from lyra_isaac.splats.ply import load_scene
 from lyra_isaac.synthetic import CameraConfig, make_fixture
 
-# Tolerances from measurements (3 first-camera tilts per scene, 32 views, per-view floor normals): up error
-# apartment 0.07-0.43 deg, corridor 0.15-0.41, courtyard 0.08-0.11, terrain 0.5-1.3 (rolling ground: the global
-# plane fit is kept); scale error with the eye height given within 2.4 %.
+# Tolerances from measurements (these first-camera tilts, 24 views, seed 1, surface-patch consensus): up error
+# apartment 0.11 deg, courtyard 0.09, corridor 0.20, terrain 0.54 (rolling ground: pooled ground plane; the
+# visible ground itself tilts by ~0.5 deg). Scale error
+# with the eye height given within 2.4 %.
 CASES = [
     # scene, first-camera pitch, roll (deg), up tolerance (deg), scale tolerance, floor tolerance (m)
-    pytest.param("apartment", -7.0, 4.0, 0.6, 0.03, 0.05, id="apartment"),
-    pytest.param("courtyard", 3.0, -8.0, 0.5, 0.03, 0.04, id="courtyard"),
-    pytest.param("corridor", -7.0, 4.0, 0.6, 0.03, 0.06, id="corridor"),
-    pytest.param("terrain", -10.0, 0.0, 1.8, 0.03, 0.06, id="terrain"),
+    pytest.param("apartment", -7.0, 4.0, 0.3, 0.03, 0.05, id="apartment"),
+    pytest.param("courtyard", 3.0, -8.0, 0.3, 0.03, 0.04, id="courtyard"),
+    pytest.param("corridor", -7.0, 4.0, 0.4, 0.03, 0.06, id="corridor"),
+    pytest.param("terrain", -10.0, 0.0, 0.9, 0.03, 0.06, id="terrain"),
 ]
 
 

@@ -13,9 +13,18 @@ height and the scale factor.
   the large planes (plus a search restricted to near-horizontal planes, as walls dominate corridors), the lowest
   one with enough support wins, and a robust (Cauchy-weighted) least-squares fit on a wide band around it gives
   the up axis.
-- Per-view refinement (``views=`` given, e.g. :func:`view_groups`): the up axis becomes the median of per-view
-  floor normals. Each generated view has its own depth scale error, which moves its piece of floor up or down
-  and tilts a global fit, but not that view's own floor normal. Skipped on uneven ground (normals spread > 1 deg).
+- Then, whatever found the first estimate, the surface-patch consensus (``FrameConfig.patch_consensus``)
+  refines it: the points are cut into cubic cells (a fifth of the
+  viewing depth), one patch per view and cell (``views=``, e.g. :func:`view_groups`, keeps each generated view's
+  own depth scale error out of other views' patches); planar patches vote, horizontal ones (floors, table tops,
+  ceilings) for a parallel up axis, vertical ones (walls, furniture sides) for a perpendicular one, in a
+  Cauchy-weighted least-squares solve, each cell once (by area, not by pixel count). Every generated view also
+  carries a smooth depth warp that tilts its surfaces by up to ~1-2 deg, so only many views and many surfaces
+  average it out; one plane fit, or a floor alone, does not. Uneven ground (horizontal patches spread by more
+  than 2 deg and few vertical patches: natural terrain, whose local slopes are not level) instead takes the
+  normal of one robust plane through the lowest point per cell of every view, each view with its own height
+  offset (cameras needed): a regional slope shrinks as the region grows, and a plane fit weighs the widest extent
+  most. The floor height then follows the new up axis.
 - Without cameras: candidates are the normals (both signs) of the largest planes, plus planes near the source -Y
   axis (the first camera's up in a Lyra file); a candidate is valid when its plane is *low* (few points below
   it). The largest valid candidate within 35 deg of source -Y wins when it has at least half the best one's
@@ -34,9 +43,10 @@ outside :attr:`ScaleConfig.eye_height_range`; an explicit factor or a known came
 height is the median over cameras of each camera's height above the ground right under it (terrain rises and
 falls; floors carry per-view offsets), or above the floor plane where no ground is seen under the cameras.
 
-Measured on Lyra-harsh truth fixtures (tests/test_frame_fixtures.py; 3 first-camera tilts of up to 10 deg, 32
-views): up error 0.07-0.43 deg (apartment), 0.15-0.41 (corridor), 0.08-0.11 (courtyard), 0.5-1.3 (rolling
-terrain); scale error with the eye height given within 2.4 %.
+Measured on Lyra-harsh truth fixtures (24 views of 128x72, seeds 0-2, up error in deg; before the patch
+consensus in brackets): apartment 0.06-0.27 (0.19-0.52), corridor 0.18-0.35 (0.12-1.33), courtyard 0.05-0.12
+(0.13-0.18), rolling terrain 0.21-0.66 (0.22-1.30). On exact terrain data (no faults) ground-only estimators
+still err by 0.5-0.6 deg on two of three seeds: the visible ground itself is tilted by that much.
 """
 
 from __future__ import annotations
@@ -67,15 +77,29 @@ LOCAL_GROUND_RADIUS = 0.15
 """Half-width of the square under a camera searched for its ground, as a fraction of the viewing depth."""
 LOCAL_GROUND_MIN_POINTS = 30
 """Points a camera needs under it to measure its own height."""
-PER_VIEW_MIN_POINTS = 200
-"""A view's floor fit needs this many points in the floor band (of the subsample)."""
-PER_VIEW_MIN_VIEWS = 5
-"""Per-view floor normals replace the global fit only when at least this many views see the floor."""
-PER_VIEW_MAX_DEVIATION_DEG = 10.0
-"""Per-view floor normals farther than this from the global fit are dropped (a view of a ramp or a table)."""
-PER_VIEW_MAX_SPREAD_DEG = 1.0
-"""Per-view normals whose median deviation exceeds this describe uneven ground (terrain), not one tilted floor:
-the global fit is kept (fixtures: flat scenes 0.3-0.8 deg, rolling terrain 1.2-1.6 deg)."""
+PATCH_MIN_POINTS = 15
+"""A surface patch (one view's points in one cell, see ``_patch_normals``) needs this many points."""
+PATCH_PLANARITY = 0.1
+"""A patch is planar when the smallest eigenvalue of its covariance is under this fraction of the middle one."""
+PATCH_HORIZONTAL_DEG = 12.0
+"""Patches whose normal lies within this angle of up are horizontal (parallel to up; ramps of 14 deg are not)."""
+PATCH_VERTICAL_DEG = 10.0
+"""Patches whose normal lies within this angle of horizontal are vertical (perpendicular to up)."""
+PATCH_CAUCHY_DEG = 3.0
+"""Scale of the Cauchy weights on the patches' angular residuals."""
+PATCH_ROUNDS = 3
+"""Re-level and re-cut the patches this many times (the cells follow the current up)."""
+PATCH_MIN_HORIZONTAL = 20
+"""The patch consensus needs at least this many horizontal patches."""
+UNEVEN_SPREAD_DEG = 2.0
+"""Horizontal patches spread by more than this (median angle from the consensus) may describe uneven ground ..."""
+BUILT_VERTICAL_RATIO = 0.2
+"""... unless the scene holds at least this many vertical patches per horizontal one: walls and furniture sides
+make it a built scene, whose level surfaces are trusted (fixtures: rooms, corridors, courtyards 0.6-3 vertical
+patches per horizontal one, rolling terrain under 0.01). Uneven ground takes its up axis from the pooled ground
+plane."""
+POOLED_GROUND_CLEARANCE = 0.1
+"""The pooled ground plane uses points at least this fraction of the viewing depth below the median camera."""
 HORIZONTAL_PLANES = 3
 """Planes found by the extra search restricted to near-horizontal normals (below the cameras)."""
 REFINE_BAND = 3.0
@@ -120,6 +144,11 @@ class FrameConfig:
     """Walls agree on a rectangular layout when their normals are within this angle modulo 90 deg."""
     terrain_cell_fraction: float = 0.05
     """Terrain fallback: ground cell edge as a fraction of the viewing depth."""
+    patch_consensus: bool = True
+    """Refine the up axis from the normals of planar surface patches (horizontal ones parallel to up, vertical
+    ones perpendicular), or on uneven ground from a ground plane pooled over views (see the module docstring)."""
+    patch_cell_fraction: float = 0.2
+    """Edge of the cubic cells that cut the points into surface patches, as a fraction of the viewing depth."""
     min_cameras_inside: float = 0.5
     """At least this fraction of camera centres must lie inside the points' (padded) bounding box."""
     min_visible_fraction: float = 0.02
@@ -185,9 +214,9 @@ def estimate_frame(points: np.ndarray, cameras: CameraPath | None, cfg: FrameCon
         cameras: the camera path in the same frame, or None.
         cfg: settings; defaults to :class:`FrameConfig`.
         views: optional (N,) int, the view (or block of consecutive file rows, see :func:`view_groups`) each point
-            came from. With it the up axis is the median of per-view floor normals: each generated view carries
-            its own depth scale error, which shifts its piece of floor up or down and tilts a global fit, but
-            leaves that view's own floor normal unchanged (fixtures: 0.7-1.0 deg -> 0.0-0.5 deg).
+            came from. With it the surface patches of the up refinement stay within one view: each generated
+            view carries its own depth scale error, which shifts its surfaces and would thicken a patch that
+            mixes views (and tilts a plane fitted across views).
 
     Returns:
         FrameEstimate; ``rotation @ p_src`` has Z up and the floor at ``floor_height``.
@@ -251,14 +280,28 @@ def estimate_frame(points: np.ndarray, cameras: CameraPath | None, cfg: FrameCon
         up, floor_plane = _floor_without_cameras(pts, planes + near_source_up, threshold, cfg, stats)
         method = "points+plane"
     if floor_plane is not None:
-        up, floor_offset, rms, count = _refine_plane(pts, up, floor_plane.offset(up), threshold)
-        if views is not None:
-            per_view = _per_view_up(pts, views, up, floor_offset, threshold, stats)
-            if per_view is not None:
-                up = per_view
-                floor_offset = _refine_offset(pts, up, floor_offset, threshold)
-        floor_height = floor_offset
+        up, floor_height, rms, count = _refine_plane(pts, up, floor_plane.offset(up), threshold)
         stats.update(floor_inliers=count, floor_rms=rms)
+    stats["up_from"] = "floor plane" if floor_plane is not None else "terrain plane"
+    if cfg.patch_consensus:
+        refined = _patch_up(pts, views, up, cfg.patch_cell_fraction * depth, stats)
+        uneven = (refined is not None and stats["patch_spread_deg"] > UNEVEN_SPREAD_DEG
+                  and stats["patches_vertical"] < BUILT_VERTICAL_RATIO * stats["patches_horizontal"])
+        if uneven and centers is not None:
+            refined = _pooled_ground_up(pts, views, centers, up, depth, cfg)  # uneven ground
+            stats["up_from"] = "pooled ground plane"
+        elif refined is not None:
+            stats["up_from"] = "surface patches"
+        if refined is not None and _angle(refined, up) <= cfg.max_prior_deviation_deg:
+            stats["up_change_deg"] = _angle(refined, up)
+            up = refined
+            if floor_plane is not None:
+                floor_height = _refine_offset(pts, up, floor_height, threshold)
+            else:
+                floor_height = _ground_height(pts, centers, up, cfg.terrain_cell_fraction * depth, threshold,
+                                              where)
+        else:
+            stats["up_from"] += " (patch consensus not used)"
 
     forward = _forward_hint(cameras, up)
     rotation = _level_rotation(up, forward)
@@ -593,14 +636,17 @@ def _floor_without_cameras(pts: np.ndarray, planes: list[_Plane], threshold: flo
     return normal, plane
 
 
-def _ground_cells(local: np.ndarray, cell: float) -> np.ndarray:
-    """(C, 3) lowest point per XY cell of points in a levelled frame."""
+def _ground_cells(local: np.ndarray, cell: float, groups: np.ndarray | None = None):
+    """(C, 3) lowest point per XY cell of points in a levelled frame; with ``groups`` (N,) the lowest point per
+    group and cell, returned with its (C,) group."""
     keys = np.floor(local[:, :2] / cell).astype(np.int64)
-    order = np.lexsort((local[:, 2], keys[:, 1], keys[:, 0]))
+    if groups is not None:
+        keys = np.c_[keys, groups]
+    order = np.lexsort((local[:, 2], *keys.T[::-1]))
     keys, local = keys[order], local[order]
     first = np.ones(len(keys), dtype=bool)
     first[1:] = np.any(keys[1:] != keys[:-1], axis=1)
-    return local[first]
+    return local[first] if groups is None else (local[first], keys[first, 2])
 
 
 def _ground_coverage(pts: np.ndarray, centers: np.ndarray, up: np.ndarray, offset: float, depth: float,
@@ -650,6 +696,131 @@ def _terrain_floor(pts: np.ndarray, centers: np.ndarray, prior: np.ndarray, dept
         rotation = _level_rotation(up, None)
     if ground is None or len(ground) < 20:
         raise ConversionError(where, "no floor found: no large plane and too few ground points below the cameras")
+    floor = _ground_height(pts, centers, up, cell, threshold, where)
+    logger.info("frame: terrain fallback, %d ground cells", len(ground))
+    return up, floor, int(len(ground))
+
+
+def _patch_normals(local: np.ndarray, views: np.ndarray, cell: float) -> np.ndarray:
+    """(C, 3) unit normals of the planar surface patches of a levelled point cloud, one per occupied 3-D cell.
+
+    Each view's points in a cubic cell of edge ``cell`` (source units) make a patch; a patch with at least
+    ``PATCH_MIN_POINTS`` points whose covariance is flat (smallest eigenvalue under ``PATCH_PLANARITY`` times the
+    middle one) contributes its normal. A patch stays inside one view, so the per-view depth scale errors (which
+    shift a view's surfaces) do not thicken it; the cell's normal is the median over the views that see it.
+    Normals point up (+z) when near-horizontal, else along the larger of +-x, +-y."""
+    cells = np.floor(local / cell).astype(np.int64)
+    unique, inverse, counts = np.unique(_row_keys(np.c_[views, cells]), return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    big = counts >= PATCH_MIN_POINTS
+    centred = local - local.mean(axis=0)  # precision of the one-pass covariance
+    mean = np.stack([np.bincount(inverse, centred[:, i], len(unique)) for i in range(3)], axis=1)[big]
+    mean /= counts[big, None]
+    cov = np.empty((int(big.sum()), 3, 3))
+    for i in range(3):
+        for j in range(i, 3):
+            cov[:, i, j] = cov[:, j, i] = (np.bincount(inverse, centred[:, i] * centred[:, j], len(unique))[big]
+                                           / counts[big] - mean[:, i] * mean[:, j])
+    values, vectors = np.linalg.eigh(cov)  # ascending
+    flat = values[:, 0] < PATCH_PLANARITY * values[:, 1]
+    normals = vectors[flat, :, 0]
+    if len(normals) == 0:
+        return normals
+    horizontal_axis = np.where(np.abs(normals[:, 0]) > np.abs(normals[:, 1]), normals[:, 0], normals[:, 1])
+    sign = np.sign(np.where(np.abs(normals[:, 2]) > 0.5, normals[:, 2], horizontal_axis))
+    normals = normals * np.where(sign == 0, 1.0, sign)[:, None]
+    first = np.zeros(len(unique), dtype=np.int64)
+    first[inverse[::-1]] = np.arange(len(inverse))[::-1]  # a point of each patch: its cell, without the view
+    _, group = np.unique(_row_keys(cells[first[big][flat]]), return_inverse=True)
+    group = group.reshape(-1)
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
+    merged = np.array([np.median(chunk, axis=0) for chunk in np.split(normals[order], starts[1:])])
+    return merged / np.linalg.norm(merged, axis=1, keepdims=True)
+
+
+def _patch_up(pts: np.ndarray, views: np.ndarray | None, up: np.ndarray, cell: float,
+              stats: dict[str, Any]) -> np.ndarray | None:
+    """Up as the robust consensus of surface patch normals: horizontal patches (floors, table tops, ceilings,
+    level ground) are parallel to up, vertical ones (walls, furniture sides) perpendicular to it.
+
+    Solves ``min_u sum_h w_h |n_h x u|^2 + sum_v w_v (n_v . u)^2`` (the smallest eigenvector of a 3x3 matrix) with
+    Cauchy weights on the angular residuals (scale ``PATCH_CAUCHY_DEG``), re-levelling and re-cutting the patches
+    ``PATCH_ROUNDS`` times. Each 3-D cell counts once, so a surface counts by its area, not by how many pixels see
+    it. Records the patch counts, the spread of the horizontal patches around the result (uneven ground spreads
+    them) and the change from ``up``; None when fewer than ``PATCH_MIN_HORIZONTAL`` horizontal patches exist."""
+    views = np.zeros(len(pts), dtype=np.int64) if views is None else views
+    cos_h, sin_v = np.cos(np.radians(PATCH_HORIZONTAL_DEG)), np.sin(np.radians(PATCH_VERTICAL_DEG))
+    start, horizontal, vertical = up, np.zeros((0, 3)), np.zeros((0, 3))
+    for _ in range(PATCH_ROUNDS):
+        rotation = _level_rotation(up, None)
+        normals = _patch_normals(pts @ rotation.T, views, cell)
+        if len(normals) == 0:
+            return None
+        horizontal = normals[normals[:, 2] > cos_h]
+        vertical = normals[np.abs(normals[:, 2]) < sin_v]
+        if len(horizontal) < PATCH_MIN_HORIZONTAL:
+            return None
+        local_up = np.array([0.0, 0.0, 1.0])
+        for _ in range(10):
+            residual_h = np.degrees(np.arccos(np.clip(horizontal @ local_up, -1.0, 1.0)))
+            residual_v = np.degrees(np.arcsin(np.clip(np.abs(vertical @ local_up), 0.0, 1.0)))
+            w_h = 1.0 / (1.0 + (residual_h / PATCH_CAUCHY_DEG) ** 2)
+            w_v = 1.0 / (1.0 + (residual_v / PATCH_CAUCHY_DEG) ** 2)
+            matrix = np.einsum("i,ij,ik->jk", w_h, -horizontal, horizontal) + w_h.sum() * np.eye(3)
+            matrix += np.einsum("i,ij,ik->jk", w_v, vertical, vertical)
+            local_up = np.linalg.eigh(matrix)[1][:, 0]
+            local_up = local_up if local_up[2] > 0 else -local_up
+        up = rotation.T @ local_up
+    local_up = np.array([0.0, 0.0, 1.0]) if len(horizontal) == 0 else local_up
+    stats["patches_horizontal"] = int(len(horizontal))
+    stats["patches_vertical"] = int(len(vertical))
+    stats["patch_spread_deg"] = float(np.median(np.degrees(np.arccos(np.clip(horizontal @ local_up, -1.0, 1.0)))))
+    stats["patch_change_deg"] = _angle(up, start)
+    return up
+
+
+def _pooled_ground_up(pts: np.ndarray, views: np.ndarray | None, centers: np.ndarray, up: np.ndarray,
+                      depth: float, cfg: FrameConfig) -> np.ndarray | None:
+    """Up as the normal of one robust plane through the ground of all views, each view with its own height offset.
+
+    For uneven ground: its slope averaged over a region shrinks as the region grows (relief / extent), and a
+    plane fit weighs the far ends most, so this uses the widest extent. The ground of a view is the lowest point
+    per XY cell (edge ``terrain_cell_fraction`` x depth) of its points well below the cameras; each view's
+    ground is centred on its own weighted centroid, so per-view depth scale errors (which move a view's ground up
+    or down) do not tilt the fit. Cauchy weights (scale 2 x MAD) reject rocks and objects. None when too few
+    ground cells exist."""
+    views = np.zeros(len(pts), dtype=np.int64) if views is None else views
+    cell = cfg.terrain_cell_fraction * depth
+    for _ in range(PATCH_ROUNDS):
+        rotation = _level_rotation(up, None)
+        local = pts @ rotation.T
+        below = local[:, 2] < float(np.median(centers @ up)) - POOLED_GROUND_CLEARANCE * depth
+        points, group = _ground_cells(local[below], cell, views[below])
+        if len(points) < 50:
+            return None
+        _, group = np.unique(group, return_inverse=True)
+        group = group.reshape(-1)
+        weights = np.ones(len(points))
+        normal = np.array([0.0, 0.0, 1.0])
+        for _ in range(8):
+            centroids = np.zeros((group.max() + 1, 3))
+            np.add.at(centroids, group, points * weights[:, None])
+            total = np.bincount(group, weights=weights, minlength=len(centroids))
+            centred = points - centroids[group] / np.maximum(total, 1e-12)[group, None]
+            normal = np.linalg.svd(centred * np.sqrt(weights[:, None]), full_matrices=False)[2][2]
+            normal = normal if normal[2] > 0 else -normal
+            residual = centred @ normal
+            scale = 1.4826 * np.median(np.abs(residual)) + 1e-12
+            weights = 1.0 / (1.0 + (residual / (2.0 * scale)) ** 2)
+        up = rotation.T @ normal
+    return up
+
+
+def _ground_height(pts: np.ndarray, centers: np.ndarray, up: np.ndarray, cell: float, threshold: float,
+                   where) -> float:
+    """Floor height along ``up``: median over cameras of the 10th percentile height of the points under each."""
+    rotation = _level_rotation(up, None)
     local = pts @ rotation.T
     cam_local = centers @ rotation.T
     radius = 4 * cell
@@ -661,50 +832,7 @@ def _terrain_floor(pts: np.ndarray, centers: np.ndarray, prior: np.ndarray, dept
             heights.append(np.percentile(near[:, 2], 10))
     if not heights:
         raise ConversionError(where, "no floor found: no ground under the camera path")
-    floor = float(np.median(heights))
-    logger.info("frame: terrain fallback, %d ground cells, floor from %d cameras", len(ground), len(heights))
-    return up, floor, int(len(ground))
-
-
-def _per_view_up(pts: np.ndarray, views: np.ndarray, up: np.ndarray, offset: float, threshold: float,
-                 stats: dict[str, Any]) -> np.ndarray | None:
-    """Median of per-view floor normals (each a Cauchy-weighted fit that follows its view's own floor offset);
-    None when fewer than PER_VIEW_MIN_VIEWS views see enough floor."""
-    order = np.argsort(views, kind="stable")
-    sorted_views = views[order]
-    starts = np.flatnonzero(np.r_[True, sorted_views[1:] != sorted_views[:-1]])
-    ends = np.r_[starts[1:], len(order)]
-    normals = []
-    for a, b in zip(starts, ends, strict=True):
-        sub = pts[order[a:b]]
-        normal, plane_offset, near = up, offset, np.zeros(0, dtype=bool)
-        for _ in range(5):
-            dist = sub @ normal - plane_offset
-            near = np.abs(dist) < REFINE_BAND * threshold
-            if near.sum() < PER_VIEW_MIN_POINTS:
-                break
-            band = sub[near]
-            weights = 1.0 / (1.0 + (dist[near] / threshold) ** 2)
-            centroid = (band * weights[:, None]).sum(axis=0) / weights.sum()
-            fitted = np.linalg.svd((band - centroid) * np.sqrt(weights[:, None]), full_matrices=False)[2][2]
-            normal = fitted if fitted @ up > 0 else -fitted
-            plane_offset = float(centroid @ normal)
-        if near.sum() >= PER_VIEW_MIN_POINTS and _angle(normal, up) < PER_VIEW_MAX_DEVIATION_DEG:
-            normals.append(normal)
-    stats["per_view_floors"] = len(normals)
-    if len(normals) < PER_VIEW_MIN_VIEWS:
-        return None
-    median = np.median(np.asarray(normals), axis=0)
-    median /= np.linalg.norm(median)
-    stats["per_view_spread_deg"] = float(np.median([_angle(n, median) for n in normals]))
-    if stats["per_view_spread_deg"] > PER_VIEW_MAX_SPREAD_DEG:
-        logger.info("frame: per-view floor normals spread %.2f deg (uneven ground): keeping the global fit",
-                    stats["per_view_spread_deg"])
-        return None
-    stats["per_view_change_deg"] = _angle(median, up)
-    logger.info("frame: up from the median of %d per-view floor normals (%.2f deg from the global fit)",
-                len(normals), stats["per_view_change_deg"])
-    return median
+    return float(np.median(heights))
 
 
 def view_groups(scene, cameras: CameraPath | None = None, blocks: int = 64) -> np.ndarray | None:
@@ -843,6 +971,16 @@ def _local_camera_heights(local: np.ndarray, cams: np.ndarray, floor: float, dep
     if len(heights) < max(1, len(cams) // 3):
         return None
     return np.asarray(heights)
+
+
+def _row_keys(rows: np.ndarray) -> np.ndarray:
+    """(N,) int64 key per row of an (N, K) integer array, equal exactly for equal rows."""
+    rows = np.asarray(rows, dtype=np.int64)
+    rows = rows - rows.min(axis=0)
+    dims = rows.max(axis=0) + 1
+    if np.prod(dims.astype(np.float64)) < 2.0 ** 62:
+        return np.ravel_multi_index(rows.T, dims)
+    return np.unique(rows, axis=0, return_inverse=True)[1].reshape(-1)
 
 
 def _viewing_depth(pts: np.ndarray, centers: np.ndarray | None) -> float:
