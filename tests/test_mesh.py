@@ -175,7 +175,11 @@ def test_config_from_dict():
     assert cfg.max_error == 0.02 and cfg.fill_holes is False
 
 
-def test_colorize_takes_nearby_splat_colours():
+@pytest.mark.parametrize("max_sources", [None, 500])
+def test_colorize_takes_nearby_splat_colours(max_sources, monkeypatch):
+    """Also with a subset of the splats as colour sources (large scenes), indices map back to the right splats."""
+    if max_sources is not None:
+        monkeypatch.setattr("lyra_isaac.geometry.mesh.COLOR_MAX_SOURCES", max_sources)
     verts, faces = grid_plane(cells=10)
     n = 2000
     rng = np.random.default_rng(0)
