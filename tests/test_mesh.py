@@ -121,7 +121,7 @@ def test_degenerate_and_duplicate_faces_dropped():
     n = len(verts)
     collinear = np.array([[n - 3, n - 2, n - 1]])
     mesh = TriangleMesh(verts, np.concatenate([faces, extra[[0]], collinear, extra[2:]]))
-    out, stats = finish_mesh(mesh, MeshConfig(decimate=False, fill_holes=False))
+    out, stats = finish_mesh(mesh, MeshConfig(decimate=False, fill_holes=False, frontier_extension=0.0))
     assert stats["degenerate_faces_dropped"] == 2
     assert stats["duplicate_faces_dropped"] == 2
     assert out.n_triangles == len(faces)

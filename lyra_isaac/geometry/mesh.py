@@ -2,8 +2,10 @@
 
 :func:`finish_mesh` runs, in order: weld duplicate vertices; drop degenerate and duplicate faces; keep connected
 components that are large (area) or touch the floor; fill small holes in floor-like (near-horizontal,
-upward-facing) surfaces, because a robot falls through a hole in the walkable floor; decimate with
-fast-simplification to an error bound. :func:`colorize` gives each vertex the colour of the splats near it.
+upward-facing) surfaces, because a robot falls through a hole in the walkable floor; extend the open borders of
+large floor-like surfaces a little (:func:`extend_floor_frontiers`: a fused surface stops short of the edge of what
+the views saw); decimate with fast-simplification to an error bound. :func:`colorize` gives each vertex the
+colour of the splats near it.
 
 All meshes are world frame, metres, Z up, floor at z = 0.
 """
@@ -43,6 +45,16 @@ class MeshConfig:
     """Holes in floor-like surfaces up to this area (projected on XY) are filled, m^2."""
     max_hole_height_range: float = 0.1
     """A hole counts as floor-like when its boundary spans at most this height, m."""
+    frontier_extension: float = 0.1
+    """Open borders of large floor-like surfaces are extended outward by this much, m (0 = off). A TSDF surface
+    ends short of the edge of what the views saw (marching cubes needs every corner of a cube observed, and the
+    outermost half pixel of a view has no depth sample): on Lyra-like fixtures seen floor is missing in a 5-15 cm
+    band along the edge of the coverage (80 % of it within 10 cm). Borders closed by a wall, a riser or the
+    curtain a TSDF hangs below an edge seen from above are not open, so drops are not bridged."""
+    frontier_max_slope_deg: float = 20.0
+    """Faces within this angle of horizontal (facing up) count as floor for the frontier extension."""
+    frontier_min_area: float = 1.0
+    """Only borders of connected surfaces of at least this area (m^2) are extended (not specks or floaters)."""
     decimate: bool = True
     max_error: float = 0.01
     """Decimation stops before the ``error_percentile`` distance of the original vertices to the result exceeds
@@ -93,6 +105,9 @@ def finish_mesh(mesh: TriangleMesh, cfg: MeshConfig | None = None) -> tuple[Tria
     if cfg.fill_holes:
         verts, faces, colors, hole_stats = fill_floor_holes(verts, faces, colors, cfg)
         stats.update(hole_stats)
+    if cfg.frontier_extension > 0:
+        verts, faces, colors, frontier_stats = extend_floor_frontiers(verts, faces, colors, cfg)
+        stats.update(frontier_stats)
     verts, faces, colors = compact(verts, faces, colors)
     if cfg.decimate:
         verts, faces, dec_stats = decimate(verts, faces, cfg)
@@ -282,6 +297,114 @@ def fill_floor_holes(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray | 
     if colors is not None:
         colors = np.concatenate([colors, *new_colors])
     return verts, faces, colors, stats
+
+
+def extend_floor_frontiers(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray | None,
+                           cfg: MeshConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """Extend the open borders of large floor-like surfaces outward by ``frontier_extension`` (see MeshConfig).
+
+    A border edge (used by one face) of an upward face in a connected surface of at least ``frontier_min_area``,
+    whose end vertices lie on floor (the mean normal of the faces within ``FRONTIER_NORMAL_RADIUS`` within
+    ``frontier_max_slope_deg`` of up), gets a strip of two triangles on its outer side (to the
+    right of the edge as the face winds it, counter-clockwise seen from above). Each border vertex moves once, along
+    the mean outward direction of its border edges, following the slope of its border faces (capped at the slope
+    limit); strips of neighbouring edges share those vertices, so the extended border stays connected.
+
+    Args:
+        verts: (V, 3) float64, metres, Z up.
+        faces: (F, 3) int64, wound counter-clockwise seen from the front (above, for a floor).
+        colors: (V, C) per-vertex colours or None (new vertices copy their source vertex).
+        cfg: ``frontier_extension``, ``frontier_max_slope_deg``, ``frontier_min_area``.
+
+    Returns:
+        (verts, faces, colors, stats with ``frontier_edges_extended`` and ``frontier_area_added_m2``).
+    """
+    stats: dict[str, Any] = {"frontier_edges_extended": 0, "frontier_area_added_m2": 0.0}
+    if len(faces) == 0:
+        return verts, faces, colors, stats
+    n = len(verts)
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    owner = np.tile(np.arange(len(faces)), 3)
+    undirected = np.minimum(edges[:, 0], edges[:, 1]) * n + np.maximum(edges[:, 0], edges[:, 1])
+    _, inverse, counts = np.unique(undirected, return_inverse=True, return_counts=True)
+    border = counts[inverse.reshape(-1)] == 1
+    tri = verts[faces]
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    length = np.linalg.norm(normal, axis=1)
+    unit = normal / np.maximum(length, 1e-12)[:, None]
+    labels = components(n, faces)
+    area = np.bincount(labels, weights=0.5 * length)
+    candidate = border & (unit[owner, 2] > 0) & (area[labels[owner]] >= cfg.frontier_min_area)
+    # a fused surface's border is a ragged, curled fringe: judge the surface by its mean normal around the vertex
+    ends = np.unique(edges[candidate].reshape(-1))
+    smooth = np.zeros((n, 3))
+    smooth[ends] = _mean_normal_near(verts[ends], tri.mean(axis=1), normal, FRONTIER_NORMAL_RADIUS)
+    floor_vertex = smooth[:, 2] >= np.cos(np.radians(cfg.frontier_max_slope_deg))
+    use = candidate & floor_vertex[edges[:, 0]] & floor_vertex[edges[:, 1]]
+    a, b = edges[use, 0], edges[use, 1]
+    if len(a) == 0:
+        logger.info("mesh: no open floor border to extend")
+        return verts, faces, colors, stats
+    d = verts[b, :2] - verts[a, :2]
+    d_len = np.linalg.norm(d, axis=1)
+    ok = d_len > 1e-9
+    a, b, d, d_len = a[ok], b[ok], d[ok], d_len[ok]
+    out = np.stack([d[:, 1], -d[:, 0]], axis=1) / d_len[:, None]  # right of a -> b: away from the face
+    direction = np.zeros((n, 2))
+    gradient = np.zeros((n, 2))
+    weight = np.zeros(n)
+    for v in (a, b):
+        np.add.at(direction, v, out)
+        np.add.at(gradient, v, -smooth[v, :2] / smooth[v, 2:3])  # dz/dxy of the surface around the vertex
+        np.add.at(weight, v, 1.0)
+    moved = np.unique(np.concatenate([a, b]))
+    dir_len = np.linalg.norm(direction[moved], axis=1)
+    good = dir_len > 1e-6  # a vertex whose border edges cancel out (a spike) stays
+    step = np.zeros((n, 2))
+    step[moved[good]] = direction[moved[good]] / dir_len[good, None] * cfg.frontier_extension
+    slope = gradient / np.maximum(weight, 1.0)[:, None]
+    rise = np.einsum("ij,ij->i", slope, step)
+    limit = cfg.frontier_extension * np.tan(np.radians(cfg.frontier_max_slope_deg))
+    rise = np.clip(rise, -limit, limit)
+    keep_edge = good[np.searchsorted(moved, a)] & good[np.searchsorted(moved, b)]
+    a, b = a[keep_edge], b[keep_edge]
+    new_index = np.full(n, -1, dtype=np.int64)
+    sources = moved[good]
+    new_index[sources] = n + np.arange(len(sources))
+    new_verts = verts[sources].copy()
+    new_verts[:, :2] += step[sources]
+    new_verts[:, 2] += rise[sources]
+    a2, b2 = new_index[a], new_index[b]
+    strip = np.concatenate([np.stack([a2, b2, b], axis=1), np.stack([a2, b, a], axis=1)])
+    verts = np.concatenate([verts, new_verts])
+    faces = np.concatenate([faces, strip])
+    if colors is not None:
+        colors = np.concatenate([colors, colors[sources]])
+    stats["frontier_edges_extended"] = int(len(a))
+    stats["frontier_area_added_m2"] = round(float(face_areas(verts, strip).sum()), 4)
+    logger.info("mesh: extended %d open floor border edges by %.2f m (%.3f m^2)", len(a), cfg.frontier_extension,
+                stats["frontier_area_added_m2"])
+    return verts, faces, colors, stats
+
+
+FRONTIER_NORMAL_RADIUS = 0.1
+"""Radius (m) over which a border vertex's surface normal is averaged (area-weighted face normals)."""
+
+
+def _mean_normal_near(points: np.ndarray, centroids: np.ndarray, area_normals: np.ndarray,
+                      radius: float) -> np.ndarray:
+    """(N, 3) unit mean of the area-weighted face normals (F, 3) whose centroids (F, 3) lie within ``radius`` of
+    each of (N, 3) points (zero where none)."""
+    from scipy.sparse import coo_matrix
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(points).query_ball_tree(cKDTree(centroids), radius)
+    rows = np.repeat(np.arange(len(points)), [len(x) for x in pairs])
+    cols = np.fromiter((j for x in pairs for j in x), dtype=np.int64, count=len(rows))
+    adjacency = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(points), len(centroids))).tocsr()
+    total = adjacency @ area_normals
+    norm = np.linalg.norm(total, axis=1, keepdims=True)
+    return np.where(norm > 0, total / np.maximum(norm, 1e-12), 0.0)
 
 
 # ============================================================================================== decimation
