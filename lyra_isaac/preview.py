@@ -370,7 +370,7 @@ def _save_image(image: np.ndarray, path: Path) -> None:
 
     temp = path.with_name(f".{path.name}.tmp")
     try:
-        Image.fromarray(image).save(temp, format="PNG", optimize=True)
+        Image.fromarray(image).save(temp, format="PNG", compress_level=6)
         os.replace(temp, path)
     except OSError as exc:
         temp.unlink(missing_ok=True)
