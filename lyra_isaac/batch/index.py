@@ -19,9 +19,13 @@ Schema (``format_version`` 1)::
           "source_mtime_ns": 1764000000000000000,   # with source_bytes: reuse the hash while the file is unchanged
           "attempts": 1,                            # conversion attempts, all runs together
           "memory_gb": 5.7, "num_cpus": 1,          # Ray resources requested for the last attempt
+          "cost_estimate": 38.2,                    # expected conversion seconds on one core, from cheap facts
+                                                    # (batch/cost.py): the longest-first order of the run
           "node": "10.0.0.12",                      # node that ran the last attempt (null before)
           "started": "...", "finished": "...",      # last attempt, UTC ISO 8601 (null before)
           "duration_s": 41.3,                       # wall time of the last attempt on the worker
+          "cpu_s": 40.9,                            # CPU time of the last attempt, all its threads (about
+                                                    # num_cpus x duration_s at most when threads are capped)
           "world": {                                # from world.json, complete worlds only (else null)
             "walkable_area_m2": 48.2, "spawn_points": 32, "goal_points": 64,
             "collision_triangles": 98012, "scale_factor": 1.0, "scale_method": "file",
@@ -84,6 +88,8 @@ class SceneEntry:
     started: str | None = None
     finished: str | None = None
     duration_s: float | None = None
+    cpu_s: float | None = None
+    cost_estimate: float | None = None
     world: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -21,6 +21,7 @@ lyra_isaac must be installed on every node (docs/batch.md).
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import re
@@ -38,6 +39,7 @@ from ..config import load_toml
 from ..errors import ConfigError, InputError, LyraError, MissingDependencyError, OutputError
 from ..progress import NO_PROGRESS, Progress
 from ..world import load_world, sha256_file
+from .cost import estimate_cost_s, scene_facts
 from .index import BatchIndex, SceneEntry, utc_now
 from .inputs import SceneInput, assign_names, expand_inputs
 
@@ -57,6 +59,12 @@ LOCAL_OBJECT_STORE_BYTES = 128 << 20
 RAY_CONNECT_TIMEOUT_S = 60.0
 TCP_PROBE_TIMEOUT_S = 5.0
 WAIT_POLL_S = 0.5
+IN_FLIGHT_EXTRA = 1
+"""Tasks kept in flight beyond the cluster's CPU slots: one waits in Ray, ready to start the moment a slot frees,
+while the rest wait in the driver in longest-first order."""
+IDLE_POLLS_BEFORE_EXTRA = 4
+"""Polls (of :data:`WAIT_POLL_S`) that a free slot fitting the next scene must stay idle before the driver submits
+beyond the cap (tasks in flight are blocked on memory)."""
 BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                     "NUMEXPR_NUM_THREADS")
 LOCK_NAME = ".batch.lock"
@@ -187,6 +195,7 @@ def run_batch(
         index.save()
         if to_run:
             logger.info("%d scene(s) to convert, %d already complete", len(to_run), summary.skipped)
+            _estimate_costs(to_run)
             _run_on_ray(index, to_run, summary, workers=workers, ray_address=ray_address,
                         memory_per_task_gb=memory_per_task_gb, cpus_per_task=cpus_per_task, retries=retries,
                         config=config_data, preset=preset, progress=progress, convert_fn=convert_fn)
@@ -369,6 +378,14 @@ def _plan(index: BatchIndex, scenes: list[SceneInput], out_root: Path,
         entry.status, entry.world = "pending", None
         to_run.append(entry)
     return to_run, [names[s.ply_path] for s in scenes]
+
+
+def _estimate_costs(entries: Sequence[SceneEntry]) -> None:
+    """Set each entry's ``cost_estimate`` (expected seconds on one core) from its files' cheap facts."""
+    started = time.perf_counter()
+    for entry in entries:
+        entry.cost_estimate = round(estimate_cost_s(scene_facts(entry.ply, entry.cameras)), 2)
+    logger.info("cost estimates of %d scene(s) in %.2f s", len(entries), time.perf_counter() - started)
 
 
 def _hash(ply: Path, entry: SceneEntry | None) -> tuple[str, int, int]:
@@ -554,12 +571,65 @@ def _thread_env(cpus: float) -> dict[str, str]:
     return dict.fromkeys(BLAS_THREAD_VARS, threads)
 
 
+class SceneQueue:
+    """Scenes waiting in the driver, longest estimated cost first (ties: input order).
+
+    Args:
+        entries: the scenes to run; each one's ``cost_estimate`` (None counts as 0) orders it.
+    """
+
+    def __init__(self, entries: Sequence[SceneEntry]):
+        self._costs = {entry.name: float(entry.cost_estimate or 0.0) for entry in entries}
+        self._heap: list[tuple[float, int, SceneEntry]] = []
+        self._counter = 0
+        for entry in entries:
+            self.push(entry)
+
+    def cost(self, entry: SceneEntry) -> float:
+        """The scene's estimated cost (seconds on one core, see :mod:`lyra_isaac.batch.cost`)."""
+        return self._costs.get(entry.name, 0.0)
+
+    def push(self, entry: SceneEntry) -> None:
+        heapq.heappush(self._heap, (-self.cost(entry), self._counter, entry))
+        self._counter += 1
+
+    def pop(self) -> SceneEntry:
+        return heapq.heappop(self._heap)[2]
+
+    def peek(self) -> SceneEntry:
+        return self._heap[0][2]
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+
+def _task_slots(ray: Any, cpus_per_task: float) -> int:
+    """Tasks the Ray cluster can run at once by CPU count: its CPUs // ``cpus_per_task`` (at least 1)."""
+    return max(1, int(float(ray.cluster_resources().get("CPU", 0)) // cpus_per_task))
+
+
+def _fits_now(ray: Any, cpus_per_task: float, memory_bytes: int) -> bool:
+    """Whether the cluster has a free CPU slot and memory for one more task now (summed over nodes: approximate)."""
+    free = ray.available_resources()
+    return free.get("CPU", 0.0) >= cpus_per_task and free.get("memory", 0.0) >= memory_bytes
+
+
 def _run_on_ray(index: BatchIndex, to_run: list[SceneEntry], summary: BatchSummary, *, workers: int | None,
                 ray_address: str | None, memory_per_task_gb: float | None, cpus_per_task: float, retries: int,
                 config: dict | None, preset: str, progress: Progress, convert_fn: ConvertFn | None) -> None:
+    """Run the scenes longest-expected-first with about one task more in flight than Ray has CPU slots.
+
+    Ray does not start queued tasks in submission order when their resource requests differ (every scene asks for
+    its own memory: measured, 12 queued tasks started in an arbitrary order), so submitting everything at once
+    would lose the order. Holding the rest in the driver keeps it: each finished task makes room for the next
+    longest. One extra task waits in Ray so a slot never idles while the driver reacts; another is submitted when
+    a slot that fits the next task stays free for :data:`IDLE_POLLS_BEFORE_EXTRA` polls (tasks blocked on memory
+    elsewhere), so the cluster is never left idle by the cap.
+    """
     ray = _import_ray()
     owns_ray = connect_ray(workers, ray_address)
     pending: dict[Any, SceneEntry] = {}
+    queue = SceneQueue(to_run)
     attempts_this_run: dict[str, int] = {}
     try:
         node_max = _largest_node_memory(ray)
@@ -574,18 +644,26 @@ def _run_on_ray(index: BatchIndex, to_run: list[SceneEntry], summary: BatchSumma
             ref = task.options(num_cpus=cpus_per_task, memory=memory[entry.name], max_retries=0,
                                runtime_env=runtime_env, name=f"lyra-convert:{entry.name}").remote(job, convert_fn)
             pending[ref] = entry
+            logger.debug("submitted %s (estimated cost %.1f s, %d in flight)", entry.name, queue.cost(entry),
+                         len(pending))
             attempts_this_run[entry.name] = attempts_this_run.get(entry.name, 0) + 1
             entry.status, entry.error = "running", None
             entry.attempts += 1
             entry.memory_gb, entry.num_cpus = round(memory[entry.name] / 1e9, 3), cpus_per_task
 
+        def top_up() -> None:
+            limit = _task_slots(ray, cpus_per_task) + IN_FLIGHT_EXTRA
+            while queue and len(pending) < limit:
+                submit(queue.pop())
+
         first_submit = time.perf_counter()
-        for entry in to_run:
-            submit(entry)
+        top_up()
         index.save()
-        finished = failed = 0
+        finished = failed = idle_polls = 0
         total = len(to_run)
-        progress.update(_progress_text(0, 0, total, 0.0), 0.0)
+        total_cost = sum(queue.cost(entry) for entry in to_run)
+        done_cost = 0.0
+        progress.update(_progress_text(0, 0, total, 0.0, 0.0, total_cost), 0.0)
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_POLL_S)
             progress.check_cancelled()
@@ -596,23 +674,38 @@ def _run_on_ray(index: BatchIndex, to_run: list[SceneEntry], summary: BatchSumma
                     _record_success(entry, result, index.out_root)
                     finished += 1
                     summary.converted += 1
-                    logger.info("%s: complete in %.1f s", entry.name, result.get("duration_s") or 0.0)
+                    done_cost += queue.cost(entry)
+                    logger.info("%s: complete in %.1f s (estimated cost %.1f)", entry.name,
+                                result.get("duration_s") or 0.0, queue.cost(entry))
                     continue
                 error = result["error"]
                 if error["type"] not in NON_RETRYABLE_ERRORS and attempts_this_run[entry.name] <= retries:
                     logger.warning("%s: attempt %d failed (%s: %s); retrying", entry.name,
                                    attempts_this_run[entry.name], error["type"], error["message"])
-                    submit(entry)
+                    entry.status = "pending"
+                    queue.push(entry)
                     continue
                 _record_times(entry, result)
                 _fail(entry, error["type"], error["message"], error.get("traceback"))
                 failed += 1
+                done_cost += queue.cost(entry)
                 logger.error("%s: failed: %s", entry.name, error["message"])
             if ready:
+                idle_polls = 0
+                top_up()
                 index.save()
                 done = finished + failed
                 elapsed = time.perf_counter() - first_submit
-                progress.update(_progress_text(finished, failed, total, elapsed), done / total)
+                progress.update(_progress_text(finished, failed, total, elapsed, done_cost, total_cost),
+                                done / total)
+            elif queue:
+                # Nothing finished: if a slot that fits the next scene stays free (the tasks in flight wait for
+                # memory on other nodes), submit one more rather than leave it idle.
+                idle_polls = idle_polls + 1 if _fits_now(ray, cpus_per_task, memory[queue.peek().name]) else 0
+                if idle_polls >= IDLE_POLLS_BEFORE_EXTRA:
+                    idle_polls = 0
+                    submit(queue.pop())
+                    index.save()
         summary.tasks_elapsed_s = round(time.perf_counter() - first_submit, 3)
     finally:
         if pending:  # cancelled, interrupted or crashed: the unfinished scenes stay pending for the next run
@@ -627,10 +720,18 @@ def _run_on_ray(index: BatchIndex, to_run: list[SceneEntry], summary: BatchSumma
             ray.shutdown()
 
 
-def _progress_text(finished: int, failed: int, total: int, elapsed: float) -> str:
+def _progress_text(finished: int, failed: int, total: int, elapsed: float, done_cost: float = 0.0,
+                   total_cost: float = 0.0) -> str:
+    """Progress line; the ETA extrapolates the elapsed time by estimated cost done (longest scenes run first, so
+    a count of scenes would overestimate it), or by scene count when no cost is known."""
     done = finished + failed
     left = total - done
-    eta = "?" if done == 0 else _format_seconds(elapsed / done * left)
+    if done == 0:
+        eta = "?"
+    elif done_cost > 0 and total_cost > 0:
+        eta = _format_seconds(elapsed * max(total_cost - done_cost, 0.0) / done_cost)
+    else:
+        eta = _format_seconds(elapsed / done * left)
     return f"{finished}/{total} done, {failed} failed, {left} left, ETA {eta}"
 
 
@@ -659,6 +760,7 @@ def _record_times(entry: SceneEntry, result: dict[str, Any]) -> None:
     entry.started = result.get("started")
     entry.finished = result.get("finished")
     entry.duration_s = result.get("duration_s")
+    entry.cpu_s = result.get("cpu_s")
     entry.node = result.get("node")
 
 
@@ -679,6 +781,7 @@ def convert_task(job: dict[str, Any], convert_fn: ConvertFn | None = None) -> di
         os.environ.setdefault(var, value)
     started_wall = utc_now()
     started = time.perf_counter()
+    started_cpu = time.process_time()  # every thread of the worker process: shows whether the task kept to its CPUs
     result: dict[str, Any] = {"name": job["name"], "started": started_wall, "node": _node_address()}
     try:
         if convert_fn is None:
@@ -696,6 +799,7 @@ def convert_task(job: dict[str, Any], convert_fn: ConvertFn | None = None) -> di
                                        "traceback": traceback.format_exc()[-4000:]})
     result["finished"] = utc_now()
     result["duration_s"] = round(time.perf_counter() - started, 3)
+    result["cpu_s"] = round(time.process_time() - started_cpu, 3)
     return result
 
 
