@@ -159,15 +159,23 @@ class GaussianScene:
         if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-5):
             raise ValueError("transform is not a similarity (rotation * uniform scale + translation)")
         means = (self.means.astype(np.float64) @ linear.T + matrix[:3, 3]).astype(np.float32)
-        quats = quat_multiply(rotation_matrix_to_quat(rotation)[None, :], self.quats.astype(np.float64))
+        # q' = r * q for every q is one (N, 4) x (4, 4) product (BLAS), not 16 strided element-wise passes
+        left = quat_left_matrix(rotation_matrix_to_quat(rotation)).astype(np.float32)
+        quats = np.ascontiguousarray(self.quats, dtype=np.float32) @ left.T
         return replace(
             self,
             means=means,
-            quats=quats.astype(np.float32),
+            quats=quats,
             log_scales=(self.log_scales + np.float32(np.log(scale))).astype(np.float32),
             frame=self.frame if frame is None else frame,
             extra=dict(self.extra),
         )
+
+
+def quat_left_matrix(a: np.ndarray) -> np.ndarray:
+    """(4, 4) matrix L of the wxyz quaternion ``a`` with ``L @ b == quat_multiply(a, b)`` for any b."""
+    w, x, y, z = np.asarray(a, dtype=np.float64).reshape(4)
+    return np.array([[w, -x, -y, -z], [x, w, -z, y], [y, z, w, -x], [z, -y, x, w]])
 
 
 def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
