@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from lyra_isaac.geometry.tsdf import BLOCK, SparseTSDF
 
@@ -63,3 +64,31 @@ def test_sample_is_exact_for_a_linear_field():
     np.testing.assert_allclose(value, points[:, 2] - 0.37, atol=1e-5)
     np.testing.assert_allclose(weight, 2.0, atol=1e-5)
     assert BLOCK == 4
+
+
+def test_torch_sampler_matches_numpy_and_detaches_on_change():
+    """TorchFusion.finish leaves a torch twin of sample() on the TSDF (the GPU path's view alignment samples the
+    consensus through it); it agrees with the numpy sampler and is dropped as soon as the TSDF changes."""
+    torch = pytest.importorskip("torch")
+    from lyra_isaac.geometry.surface_gpu import TorchFusion, TorchTSDFSampler
+
+    rng = np.random.default_rng(5)
+    tsdf = _plane_tsdf(rng)
+    points = rng.uniform([-1.3, -1.3, -0.8], [1.3, 1.3, 1.3], (20000, 3)).astype(np.float32)
+    ref_value, ref_weight = tsdf.sample(points)
+
+    fusion = TorchFusion("cpu")
+    state = fusion._storage(tsdf)  # what integrate() fills on the device
+    n = tsdf.n_blocks * BLOCK**3
+    state["tsdf"][:n] = torch.as_tensor(tsdf.tsdf[:n])
+    state["weight"][:n] = torch.as_tensor(tsdf.weight[:n])
+    fusion.finish(tsdf)
+    assert isinstance(tsdf._sampler, TorchTSDFSampler)
+    value, weight = tsdf.sample(points)
+    np.testing.assert_array_equal(np.isnan(value), np.isnan(ref_value))
+    ok = ~np.isnan(value)
+    np.testing.assert_allclose(value[ok], ref_value[ok], atol=1e-5)
+    np.testing.assert_allclose(weight, ref_weight, atol=1e-5)
+
+    tsdf.accumulate(np.arange(8), np.zeros(8, np.float32), np.ones(8, np.float32))
+    assert tsdf._sampler is None  # changed on the CPU: the device copy is stale

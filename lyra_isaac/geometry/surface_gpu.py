@@ -148,13 +148,66 @@ class TorchFusion:
         return torch.where(smooth, interp, near)
 
     def finish(self, tsdf: SparseTSDF) -> None:
-        """Copy the fused values back into ``tsdf`` (numpy) and free the device copy."""
+        """Copy the fused values back into ``tsdf`` (numpy); the device copy stays attached as ``tsdf``'s sampler
+        (:class:`TorchTSDFSampler`: the view alignment samples each consensus TSDF millions of times) until the
+        TSDF changes or is dropped."""
         state = self._state.pop(id(tsdf), None)
         if state is None:
             return
         n = tsdf.n_blocks * BLOCK**3
         tsdf.tsdf[:n] = state["tsdf"][:n].cpu().numpy()
         tsdf.weight[:n] = state["weight"][:n].cpu().numpy()
+        tsdf.attach_sampler(TorchTSDFSampler(tsdf, state["tsdf"][:n], state["weight"][:n], self.device))
+
+
+class TorchTSDFSampler:
+    """Trilinear sampling of a frozen :class:`SparseTSDF` on a torch device: the twin of :meth:`SparseTSDF.sample`
+    (same arithmetic, float32 weights), called with and returning numpy arrays."""
+
+    def __init__(self, tsdf: SparseTSDF, values: Any, weights: Any, device: Any):
+        torch = self.torch = _torch()
+        self.device = device
+        self.origin = torch.as_tensor(tsdf.origin, dtype=torch.float64, device=device)
+        self.voxel_size = tsdf.voxel_size
+        self.truncation = np.float32(tsdf.truncation)
+        self.voxel_dims = [int(d) for d in tsdf.voxel_dims]
+        self.block_dims = [int(d) for d in tsdf.block_dims]
+        self.block_slot = torch.as_tensor(tsdf.block_slot, device=device).long()
+        self.values = values
+        self.weights = weights
+
+    def __call__(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        torch = self.torch
+        with torch.no_grad():
+            p = torch.as_tensor(np.asarray(points), device=self.device).double()
+            g = (p - self.origin) / self.voxel_size - 0.5
+            base = torch.floor(g)
+            frac = (g - base).float()
+            base = base.long()
+            n = p.shape[0]
+            value = torch.zeros(n, device=self.device)
+            weight = torch.zeros(n, device=self.device)
+            valid = torch.ones(n, dtype=torch.bool, device=self.device)
+            for corner in range(8):
+                o = ((corner >> 2) & 1, (corner >> 1) & 1, corner & 1)
+                c = base + torch.as_tensor(o, device=self.device)
+                ok = ((c >= 0) & (c < torch.as_tensor(self.voxel_dims, device=self.device))).all(dim=1)
+                b = torch.div(c, BLOCK, rounding_mode="floor")
+                flat = (b[:, 0] * self.block_dims[1] + b[:, 1]) * self.block_dims[2] + b[:, 2]
+                slot = torch.where(ok, self.block_slot[torch.where(ok, flat, 0)], -1)
+                ok = slot >= 0
+                local = c - b * BLOCK
+                idx = slot * BLOCK**3 + (local[:, 0] * BLOCK + local[:, 1]) * BLOCK + local[:, 2]
+                idx = torch.where(ok, idx, 0)
+                obs = torch.where(ok, self.weights[idx], 0.0)
+                w_c = torch.ones(n, device=self.device)
+                for axis in range(3):
+                    w_c = w_c * (frac[:, axis] if o[axis] else 1.0 - frac[:, axis])
+                valid &= obs > 0
+                value += w_c * torch.where(ok, self.values[idx], 0.0)
+                weight += w_c * obs
+            value = torch.where(valid, value, torch.full_like(value, float("nan")))
+            return (value * self.truncation).cpu().numpy(), weight.cpu().numpy()
 
 
 def render_depths_gsplat(scene: GaussianScene, cameras: CameraPath, cfg: SurfaceConfig,

@@ -13,6 +13,7 @@ weight 0 are unobserved and never produce triangles.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 
@@ -53,6 +54,7 @@ class SparseTSDF:
         self.tsdf = np.zeros(capacity * BLOCK**3, dtype=np.float32)
         self.weight = np.zeros(capacity * BLOCK**3, dtype=np.float32)
         self.n_blocks = 0
+        self._sampler: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
 
     # ----------------------------------------------------------------------------------------------- addressing
     def voxel_of(self, points: np.ndarray) -> np.ndarray:
@@ -84,6 +86,7 @@ class SparseTSDF:
         missing = self.block_slot[flat] < 0
         if not missing.any():
             return self.block_slot[flat].astype(np.int64)
+        self._sampler = None
         new = flat[missing]
         start = self.n_blocks
         self.n_blocks += len(new)
@@ -122,10 +125,16 @@ class SparseTSDF:
     # ----------------------------------------------------------------------------------------------- fusion
     def accumulate(self, index: np.ndarray, value: np.ndarray, weight: np.ndarray) -> None:
         """Add observations: (N,) storage indices (unique within the call), values in [-1, 1], weights > 0."""
+        self._sampler = None
         old_w = self.weight[index]
         new_w = old_w + weight
         self.tsdf[index] = (self.tsdf[index] * old_w + value * weight) / new_w
         self.weight[index] = new_w
+
+    def attach_sampler(self, sampler: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None) -> None:
+        """Let :meth:`sample` run through ``sampler`` (an accelerated twin with the same contract, e.g. on a GPU copy
+        of this TSDF) until the TSDF changes: any later allocation or accumulation detaches it."""
+        self._sampler = sampler
 
     def sample(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Trilinear TSDF at (N, 3) world points, metres (distance, not normalized).
@@ -137,6 +146,8 @@ class SparseTSDF:
             (N,) float32 signed distance in metres (NaN where any of the 8 neighbours is unobserved) and (N,) float32
             interpolated weight.
         """
+        if self._sampler is not None:
+            return self._sampler(points)
         n = points.shape[0]
         g = (np.asarray(points, dtype=np.float64) - self.origin) / self.voxel_size - 0.5
         base = np.floor(g)
