@@ -240,7 +240,9 @@ def test_cancel_through_progress_leaves_the_rest_pending(local_ray, fixtures, tm
     assert 1 <= list(statuses.values()).count("complete") < len(inputs)
     assert set(statuses.values()) == {"complete", "pending"}
     summary = run_batch(inputs, out, convert_fn=tiny_convert)
-    assert summary.exit_code == 0 and summary.skipped == list(statuses.values()).count("complete")
+    # A task that finished its world between the cancel and Ray's kill is adopted by the rerun, not redone.
+    assert summary.exit_code == 0 and summary.skipped >= list(statuses.values()).count("complete")
+    assert summary.skipped + summary.converted == len(inputs) and summary.converted >= 1
     assert [p.name for p in out.iterdir() if p.name.startswith(".") and p.name != ".batch.lock"] == []
 
 
