@@ -22,13 +22,11 @@ lyra_isaac must be installed on every node (docs/batch.md).
 from __future__ import annotations
 
 import heapq
-import importlib
 import logging
 import os
 import re
 import shutil
 import socket
-import sys
 import threading
 import time
 import traceback
@@ -72,14 +70,6 @@ BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 LOCK_NAME = ".batch.lock"
 STALE_TEMP_PATTERN = re.compile(r"^\..+\.(tmp|old)-")
 """Folders ``atomic_directory`` builds in (``.<name>.tmp-XXXX``) or moves a replaced world to (``.<name>.old-PID``)."""
-WORKER_PRELOAD_MODULES = ("pxr.Tf", "pxr.Sdf", "pxr.Vt", "pxr.Gf", "pxr.Usd", "pxr.UsdGeom", "pxr.UsdPhysics",
-                          "pxr.UsdShade", "pxr.UsdLux", "pxr.UsdVol", "pxr.Kind", "matplotlib.backends.backend_agg",
-                          "matplotlib.figure", "scipy.ndimage", "PIL.Image", "open3d")
-"""Extension modules the world writers import lazily, imported by a task's main thread before it converts. A Ray
-worker is a fresh process; when convert's writers run in threads and two of them import extension modules at once,
-one can hold the dynamic loader's lock while pxr's static initializers wait for the GIL that the other holds
-(observed: a worker hung in write_world_files, one thread in dlopen of a pxr library waiting for the GIL, another in
-dlopen waiting for the loader lock). Modules that are not installed are skipped."""
 NON_RETRYABLE_ERRORS = ("InputError", "ConfigError", "ConversionError", "MissingDependencyError", "ImportError",
                         "ModuleNotFoundError")
 """Error types that a second attempt on the same file and config cannot fix (bad input, a scene the pipeline cannot
@@ -798,7 +788,6 @@ def convert_task(job: dict[str, Any], convert_fn: ConvertFn | None = None) -> di
         if convert_fn is None:
             from ..convert import convert as convert_fn
 
-            _preload_writer_modules()
         world = convert_fn(job["source"], job["out"], cameras=job.get("cameras"), config=job.get("config"),
                            preset=job.get("preset", "fast"), overwrite=True)
         out = Path(getattr(world, "path", job["out"]))
@@ -814,17 +803,6 @@ def convert_task(job: dict[str, Any], convert_fn: ConvertFn | None = None) -> di
     result["duration_s"] = round(time.perf_counter() - started, 3)
     result["cpu_s"] = round(time.process_time() - started_cpu, 3)
     return result
-
-
-def _preload_writer_modules() -> None:
-    """Import :data:`WORKER_PRELOAD_MODULES` in this (the task's main) thread; once per worker process."""
-    for name in WORKER_PRELOAD_MODULES:
-        if name in sys.modules:
-            continue
-        try:
-            importlib.import_module(name)
-        except Exception as exc:  # an optional dependency that is not installed: its writer reports it
-            logger.debug("preload %s: %s", name, exc)
 
 
 def _node_address() -> str:

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import ConversionError
 from ..splats.scene import GaussianScene
+from ..threads import cpu_threads
 from ..world import TriangleMesh
 
 logger = logging.getLogger(__name__)
@@ -544,7 +545,7 @@ def colorize(mesh: TriangleMesh, scene_world: GaussianScene, k: int = 8) -> Tria
     if len(source) > COLOR_MAX_SOURCES:
         source = np.sort(np.random.default_rng(0).choice(len(source), COLOR_MAX_SOURCES, replace=False))
     tree = cKDTree(scene_world.means[source], balanced_tree=False, compact_nodes=False)
-    dist, idx = tree.query(mesh.vertices, k=k, workers=-1)
+    dist, idx = tree.query(mesh.vertices, k=k, workers=cpu_threads())
     if k == 1:
         dist, idx = dist[:, None], idx[:, None]
     idx = source[idx]

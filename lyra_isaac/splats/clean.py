@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConversionError
+from ..threads import cpu_threads
 from .cameras import CameraPath
 from .scene import GaussianScene
 
@@ -251,7 +252,7 @@ def _nearest_distance(points: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     shape = np.maximum(np.ceil((high - low) / cell).astype(int), 1)
     axes = [low[i] + cell * (np.arange(shape[i]) + 0.5) for i in range(3)]
     centres = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    table = tree.query(centres, workers=-1)[0].astype(np.float32)
+    table = tree.query(centres, workers=cpu_threads())[0].astype(np.float32)
     low32, inv = low.astype(np.float32), np.float32(1.0 / cell)
     for start in range(0, len(points), CHUNK):
         chunk = points[start:start + CHUNK]
@@ -263,7 +264,7 @@ def _nearest_distance(points: np.ndarray, anchors: np.ndarray) -> np.ndarray:
         result[inside] = table[flat]
         outside = np.flatnonzero(~inside & np.isfinite(chunk).all(axis=1))
         if len(outside):
-            result[outside] = tree.query(chunk[outside], workers=-1)[0]
+            result[outside] = tree.query(chunk[outside], workers=cpu_threads())[0]
         out[start:start + len(chunk)] = result
     return out
 
