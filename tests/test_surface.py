@@ -117,19 +117,68 @@ def test_harsh_fixture_alignment_beats_plain_fusion(harsh, harsh_result):
 
 def test_fitted_view_scales_undo_true_view_scales(tmp_path):
     """With per-view depth scale errors only (6 %), each view's fitted scale is the inverse of its drawn one, up
-    to one common factor (the consensus's scale)."""
+    to one common factor (the consensus's scale). Fitting each fold of views against a consensus of the others
+    (align_folds=3) corrects far more than fitting every view against a consensus that holds its own depth."""
     faults = FaultConfig(view_scale_sigma=0.06, warp_amplitude=0.0, depth_noise=0.01, flying_fraction=0.0,
                          floater_fraction=0.0)
     case = Case(tmp_path / "fx", faults)
-    result = extract_surface(case.scene, case.cameras, SurfaceConfig(voxel_size=0.03))
-    fitted = np.asarray(result.stats["align_view_scale"])
     true_scale = case.fixture.view_scale
     assert np.std(true_scale) > 0.03
-    product = fitted * true_scale
-    # two fuse/fit rounds remove most of the spread (measured: 60 %); each view's own depth is part of the
-    # consensus it is fitted against, so the correction is partial where few views overlap
-    assert np.std(product) < 0.5 * np.std(true_scale), (fitted, true_scale)
-    assert abs(np.median(product) - 1) < 0.03
+    spread = {}
+    for folds in (1, 3):
+        result = extract_surface(case.scene, case.cameras, SurfaceConfig(voxel_size=0.03, align_folds=folds))
+        product = np.asarray(result.stats["align_view_scale"]) * true_scale
+        assert abs(np.median(product) - 1) < 0.03
+        spread[folds] = np.std(product) / np.std(true_scale)
+    # measured: 0.30 of the spread left with one consensus of all views, 0.20 with three folds
+    assert spread[1] < 0.5, spread
+    assert spread[3] < 0.25 and spread[3] < 0.75 * spread[1], spread
+
+
+def _floor_view(eye: np.ndarray, pitch_deg: float, k: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """A camera at ``eye`` looking along +x, pitched down by ``pitch_deg``: ((4, 4) w2c, (h, w) float32 depth of the
+    floor z = 0 within 12 m, 0 elsewhere)."""
+    tilt = np.radians(pitch_deg)
+    forward = np.array([np.cos(tilt), 0, -np.sin(tilt)])
+    right = np.array([0, -1.0, 0])
+    c2w = np.eye(4)
+    c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, np.cross(forward, right), forward, eye
+    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    rays = np.stack([(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones_like(u)], -1) @ c2w[:3, :3].T
+    depth = np.where(rays[..., 2] < -0.02, eye[2] / np.maximum(-rays[..., 2], 1e-9), 0)
+    return np.linalg.inv(c2w), np.where(depth < 12, depth, 0).astype(np.float32)
+
+
+def test_consensus_depth_follows_the_ray_at_grazing_incidence():
+    """A view sees the floor at a grazing angle with depths 8 % too far; the consensus comes from a view looking
+    steeply down. The TSDF's distance at the view's points is only a fraction of their depth error; stepping
+    along the view's rays finds the floor's depth within a voxel."""
+    from lyra_isaac.geometry.surface import DepthViews, NumpyFusion, backproject, consensus_depth, fuse_views
+    from lyra_isaac.progress import NO_PROGRESS
+
+    h, w = 48, 64
+    k = np.array([[50.0, 0, w / 2], [0, 50.0, h / 2], [0, 0, 1.0]])
+    w2c_top, depth_top = _floor_view(np.array([3.0, 0, 4.0]), 60.0, k, w, h)
+    w2c, depth = _floor_view(np.array([0.0, 0, 1.5]), 10.0, k, w, h)
+    top = DepthViews(depth=depth_top[None], w2c=w2c_top[None], intrinsics=k[None], pixel_offset=0.5,
+                     source="pixels")
+    box = (np.array([-1.0, -8, -0.5]), np.array([12.0, 8, 4.5]))
+    tsdf = fuse_views(top, top.depth, 0.04, 0.3, 2.0, box, NumpyFusion(), NO_PROGRESS, "t", (0, 1))
+    flat = depth.reshape(-1)
+    pix = np.flatnonzero((flat > 4) & (flat < 8))
+    truth = flat[pix].astype(np.float64)
+    start = truth * 1.08
+    found_depth, found = consensus_depth(tsdf, w2c, k, 0.5, pix, w, start)
+    # the start points the consensus observes (within its truncation band)
+    tmp = np.zeros(h * w, np.float32)
+    tmp[pix] = start
+    dist, _ = tsdf.sample(backproject(tmp.reshape(h, w), w2c, k, 0.5, pixels=pix)[0])
+    ok = np.isfinite(dist)
+    assert ok.sum() > 100
+    assert found[ok].mean() > 0.9, found[ok].mean()
+    assert np.median(np.abs(found_depth[found] - truth[found])) < 0.04
+    # the TSDF's own distance there falls far short of the 30-60 cm depth error
+    assert np.median(np.abs(start[ok] + dist[ok] - truth[ok])) > 0.15
 
 
 def test_render_path_when_not_pixel_aligned(harsh, harsh_result):

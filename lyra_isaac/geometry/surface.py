@@ -10,11 +10,16 @@ The method, chosen by measurement on truth fixtures (see ``benchmarks/surface.py
    (:func:`render_point_depths`), from the given cameras or, without cameras, from views synthesized in free
    space at eye height (:func:`synthesize_cameras`).
 2. **Flying pixels.** Pixels whose inverse depth bends sharply against both neighbours (depth edges) are dropped.
-3. **Per-view alignment.** Each Lyra view has its own depth scale and warp error (a few percent). A first coarse
-   TSDF fuses all views; each view's depth is then fitted to that consensus with a robust (Huber IRLS) model
-   ``D' = D * s(x, y)`` (``s`` a quadratic in normalized image coordinates for ``align_model="warp"``), the
-   coarse TSDF is fused again with corrected depths, and pixels that still disagree with the consensus by more
-   than ``reject_sigma`` robust deviations are masked (floaters, flying pixels).
+3. **Per-view alignment.** Each Lyra view has its own depth scale and warp error (a few percent). The views are
+   split into ``align_folds`` folds (index modulo folds); each fold's depth is fitted to a coarse TSDF consensus
+   of the *other* folds' views (a view that is part of its own consensus pulls its target towards itself: in open
+   scenes, where few views overlap, the fit then barely moves it) with a robust (Huber IRLS) model
+   ``D' = D * s(x, y)`` (``s`` a quadratic in normalized image coordinates for ``align_model="warp"``). The
+   target depth of a pixel is where its ray crosses the consensus surface (:func:`consensus_depth`, secant steps
+   along the ray), not its depth plus the TSDF's distance, which shrinks a depth error by the cosine of the
+   incidence (far ground seen at grazing angles). Fuse/fit rounds repeat with corrected depths; then pixels that
+   still disagree with the consensus by more than ``reject_sigma`` robust deviations are masked (floaters,
+   flying pixels).
 4. **Fusion.** Corrected, masked depth maps are fused into a block-sparse TSDF (:mod:`.tsdf`); per view, only
    the voxels in a band around its own surface are touched (no projection of every point into every view).
    Observations are weighted by ``(1 m / depth) ** near_weight_power``: nearer views are more precise.
@@ -51,6 +56,10 @@ RENDER_SKIP_NEAREST = 2
 """Rendered depth: the nearest-cluster anchor is the (this + 1)-th nearest point of a pixel."""
 ALIGN_BASES = {"scale": 1, "scale_offset": 2, "warp": 6}
 """Number of parameters of each per-view depth correction model."""
+CONSENSUS_SECANT_STEPS = 3
+"""Secant steps along a pixel's ray to the consensus surface (after a first step of the TSDF's distance)."""
+CONSENSUS_MAX_STEP = 0.12
+"""... found only within this relative depth change of the starting depth (per-view errors are a few percent)."""
 
 
 @dataclass
@@ -82,13 +91,19 @@ class SurfaceConfig:
     badly)."""
     align_iterations: int = 2
     """Coarse fuse/fit rounds."""
+    align_folds: int = 3
+    """Views are split into this many folds (by index modulo folds: neighbours along the path fall in different
+    folds) and each fold is fitted against a consensus of the other folds' views, so a view never pulls the target
+    it is fitted to (where few views overlap, as in open scenes, a view's own depth dominates a consensus of all
+    views and the fit barely moves it). 1 = one consensus of all views."""
     align_voxel_factor: float = 2.0
     """Coarse TSDF voxel = voxel_size * align_voxel_factor."""
     align_truncation: float = 0.3
     """Coarse TSDF truncation, m: must exceed the largest expected per-view depth error."""
     align_max_views: int = 48
-    """The coarse consensus fuses at most this many evenly spaced views (0 = all); every view is still fitted and
-    filtered against it. Lyra's 128 views overlap heavily: a third of them make the same consensus."""
+    """The coarse consensus fuses at most this many evenly spaced views (0 = all; with folds, those outside the fold
+    fitted); every view is still fitted and filtered against it. Lyra's 128 views overlap heavily: a third of them
+    make the same consensus."""
     align_samples: int = 8000
     """Pixels sampled per view for the fit."""
     align_regularization: float = 1e-3
@@ -775,19 +790,25 @@ def _stride_k(k: np.ndarray, stride: int, offset: float) -> np.ndarray:
     return ks
 
 
+def consensus_frames(n_views: int, max_views: int = 0) -> np.ndarray:
+    """(K,) int64 indices of at most ``max_views`` evenly spaced views of ``n_views`` (all when max_views <= 0)."""
+    if 0 < max_views < n_views:
+        return np.unique(np.linspace(0, n_views - 1, max_views).round().astype(np.int64))
+    return np.arange(n_views, dtype=np.int64)
+
+
 def fuse_views(views: DepthViews, depth: np.ndarray, voxel: float, truncation: float, power: float,
                box: tuple[np.ndarray, np.ndarray], backend: Any, progress: Progress, stage: str,
-               span: tuple[float, float], max_views: int = 0) -> SparseTSDF:
-    """Integrate the views of ``depth`` ((F, H, W), metres) into a new SparseTSDF (at most ``max_views`` evenly
-    spaced ones when > 0)."""
+               span: tuple[float, float], max_views: int = 0, frames: np.ndarray | None = None) -> SparseTSDF:
+    """Integrate the views of ``depth`` ((F, H, W), metres) into a new SparseTSDF: the views ``frames`` if given,
+    else all, else at most ``max_views`` evenly spaced ones when > 0."""
     tsdf = SparseTSDF(box[0], box[1], voxel, truncation)
-    frames = range(len(views))
-    if 0 < max_views < len(views):
-        frames = np.unique(np.linspace(0, len(views) - 1, max_views).round().astype(int))
-    for f in frames:
+    if frames is None:
+        frames = consensus_frames(len(views), max_views)
+    for i, f in enumerate(frames):
         backend.integrate(tsdf, depth[f], views.w2c[f], views.intrinsics[f], views.pixel_offset, power)
-        if f % 8 == 0:
-            progress.update(stage, span[0] + (span[1] - span[0]) * f / len(views))
+        if i % 8 == 0:
+            progress.update(stage, span[0] + (span[1] - span[0]) * i / max(len(frames), 1))
     finish = getattr(backend, "finish", None)
     if finish is not None:
         finish(tsdf)
@@ -850,6 +871,59 @@ def _image_xy(pix: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
     return ((pix % w) + 0.5) / w * 2 - 1, ((pix // w) + 0.5) / h * 2 - 1
 
 
+def consensus_depth(tsdf: SparseTSDF, w2c: np.ndarray, k: np.ndarray, offset: float, pixels: np.ndarray, width: int,
+                    depth: np.ndarray, steps: int = CONSENSUS_SECANT_STEPS) -> tuple[np.ndarray, np.ndarray]:
+    """Depth at which each pixel's ray crosses the consensus surface (the TSDF's zero level), found by secant steps.
+
+    The TSDF's value at a point is (a weighted mean of projective) distances to the surface, not the distance along
+    this view's ray: at a grazing angle a depth error of ``e`` shows as only ``e * cos(incidence)``. Stepping along
+    the ray to the zero crossing measures the depth error where a view sees the surface obliquely (far ground).
+
+    Args:
+        tsdf: the consensus.
+        w2c: (4, 4) world-to-camera; k: (3, 3) pixels; offset: pixel-centre offset.
+        pixels: (N,) flat pixel indices of an image ``width`` pixels wide.
+        depth: (N,) float64 starting depths along the optical axis, metres (> 0).
+
+    Returns:
+        ((N,) float64 consensus depths, metres; (N,) bool: found, i.e. the ray is observed near the start and the
+        crossing lies within ``CONSENSUS_MAX_STEP`` of the starting depth with the TSDF there within a voxel of 0).
+    """
+    u = (pixels % width).astype(np.float64) + offset
+    v = (pixels // width).astype(np.float64) + offset
+    ray_cam = np.stack([(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones_like(u)], axis=1)
+    rot = w2c[:3, :3]
+    ray = ray_cam @ rot  # R^T r: world direction per metre of optical-axis depth
+    center = -(rot.T @ w2c[:3, 3])
+    norm = np.linalg.norm(ray, axis=1)
+
+    def field(t: np.ndarray) -> np.ndarray:
+        dist, _ = tsdf.sample((center + t[:, None] * ray).astype(np.float32))
+        dist = dist.astype(np.float64)
+        dist[np.abs(dist) >= 0.9 * tsdf.truncation] = np.nan  # saturated: no gradient to follow
+        return dist
+
+    d0 = np.asarray(depth, dtype=np.float64)
+    f0 = field(d0)
+    ok = np.isfinite(f0) & (d0 > 0)
+    # first step: as if the surface faced the ray; then secant steps on the two latest samples
+    d1 = d0 + np.where(ok, f0, 0.0) / norm
+    f1 = field(d1)
+    lo, hi = d0 * (1 - CONSENSUS_MAX_STEP), d0 * (1 + CONSENSUS_MAX_STEP)
+    for _ in range(steps):
+        slope = (f1 - f0) / np.where(d1 != d0, d1 - d0, np.nan)
+        step_ok = np.isfinite(f1) & (slope < 0)
+        d2 = np.where(step_ok, d1 - f1 / np.where(step_ok, slope, -1.0), d1)
+        d2 = np.clip(d2, lo, hi)
+        d0, f0 = d1, f1
+        d1 = d2
+        f1 = field(d1)
+    converged = np.isfinite(f1) & (np.abs(f1) <= tsdf.voxel_size)
+    exact = ok & (np.abs(np.nan_to_num(f0, nan=np.inf)) < 1e-9)
+    found = ok & converged & (d1 > lo) & (d1 < hi)
+    return np.where(found, d1, np.asarray(depth, dtype=np.float64)), found | exact
+
+
 def fit_view_correction(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float, tsdf: SparseTSDF,
                         params: np.ndarray, model: str, cfg: SurfaceConfig,
                         rng: np.random.Generator) -> tuple[np.ndarray, float, int]:
@@ -870,14 +944,10 @@ def fit_view_correction(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offse
     x, y = _image_xy(pix, w, h)
     a = _design(d, x, y, model)
     corrected = a @ params
-    tmp = np.zeros(h * w, dtype=np.float32)
-    tmp[pix] = corrected
-    points, _ = backproject(tmp.reshape(h, w), w2c, k, offset, pixels=pix)
-    dist, _ = tsdf.sample(points)
-    ok = np.isfinite(dist) & (np.abs(dist) < 0.9 * tsdf.truncation) & (corrected > 0)
+    target, ok = consensus_depth(tsdf, w2c, k, offset, pix, w, corrected)
     if ok.sum() < max(50, 4 * a.shape[1]):
         return params, float("nan"), int(ok.sum())
-    a, target = a[ok], corrected[ok] + dist[ok]
+    a, target = a[ok], target[ok]
     prior = _identity_params(model)
     scale_rows = np.sqrt(np.mean(a**2, axis=0)) + 1e-12
     lam = cfg.align_regularization * len(target)
@@ -950,11 +1020,20 @@ def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, whe
         n_it = cfg.align_iterations
         for it in range(n_it):
             span = (0.05 + 0.5 * it / n_it, 0.05 + 0.5 * (it + 0.6) / n_it)
-            coarse = fuse_views(views, corrected, coarse_voxel, trunc, cfg.near_weight_power, box, backend,
-                                progress, "surface: align views", span, max_views=cfg.align_max_views)
-            for f in range(len(views)):
-                params[f], sigmas[f], _ = fit_view_correction(depth[f], views.w2c[f], views.intrinsics[f],
-                                                              views.pixel_offset, coarse, params[f], model, cfg, rng)
+            # each fold of views is fitted to the consensus of the others: a view cannot pull its own target.
+            # The consensus views are the same align_max_views as without folds, so 2 folds cost what 1 did.
+            folds = max(1, min(cfg.align_folds, len(views)))
+            members = consensus_frames(len(views), cfg.align_max_views)
+            for fold in range(folds):
+                fitted = np.arange(fold, len(views), folds)
+                others = members[members % folds != fold] if folds > 1 else members
+                coarse = fuse_views(views, corrected, coarse_voxel, trunc, cfg.near_weight_power, box, backend,
+                                    progress, "surface: align views", span, frames=others)
+                for f in fitted:
+                    params[f], sigmas[f], _ = fit_view_correction(depth[f], views.w2c[f], views.intrinsics[f],
+                                                                  views.pixel_offset, coarse, params[f], model, cfg,
+                                                                  rng)
+                del coarse
             params = _normalize_params(params, model)
             corrected = np.stack([apply_correction(depth[f], params[f], model, views.pixel_offset,
                                                    views.intrinsics[f]) for f in range(len(views))])
