@@ -1,8 +1,8 @@
 """The CUDA surface path against the CPU path on a Lyra-format truth fixture (runs only where CUDA, torch and gsplat
 are present: the device machine; CI has no GPU).
 
-Fixtures come from ``lyra_isaac.synthetic`` (which needs open3d to ray-cast the truth), or, on a machine without
-open3d, from folders written elsewhere: ``$LYRA_ISAAC_GPU_FIXTURES/{harsh,exact}``.
+Fixtures come from ``lyra_isaac.synthetic`` (open3d ray-casts the truth, or the numpy rasterizer where open3d is
+not installed, as on the H100 box), or from folders written elsewhere: ``$LYRA_ISAAC_GPU_FIXTURES/{harsh,exact}``.
 
 Measured on an H100: gsplat's expected depth of a Lyra-harsh scene (every view's Gaussians, each view with its own
 depth scale error) sits 3 % nearer than the view's own pixels, up to 40 % in views with floaters in front: alpha
