@@ -1,8 +1,8 @@
 """Walkable area and spawn points: :func:`build_heightmap` and :func:`sample_points`.
 
 The height map samples the collision mesh on a regular XY grid (metres, Z up, floor at 0) by vertical ray casts
-(open3d ``RaycastingScene``). Each cell's downward ray is continued through every surface it meets (up to
-:attr:`WalkableConfig.max_layers`), so overhangs, tables and ceilings are all seen:
+(:func:`.raycast.vertical_layers`: open3d, or numpy without it). Each cell's downward ray is continued through
+every surface it meets (up to :attr:`WalkableConfig.max_layers`), so overhangs, tables and ceilings are all seen:
 
 - A hit on a triangle facing up (normal z > 0) is a *support* surface; its *clearance* is the distance up to the
   next surface above it (inf when none).
