@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import OutputError
-from .geometry.raycast import NEAR_PLANE, first_visible
+from .geometry.raycast import first_visible, pinhole_rays
 from .world import PREVIEWS_DIR, HeightMap, TriangleMesh, World
 
 logger = logging.getLogger(__name__)
@@ -305,27 +305,8 @@ def _render_view(mesh: TriangleMesh, colors: np.ndarray | None, eye: np.ndarray,
     width, height = PERSPECTIVE_SIZE
     lo, hi = mesh.bounds()
     fog_distance = 3.0 * max(float(np.linalg.norm(hi - lo)), 1.0)
-    forward = target - eye
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    if np.linalg.norm(right) < 1e-6:
-        right = np.array([1.0, 0.0, 0.0])
-    right /= np.linalg.norm(right)
-    up = np.cross(right, forward)
-    focal = 0.5 * width / np.tan(np.radians(PERSPECTIVE_FOV_DEG) / 2)
-    u, v = np.meshgrid(np.arange(width) + 0.5 - width / 2, np.arange(height) + 0.5 - height / 2)
-    dirs = (forward[None] * focal + u.reshape(-1, 1) * right[None] - v.reshape(-1, 1) * up[None])
-    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    dirs, project = pinhole_rays(eye, target, width, height, PERSPECTIVE_FOV_DEG)
     n = len(dirs)
-
-    def project(points: np.ndarray) -> np.ndarray:
-        rel = points - eye[None]
-        depth = rel @ forward
-        safe = np.where(depth > NEAR_PLANE, depth, np.nan)
-        col = focal * (rel @ right) / safe + width / 2 - 0.5
-        row = -focal * (rel @ up) / safe + height / 2 - 0.5
-        return np.stack([col, row, depth], axis=1)
-
     hit_t, prim, uvs, normals = first_visible(mesh.vertices, mesh.faces, eye, dirs, width, height, project=project,
                                               hidden=hidden, max_skips=MAX_SKIPS)
     found = prim >= 0

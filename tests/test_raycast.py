@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from lyra_isaac.geometry.raycast import first_visible, resolve_backend, vertical_layers
+from lyra_isaac.geometry.raycast import first_visible, pinhole_rays, resolve_backend, vertical_layers
 
 
 def _room_mesh(seed: int = 0) -> trimesh.Trimesh:
@@ -85,22 +85,7 @@ def test_vertical_layers_numpy_exact_on_known_planes():
 
 
 def _pinhole(eye, target, width=160, height=120, fov_deg=60.0):
-    forward = (target - eye) / np.linalg.norm(target - eye)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    up = np.cross(right, forward)
-    focal = 0.5 * width / np.tan(np.radians(fov_deg) / 2)
-    u, v = np.meshgrid(np.arange(width) + 0.5 - width / 2, np.arange(height) + 0.5 - height / 2)
-    dirs = forward[None] * focal + u.reshape(-1, 1) * right[None] - v.reshape(-1, 1) * up[None]
-    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-
-    def project(points):
-        rel = points - eye[None]
-        depth = rel @ forward
-        safe = np.where(depth > 1e-4, depth, np.nan)
-        return np.stack([focal * (rel @ right) / safe + width / 2 - 0.5,
-                         -focal * (rel @ up) / safe + height / 2 - 0.5, depth], axis=1)
-
+    dirs, project = pinhole_rays(eye, target, width, height, fov_deg)
     return dirs, project, width, height
 
 

@@ -23,6 +23,7 @@ from ..errors import ConversionError
 from ..splats.scene import GaussianScene
 from ..threads import cpu_threads
 from ..world import TriangleMesh
+from .raycast import open3d_scene, resolve_backend
 
 logger = logging.getLogger(__name__)
 
@@ -416,13 +417,10 @@ def surface_distance(verts: np.ndarray, faces: np.ndarray, points: np.ndarray) -
     triangles with the nearest centroids (scipy KD-tree), exact for meshes whose triangles are small against the
     distances that matter (as decimation results are).
     """
-    try:
+    if resolve_backend("auto") == "open3d":
         import open3d as o3d
-    except ImportError:
-        o3d = None
-    if o3d is not None:
-        scene = o3d.t.geometry.RaycastingScene()
-        scene.add_triangles(o3d.core.Tensor(verts.astype(np.float32)), o3d.core.Tensor(faces.astype(np.uint32)))
+
+        scene = open3d_scene(verts, faces)
         return scene.compute_distance(o3d.core.Tensor(points.astype(np.float32))).numpy()
     from scipy.spatial import cKDTree
 

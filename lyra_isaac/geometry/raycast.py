@@ -54,6 +54,48 @@ def resolve_backend(backend: Backend = "auto") -> str:
     return "open3d"
 
 
+def open3d_scene(vertices: np.ndarray, faces: np.ndarray):
+    """An open3d ``RaycastingScene`` holding the (V, 3) float mesh with (F, 3) int faces (open3d must import)."""
+    import open3d as o3d
+
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(vertices, dtype=np.float32)),
+                        o3d.core.Tensor(np.ascontiguousarray(faces, dtype=np.uint32)))
+    return scene
+
+
+def pinhole_rays(eye: np.ndarray, target: np.ndarray, width: int, height: int,
+                 fov_deg: float) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """A Z-up pinhole camera at ``eye`` looking at ``target`` with horizontal field of view ``fov_deg``.
+
+    Returns:
+        directions: (height * width, 3) float64 unit ray directions, row-major pixels (row 0 at the top).
+        project: the matching ``project`` callable for :func:`first_visible`: (K, 3) points -> (K, 3) (column,
+            row, depth along the camera axis), column and row NaN at or behind ``NEAR_PLANE``.
+    """
+    eye = np.asarray(eye, dtype=np.float64)
+    forward = np.asarray(target, dtype=np.float64) - eye
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    if np.linalg.norm(right) < 1e-6:
+        right = np.array([1.0, 0.0, 0.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, forward)
+    focal = 0.5 * width / np.tan(np.radians(fov_deg) / 2)
+    u, v = np.meshgrid(np.arange(width) + 0.5 - width / 2, np.arange(height) + 0.5 - height / 2)
+    directions = forward[None] * focal + u.reshape(-1, 1) * right[None] - v.reshape(-1, 1) * up[None]
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+
+    def project(points: np.ndarray) -> np.ndarray:
+        rel = points - eye[None]
+        depth = rel @ forward
+        safe = np.where(depth > NEAR_PLANE, depth, np.nan)
+        return np.stack([focal * (rel @ right) / safe + width / 2 - 0.5,
+                         -focal * (rel @ up) / safe + height / 2 - 0.5, depth], axis=1)
+
+    return directions, project
+
+
 def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """(F, 3) float32 unit normals from the winding (v1 - v0) x (v2 - v0); zero for degenerate faces."""
     v = vertices[faces].astype(np.float64)
@@ -98,8 +140,7 @@ def vertical_layers(vertices: np.ndarray, faces: np.ndarray, xs: np.ndarray, ys:
 def _vertical_layers_open3d(vertices, faces, xs, ys, z_start, max_layers, merge_distance):
     import open3d as o3d
 
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(vertices), o3d.core.Tensor(faces.astype(np.uint32)))
+    scene = open3d_scene(vertices, faces)
     gx, gy = np.meshgrid(xs, ys)
     n = gx.size
     rays = np.zeros((n, 6), dtype=np.float32)
@@ -261,8 +302,7 @@ def first_visible(vertices: np.ndarray, faces: np.ndarray, eye: np.ndarray, dire
 def _first_visible_open3d(vertices, faces, eye, dirs, hidden, max_skips, cull_back_faces=True):
     import open3d as o3d
 
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(vertices), o3d.core.Tensor(faces.astype(np.uint32)))
+    scene = open3d_scene(vertices, faces)
     n = len(dirs)
     origins = np.repeat(eye[None], n, axis=0)
     t_total = np.zeros(n)
@@ -383,8 +423,7 @@ def cast_rays(vertices: np.ndarray, faces: np.ndarray, origins: np.ndarray, dire
     if resolve_backend(backend) == "open3d":
         import open3d as o3d
 
-        scene = o3d.t.geometry.RaycastingScene()
-        scene.add_triangles(o3d.core.Tensor(vertices), o3d.core.Tensor(faces.astype(np.uint32)))
+        scene = open3d_scene(vertices, faces)
         out = scene.cast_rays(o3d.core.Tensor(np.concatenate([origins, directions], axis=1).astype(np.float32)))
         prim = out["primitive_ids"].numpy().astype(np.int64)
         prim[prim == np.iinfo(np.uint32).max] = -1

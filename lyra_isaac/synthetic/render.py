@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import MissingDependencyError
-from ..geometry.raycast import NEAR_PLANE, cast_rays, first_visible, resolve_backend
+from ..geometry.raycast import NEAR_PLANE, cast_rays, first_visible, open3d_scene, resolve_backend
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +88,7 @@ class Raycaster:
         if resolve_backend("auto") == "open3d":
             o3d = _open3d()
             self._o3d = o3d
-            self._scene = o3d.t.geometry.RaycastingScene()
-            self._scene.add_triangles(o3d.core.Tensor(self.vertices), o3d.core.Tensor(self.faces))
+            self._scene = open3d_scene(self.vertices, self.faces)
 
     def cast(self, origins: np.ndarray, directions: np.ndarray) -> dict[str, np.ndarray]:
         """Cast (N, 3) rays; returns ``t_hit`` (N,) (inf on miss, in units of the direction's length),
