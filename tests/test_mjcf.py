@@ -7,6 +7,7 @@ import pytest
 
 mujoco = pytest.importorskip("mujoco")
 
+from lyra_isaac.config import from_dict  # noqa: E402
 from lyra_isaac.errors import ConfigError, InputError  # noqa: E402
 from lyra_isaac.mjcf.scene import MjcfConfig, ground_tiles, prepare_ground, write_mjcf_scene  # noqa: E402
 from lyra_isaac.world import HeightMap, TriangleMesh  # noqa: E402
@@ -205,3 +206,5 @@ def test_open_ceiling_sheet_becomes_tiles_spheres_land_on(tmp_path):
     assert rest[0, 2] == pytest.approx(expected + RADIUS, abs=0.04)
     with pytest.raises(ConfigError, match="overhang_method"):
         write_mjcf_scene(world, tmp_path / "bad", MjcfConfig(overhang_method="voxels"))
+    with pytest.raises(ConfigError, match="overhang_method"):  # a TOML typo fails at load, before any work
+        from_dict(MjcfConfig, {"overhang_method": "voxels"})

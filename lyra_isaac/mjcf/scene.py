@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
@@ -78,7 +79,7 @@ class MjcfConfig:
     overhang_dilate_cells: int = 2
     overhang_min_area: float = 0.01
     """m^2: overhang components smaller than this are dropped (splat noise)."""
-    overhang_method: str = "tiles"
+    overhang_method: Literal["tiles", "coacd", "hull"] = "tiles"
     """How an overhang component becomes convex parts: ``"tiles"`` (cut into ``overhang_tile_size`` squares in XY,
     each the convex hull of its surface thickened by ``overhang_thickness`` against its normals: milliseconds),
     ``"coacd"`` (CoACD decomposition when the package is installed, else tiles; it took 12-116 s per component on
