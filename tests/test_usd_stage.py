@@ -322,3 +322,28 @@ def test_robot_placed_under_a_spawn_point_follows_its_pose(written, valley, tmp_
     matrix = np.asarray(placed.ComputeLocalToWorldTransform(Usd.TimeCode.Default())).T
     x, y, z, yaw = valley.spawn_points[1]
     np.testing.assert_allclose(matrix[:3, 3], (x + 0.5 * np.cos(yaw), y + 0.5 * np.sin(yaw), z + 1.0), atol=1e-6)
+
+
+def test_chunked_splat_conversions_match_the_plain_formulas(monkeypatch):
+    """orientations_xyzw and splat_extent work in chunks: bit-identical to the one-shot numpy formulas, across
+    chunk boundaries, with zero quaternions and non-finite scales."""
+    from lyra_isaac.usd import splats as splats_module
+
+    monkeypatch.setattr(splats_module, "CHUNK", 7)
+    rng = np.random.default_rng(11)
+    n = 50
+    quats = rng.normal(size=(n, 4)).astype(np.float32)
+    quats[[3, 20]] = 0.0
+    norms = np.linalg.norm(quats, axis=1, keepdims=True)
+    expected = np.concatenate([quats[:, 1:], quats[:, :1]], axis=1) / np.where(norms == 0, 1.0, norms)
+    expected[[3, 20]] = (0.0, 0.0, 0.0, 1.0)
+    np.testing.assert_array_equal(splats_module.orientations_xyzw(quats), expected.astype(np.float32))
+
+    positions = rng.normal(scale=5.0, size=(n, 3)).astype(np.float32)
+    scales = rng.uniform(0.01, 0.5, size=(n, 3)).astype(np.float32)
+    scales[5, 1], scales[40, 2] = np.inf, np.nan
+    pad = splats_module.EXTENT_SIGMAS * scales.max(axis=1, keepdims=True)
+    pad[~np.isfinite(pad)] = 0.0
+    expected = np.stack([(positions - pad).min(axis=0), (positions + pad).max(axis=0)])
+    np.testing.assert_array_equal(splats_module.splat_extent(positions, scales), expected)
+    assert splats_module.splat_extent(positions[:0], scales[:0]).shape == (2, 3)
