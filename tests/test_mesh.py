@@ -210,3 +210,37 @@ def test_surface_distance_fallback_is_exact(monkeypatch):
     monkeypatch.setitem(sys.modules, "open3d", None)  # import open3d -> ImportError
     got = surface_distance(verts, faces, pts)
     np.testing.assert_allclose(got, truth, atol=1e-9)
+
+
+def test_unique_rows_matches_numpy_rowwise_unique():
+    """The one-key-per-row unique (weld, duplicate faces) returns what np.unique(axis=0) does, and falls back to it
+    when the value ranges exceed 63 bits."""
+    from lyra_isaac.geometry.mesh import _unique_rows
+
+    rng = np.random.default_rng(4)
+    rows = rng.integers(-50, 50, size=(2000, 3))
+    want = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    got = _unique_rows(rows)
+    for w, g in zip(want, got, strict=True):
+        np.testing.assert_array_equal(g, w.reshape(g.shape))
+    wide = rows * (1 << 40)  # spans of 2^47 per column: no 63-bit key
+    for w, g in zip(np.unique(wide, axis=0, return_index=True, return_inverse=True), _unique_rows(wide), strict=True):
+        np.testing.assert_array_equal(g, w.reshape(g.shape))
+    assert _unique_rows(rows, return_inverse=False)[2] is None
+
+
+def test_mean_normal_near_matches_brute_force():
+    """The grid-prefiltered neighbourhood mean equals the sum over every face within the radius."""
+    from lyra_isaac.geometry.mesh import _mean_normal_near
+
+    rng = np.random.default_rng(5)
+    centroids = rng.uniform(-1.0, 1.0, size=(5000, 3))
+    normals = rng.normal(size=(5000, 3))
+    points = np.concatenate([rng.uniform(-1.2, 1.2, size=(200, 3)), [[5.0, 5.0, 5.0]]])  # the last has none
+    radius = 0.15
+    within = np.linalg.norm(points[:, None] - centroids[None], axis=2) <= radius
+    total = within.astype(np.float64) @ normals
+    norm = np.linalg.norm(total, axis=1, keepdims=True)
+    want = np.where(norm > 0, total / np.maximum(norm, 1e-12), 0.0)
+    np.testing.assert_allclose(_mean_normal_near(points, centroids, normals, radius), want, atol=1e-12)
+    assert not _mean_normal_near(points, centroids, normals, radius)[-1].any()

@@ -128,12 +128,50 @@ def finish_mesh(mesh: TriangleMesh, cfg: MeshConfig | None = None) -> tuple[Tria
 # ============================================================================================== cleaning
 def weld(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray | None,
          tolerance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
-    """Merge vertices that round to the same ``tolerance`` grid cell. Returns (verts, faces, colors, merged)."""
+    """Merge vertices that round to the same ``tolerance`` grid cell. Returns (verts, faces, colors, merged).
+
+    Vertices are kept in the lexicographic order of their grid cells (x, then y, then z), the first of each cell.
+    """
     q = np.round(verts / max(tolerance, 1e-12)).astype(np.int64)
-    _, first, inverse = np.unique(q, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    _, first, inverse = _unique_rows(q)
     merged = len(verts) - len(first)
     return verts[first], inverse[faces], None if colors is None else colors[first], int(merged)
+
+
+def _row_keys(rows: np.ndarray) -> np.ndarray | None:
+    """(N,) int64 keys of (N, K) int64 rows, in the rows' lexicographic order (equal rows, equal keys); None when
+    the rows' value ranges do not fit in 63 bits."""
+    if len(rows) == 0:
+        return None
+    low = rows.min(axis=0)
+    spans = (rows.max(axis=0) - low + 1).tolist()
+    total = 1
+    for span in spans:
+        total *= int(span)
+    if total >= 1 << 63:
+        return None
+    keys = rows[:, 0] - low[0]
+    for k in range(1, rows.shape[1]):
+        keys = keys * spans[k] + (rows[:, k] - low[k])
+    return keys
+
+
+def _unique_rows(rows: np.ndarray, return_inverse: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``np.unique(rows, axis=0, return_index=True, return_inverse=return_inverse)`` for (N, K) int64 rows, on
+    one int64 key per row where the ranges allow (same results, several times faster than the row-wise sort).
+
+    Returns:
+        (unique rows (U, K), index of each one's first occurrence (U,), inverse (N,) or None).
+    """
+    keys = _row_keys(rows)
+    if keys is None:
+        result = np.unique(rows, axis=0, return_index=True, return_inverse=return_inverse)
+    else:
+        result = np.unique(keys, return_index=True, return_inverse=return_inverse)
+        result = (rows[result[1]], *result[1:])
+    if not return_inverse:
+        return result[0], result[1], None
+    return result[0], result[1], result[2].reshape(-1)
 
 
 def drop_bad_faces(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -147,8 +185,7 @@ def drop_bad_faces(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, in
                            axis=1)
     degenerate = repeated | ~(area2 > 1e-14)
     faces = faces[~degenerate]
-    key = np.sort(faces, axis=1)
-    _, first = np.unique(key, axis=0, return_index=True)
+    _, first, _ = _unique_rows(np.sort(faces, axis=1), return_inverse=False)
     n_dup = len(faces) - len(first)
     return faces[np.sort(first)], int(degenerate.sum()), int(n_dup)
 
@@ -396,17 +433,47 @@ FRONTIER_NORMAL_RADIUS = 0.1
 def _mean_normal_near(points: np.ndarray, centroids: np.ndarray, area_normals: np.ndarray,
                       radius: float) -> np.ndarray:
     """(N, 3) unit mean of the area-weighted face normals (F, 3) whose centroids (F, 3) lie within ``radius`` of
-    each of (N, 3) points (zero where none)."""
+    each of (N, 3) points (zero where none).
+
+    Only the centroids in grid cells (edge ``radius``) next to a point's cell can be that near: they alone go into
+    the KD-tree (a Lyra-size mesh: 0.3M of 1.1M faces for 12k border vertices), and the pairs come as a sparse
+    matrix, not Python lists: 0.85 -> 0.35 s there. Sums run in face order, as over all faces.
+    """
     from scipy.sparse import coo_matrix
     from scipy.spatial import cKDTree
 
-    pairs = cKDTree(points).query_ball_tree(cKDTree(centroids), radius)
-    rows = np.repeat(np.arange(len(points)), [len(x) for x in pairs])
-    cols = np.fromiter((j for x in pairs for j in x), dtype=np.int64, count=len(rows))
-    adjacency = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(points), len(centroids))).tocsr()
-    total = adjacency @ area_normals
+    near = _near_cells(points, centroids, radius)
+    pairs = cKDTree(points).sparse_distance_matrix(
+        cKDTree(centroids[near], balanced_tree=False, compact_nodes=False), radius, output_type="coo_matrix")
+    adjacency = coo_matrix((np.ones(pairs.nnz), (pairs.row, pairs.col)), shape=(len(points), len(near))).tocsr()
+    total = adjacency @ area_normals[near]
     norm = np.linalg.norm(total, axis=1, keepdims=True)
     return np.where(norm > 0, total / np.maximum(norm, 1e-12), 0.0)
+
+
+NEAR_GRID_MAX_CELLS = 1 << 27
+"""Largest boolean grid :func:`_near_cells` allocates (128 MiB); beyond it every candidate is kept."""
+
+
+def _near_cells(points: np.ndarray, candidates: np.ndarray, radius: float) -> np.ndarray:
+    """(M,) increasing indices of the (C, 3) candidates in a cube cell (edge ``radius``) that is, or touches, the
+    cell of one of the (N, 3) points: a superset of the candidates within ``radius`` of a point."""
+    if len(points) == 0 or len(candidates) == 0 or not radius > 0:
+        return np.arange(len(candidates)) if len(points) else np.zeros(0, dtype=np.int64)
+    low = points.min(axis=0) - 1.5 * radius
+    shape = np.floor((points.max(axis=0) + 1.5 * radius - low) / radius).astype(np.int64) + 1
+    if int(np.prod(shape)) > NEAR_GRID_MAX_CELLS:
+        return np.arange(len(candidates))
+    grid = np.zeros(tuple(shape), dtype=bool)
+    cell = np.floor((points - low) / radius).astype(np.int64)
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            for dz in (-1, 0, 1):
+                grid[cell[:, 0] + dx, cell[:, 1] + dy, cell[:, 2] + dz] = True
+    cand = np.floor((candidates - low) / radius)
+    index = np.flatnonzero(np.all((cand >= 0) & (cand < shape), axis=1))
+    cand = cand[index].astype(np.int64)
+    return index[grid[cand[:, 0], cand[:, 1], cand[:, 2]]]
 
 
 # ============================================================================================== decimation
