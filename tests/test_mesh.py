@@ -244,3 +244,50 @@ def test_mean_normal_near_matches_brute_force():
     want = np.where(norm > 0, total / np.maximum(norm, 1e-12), 0.0)
     np.testing.assert_allclose(_mean_normal_near(points, centroids, normals, radius), want, atol=1e-12)
     assert not _mean_normal_near(points, centroids, normals, radius)[-1].any()
+
+
+def _reference_boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
+    """boundary_loops as first written (twins found by searchsorted of every reversed edge): the reference."""
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    n = int(faces.max()) + 1
+    key_sorted = np.sort(edges[:, 0] * n + edges[:, 1])
+    rev = edges[:, 1] * n + edges[:, 0]
+    pos = np.minimum(np.searchsorted(key_sorted, rev), len(key_sorted) - 1)
+    nxt: dict[int, list[int]] = {}
+    for a, b in edges[key_sorted[pos] != rev].tolist():
+        nxt.setdefault(a, []).append(b)
+    loops = []
+    while nxt:
+        start = current = next(iter(nxt))
+        loop, closed = [start], False
+        for _ in range(len(edges) + 1):
+            outs = nxt.get(current)
+            if not outs:
+                break
+            following = outs.pop()
+            if not outs:
+                del nxt[current]
+            if following == start:
+                closed = True
+                break
+            loop.append(following)
+            current = following
+        if closed and len(loop) >= 3:
+            loops.append(np.asarray(loop, dtype=np.int64))
+    return loops
+
+
+def test_boundary_loops_match_reference_on_a_messy_mesh():
+    """Holes, a flipped face (two twinless edges on one vertex pair), a duplicated face (a non-manifold edge) and
+    a face with a repeated vertex: the sorted-code twin search gives the reference's loops, in its order."""
+    verts, faces = grid_plane(cells=30, hole=(0.6, 0.6, 0.3))
+    centers = verts[faces].mean(axis=1)
+    faces = faces[(np.abs(centers[:, 0] + 0.9) > 0.2) | (np.abs(centers[:, 1] + 0.5) > 0.2)]  # a second hole
+    faces = faces[np.random.default_rng(6).permutation(len(faces))]
+    faces[10] = faces[10, ::-1]
+    faces = np.concatenate([faces, faces[20:21], [[5, 5, 6]]])
+    want = _reference_boundary_loops(faces)
+    got = boundary_loops(faces)
+    assert len(got) == len(want) >= 3
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)

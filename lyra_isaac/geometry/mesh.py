@@ -248,15 +248,19 @@ def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
     counter-clockwise and a hole clockwise (seen from above). Vertices where the boundary is not manifold (more
     than one outgoing boundary edge) are followed in an arbitrary order; loops that do not close are skipped.
     """
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    edges = _directed_edges(faces)
     n = int(faces.max()) + 1
-    key = edges[:, 0] * n + edges[:, 1]
-    rev = edges[:, 1] * n + edges[:, 0]
-    key_sorted = np.sort(key)
-    pos = np.searchsorted(key_sorted, rev)
-    pos = np.minimum(pos, len(key_sorted) - 1)
-    has_twin = key_sorted[pos] == rev
-    boundary = edges[~has_twin]
+    code = _edge_codes(edges, n)
+    # an edge a -> b has a twin when b -> a exists: their codes are 2k and 2k + 1, neighbours among the sorted
+    # distinct codes; edges a -> a count as twinned
+    distinct = _sorted_distinct(code)
+    twinned = np.zeros(len(distinct), dtype=bool)
+    pair = distinct[1:] == distinct[:-1] + 1
+    pair &= (distinct[:-1] & 1) == 0
+    twinned[:-1] |= pair
+    twinned[1:] |= pair
+    twinless = distinct[~twinned]
+    boundary = edges[_edges_listed(edges, code, twinless, n, directed=True) & (edges[:, 0] != edges[:, 1])]
     if len(boundary) == 0:
         return []
     nxt: dict[int, list[int]] = {}
@@ -283,6 +287,52 @@ def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
         if closed and len(loop) >= 3:
             loops.append(np.asarray(loop, dtype=np.int64))
     return loops
+
+
+def _directed_edges(faces: np.ndarray) -> np.ndarray:
+    """(3F, 2) int64 directed edges of (F, 3) faces as they wind: every face's 0 -> 1, then 1 -> 2, then 2 -> 0."""
+    edges = np.empty((3 * len(faces), 2), dtype=np.int64)
+    for k in range(3):
+        edges[k * len(faces):(k + 1) * len(faces), 0] = faces[:, k]
+        edges[k * len(faces):(k + 1) * len(faces), 1] = faces[:, (k + 1) % 3]
+    return edges
+
+
+def _edge_codes(edges: np.ndarray, n: int) -> np.ndarray:
+    """(E,) int64 code of each directed (E, 2) edge over ``n`` vertices: ``2 * (min * n + max) + (a > b)``; an
+    edge and its reverse differ in the last bit only, ``code >> 1`` names the undirected edge."""
+    a, b = edges[:, 0], edges[:, 1]
+    return 2 * (np.minimum(a, b) * n + np.maximum(a, b)) + (a > b)
+
+
+def _sorted_distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of a 1-D array (``np.unique`` without its extra passes)."""
+    ordered = np.sort(values)
+    if len(ordered) == 0:
+        return ordered
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
+def _edges_listed(edges: np.ndarray, codes: np.ndarray, table: np.ndarray, n: int, *,
+                  directed: bool) -> np.ndarray:
+    """(E,) bool: which of the (E, 2) edges over ``n`` vertices have their ``codes`` in the sorted 1-D ``table``.
+
+    Codes are :func:`_edge_codes` (``directed``) or those ``>> 1`` (undirected: ``min * n + max``). Only edges
+    whose smaller vertex belongs to a listed edge are searched (a border is a small part of a mesh).
+    """
+    found = np.zeros(len(edges), dtype=bool)
+    if len(table) == 0:
+        return found
+    listed = np.zeros(n, dtype=bool)
+    listed[((table >> 1) if directed else table) // n] = True
+    cand = np.flatnonzero(listed[np.minimum(edges[:, 0], edges[:, 1])])
+    values = codes[cand]
+    pos = np.minimum(np.searchsorted(table, values), len(table) - 1)
+    found[cand] = table[pos] == values
+    return found
 
 
 def _signed_area_xy(points: np.ndarray) -> float:
@@ -362,24 +412,28 @@ def extend_floor_frontiers(verts: np.ndarray, faces: np.ndarray, colors: np.ndar
     if len(faces) == 0:
         return verts, faces, colors, stats
     n = len(verts)
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    owner = np.tile(np.arange(len(faces)), 3)
-    undirected = np.minimum(edges[:, 0], edges[:, 1]) * n + np.maximum(edges[:, 0], edges[:, 1])
-    _, inverse, counts = np.unique(undirected, return_inverse=True, return_counts=True)
-    border = counts[inverse.reshape(-1)] == 1
+    edges = _directed_edges(faces)
+    undirected = _edge_codes(edges, n) >> 1
+    ordered = np.sort(undirected)
+    single = np.ones(len(ordered), dtype=bool)  # the only edge with its vertex pair: used by one face
+    single[1:] &= ordered[1:] != ordered[:-1]
+    single[:-1] &= ordered[:-1] != ordered[1:]
+    border = _edges_listed(edges, undirected, ordered[single], n, directed=False)
     tri = verts[faces]
     normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     length = np.linalg.norm(normal, axis=1)
-    unit = normal / np.maximum(length, 1e-12)[:, None]
     labels = components(n, faces)
     area = np.bincount(labels, weights=0.5 * length)
-    candidate = border & (unit[owner, 2] > 0) & (area[labels[owner]] >= cfg.frontier_min_area)
+    # edge k * F + i belongs to face i (see _directed_edges): per-face tests tile to the edges
+    face_ok = (normal[:, 2] > 0) & (area[labels] >= cfg.frontier_min_area)
+    candidate = np.flatnonzero(border & np.tile(face_ok, 3))
     # a fused surface's border is a ragged, curled fringe: judge the surface by its mean normal around the vertex
     ends = np.unique(edges[candidate].reshape(-1))
     smooth = np.zeros((n, 3))
-    smooth[ends] = _mean_normal_near(verts[ends], tri.mean(axis=1), normal, FRONTIER_NORMAL_RADIUS)
+    centroids = (tri[:, 0] + tri[:, 1] + tri[:, 2]) / 3.0
+    smooth[ends] = _mean_normal_near(verts[ends], centroids, normal, FRONTIER_NORMAL_RADIUS)
     floor_vertex = smooth[:, 2] >= np.cos(np.radians(cfg.frontier_max_slope_deg))
-    use = candidate & floor_vertex[edges[:, 0]] & floor_vertex[edges[:, 1]]
+    use = candidate[floor_vertex[edges[candidate, 0]] & floor_vertex[edges[candidate, 1]]]
     a, b = edges[use, 0], edges[use, 1]
     if len(a) == 0:
         logger.info("mesh: no open floor border to extend")
