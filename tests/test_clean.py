@@ -122,3 +122,33 @@ def test_config_from_dict():
     assert cfg.geometry_min_opacity == 0.2 and cfg.sky_factor == 5.0 and cfg.outlier_voxel_range == (0.01, 0.2)
     with pytest.raises(ConfigError, match="sky_factr"):
         from_dict(CleanConfig, {"sky_factr": 3})
+
+
+def test_row_tests_match_the_plain_formulas(monkeypatch):
+    """The chunked, column-by-column finite-row test, row maximum and camera distance give what the one-shot
+    formulas give, across chunk boundaries."""
+    from lyra_isaac.splats import clean as clean_module
+
+    monkeypatch.setattr(clean_module, "CHUNK", 97)
+    case, _ = _faulty_case(seed=3)
+    scene = case.scene
+    scene.quats[5, 2] = np.nan
+    scene.sh_dc[6, 0] = -np.inf
+    scene.opacity_logits[7] = np.nan
+    scene.opacity_logits[8] = -np.inf
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = (np.isfinite(scene.means.sum(axis=1)) & np.isfinite(scene.log_scales.sum(axis=1))
+                & np.isfinite(scene.quats.sum(axis=1)) & np.isfinite(scene.sh_dc.sum(axis=1))
+                & ~np.isnan(scene.opacity_logits))
+    np.testing.assert_array_equal(clean_module._finite_rows(scene), want)
+    np.testing.assert_array_equal(clean_module._row_max(scene.log_scales), scene.log_scales.max(axis=1))
+
+    anchors = case.cameras.centers()
+    got = clean_module._nearest_distance(scene.means, anchors)
+    exact = cKDTree(anchors[np.linspace(0, len(anchors) - 1, min(len(anchors), clean_module.MAX_ANCHORS))
+                            .round().astype(int)]).query(np.nan_to_num(scene.means))[0]
+    finite = np.isfinite(scene.means).all(axis=1)
+    assert np.isinf(got[~finite]).all()
+    span = np.percentile(scene.means[finite], 98, axis=0) - np.percentile(scene.means[finite], 2, axis=0)
+    half_diagonal = np.sqrt(3) / 2 * 1.1 * span.max() / clean_module.DISTANCE_GRID
+    np.testing.assert_allclose(got[finite], exact[finite], atol=half_diagonal + 1e-6)

@@ -153,7 +153,7 @@ def clean_scene(scene: GaussianScene, cameras: CameraPath | None, cfg: CleanConf
         raise ConversionError(source, "cannot estimate the scene's depth scale (all Gaussians at the cameras)")
 
     with np.errstate(invalid="ignore"):
-        oversize = scene.log_scales.max(axis=1) > np.float32(np.log(cfg.oversize_fraction * reference))
+        oversize = _row_max(scene.log_scales) > np.float32(np.log(cfg.oversize_fraction * reference))
     sky = distance > cfg.sky_factor * reference
 
     dropped["oversize"] = int((geo & oversize).sum())
@@ -209,14 +209,31 @@ def clean_scene(scene: GaussianScene, cameras: CameraPath | None, cfg: CleanConf
 def _finite_rows(scene: GaussianScene) -> np.ndarray:
     """(N,) bool: position, scales, rotation and colour finite, opacity not NaN (+-inf opacity is valid).
 
-    A row sum is non-finite exactly when a value is (or when finite values near 1e38 overflow: garbage anyway)."""
+    A row sum is non-finite exactly when a value is (or when finite values near 1e38 overflow: garbage anyway).
+    Rows are summed column by column (left to right, as ``sum(axis=1)`` does) CHUNK rows at a time: a reduction
+    over a 3- or 4-wide axis is slow in numpy (0.73 -> 0.08 s at 11M Gaussians)."""
+    n = len(scene)
+    ok = np.empty(n, dtype=bool)
+    arrays = [a.reshape(n, -1) for a in (scene.means, scene.log_scales, scene.quats, scene.sh_dc)]
     with np.errstate(over="ignore", invalid="ignore"):
-        ok = np.isfinite(scene.means.sum(axis=1))
-        ok &= np.isfinite(scene.log_scales.sum(axis=1))
-        ok &= np.isfinite(scene.quats.sum(axis=1))
-        ok &= np.isfinite(scene.sh_dc.sum(axis=1))
-    ok &= ~np.isnan(scene.opacity_logits)
+        for start in range(0, n, CHUNK):
+            rows = ok[start:start + CHUNK]
+            np.logical_not(np.isnan(scene.opacity_logits[start:start + CHUNK]), out=rows)
+            for array in arrays:
+                block = array[start:start + CHUNK]
+                total = block[:, 0].copy()
+                for k in range(1, block.shape[1]):
+                    total += block[:, k]
+                rows &= np.isfinite(total)
     return ok
+
+
+def _row_max(array: np.ndarray) -> np.ndarray:
+    """(N,) maximum over the columns of (N, K) ``array`` (NaN propagates), column by column."""
+    out = array[:, 0].copy()
+    for k in range(1, array.shape[1]):
+        np.maximum(out, array[:, k], out=out)
+    return out
 
 
 def _sample(mask: np.ndarray, count: int) -> np.ndarray:
@@ -256,13 +273,20 @@ def _nearest_distance(points: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     low32, inv = low.astype(np.float32), np.float32(1.0 / cell)
     for start in range(0, len(points), CHUNK):
         chunk = points[start:start + CHUNK]
+        inside = np.ones(len(chunk), dtype=bool)
+        finite = np.ones(len(chunk), dtype=bool)
+        index = []
         with np.errstate(invalid="ignore"):
-            index = np.floor((chunk - low32) * inv)
-            inside = np.all((index >= 0) & (index < shape), axis=1)
-        flat = np.ravel_multi_index(index[inside].astype(np.intp).T, shape)
+            for k in range(3):  # column by column: reductions over the 3-wide axis are slow
+                column = np.floor((chunk[:, k] - low32[k]) * inv)
+                inside &= (column >= 0) & (column < shape[k])
+                finite &= np.isfinite(chunk[:, k])
+                index.append(column)
+        rows = np.flatnonzero(inside)
+        flat = np.ravel_multi_index([column[rows].astype(np.intp) for column in index], shape)
         result = np.full(len(chunk), np.inf, dtype=np.float32)
-        result[inside] = table[flat]
-        outside = np.flatnonzero(~inside & np.isfinite(chunk).all(axis=1))
+        result[rows] = table[flat]
+        outside = np.flatnonzero(~inside & finite)
         if len(outside):
             result[outside] = tree.query(chunk[outside], workers=cpu_threads())[0]
         out[start:start + len(chunk)] = result
