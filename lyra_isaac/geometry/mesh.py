@@ -660,16 +660,16 @@ def colorize(mesh: TriangleMesh, scene_world: GaussianScene, k: int = 8) -> Tria
         colors = np.full((len(mesh.vertices), 3), 128, dtype=np.uint8)
         return TriangleMesh(mesh.vertices, mesh.faces, colors)
     k = int(min(k, len(scene_world)))
-    source = np.arange(len(scene_world))
-    if len(source) > COLOR_MAX_SOURCES:
-        source = np.sort(np.random.default_rng(0).choice(len(source), COLOR_MAX_SOURCES, replace=False))
-    tree = cKDTree(scene_world.means[source], balanced_tree=False, compact_nodes=False)
+    sources = scene_world
+    if len(scene_world) > COLOR_MAX_SOURCES:  # colours and opacities of the subset only, not of every Gaussian
+        sources = scene_world.subset(np.sort(np.random.default_rng(0).choice(len(scene_world), COLOR_MAX_SOURCES,
+                                                                             replace=False)))
+    tree = cKDTree(sources.means, balanced_tree=False, compact_nodes=False)
     dist, idx = tree.query(mesh.vertices, k=k, workers=cpu_threads())
     if k == 1:
         dist, idx = dist[:, None], idx[:, None]
-    idx = source[idx]
-    rgb = scene_world.colors()
-    alpha = scene_world.opacities()
+    rgb = sources.colors()
+    alpha = sources.opacities()
     w = alpha[idx] / (dist + 0.01)
     w_sum = w.sum(axis=1, keepdims=True)
     color = (rgb[idx] * w[..., None]).sum(axis=1) / np.maximum(w_sum, 1e-12)
