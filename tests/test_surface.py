@@ -217,7 +217,21 @@ def test_edge_filter_keeps_grazing_planes_drops_flying_pixels():
     assert jump.sum() > 10
     assert (stack[0][jump, 29] == 0).all()  # every flying pixel there is gone
     assert (stack[0][:, 10:25] > 0).all() and (stack[0][:, 33:47] > 0).all()  # surfaces away from the edge stay
+    # the surfaces' own edge pixels stay too: the floor just past the flying pixel, the box's first column
+    assert (stack[0][jump, 28] > 0).all() and (stack[0][:, 30] > 0).all()
     assert dropped < 0.1 * floor_pixels
+    # a smeared edge: two pixels ramping (linearly in inverse depth) from the floor to the box both go, the
+    # surfaces at its ends stay
+    ramp = depth.copy()
+    ramp[:, 29:49] = 2.0
+    for i, t in enumerate((1 / 3, 2 / 3)):
+        ramp[:, 27 + i] = 1.0 / ((1 - t) / ramp[:, 26] + t / 2.0)
+    stack = ramp[None].copy()
+    filter_depth_edges(stack, 0.1)
+    far = ramp[:, 26] > 4.0  # rows where each ramp step (a third of the jump) is itself a clear break
+    assert far.sum() > 10
+    assert (stack[0][far, 27:29] == 0).all()
+    assert (stack[0][far, 26] > 0).all() and (stack[0][:, 29] > 0).all()
 
 
 def test_bad_input():

@@ -393,23 +393,34 @@ def pixel_aligned_depths(scene: GaussianScene, cameras: CameraPath, offset: floa
 
 
 def filter_depth_edges(depth: np.ndarray, threshold: float) -> int:
-    """Zero pixels at depth discontinuities (where flying pixels live), in place.
+    """Zero pixels at depth discontinuities (where flying pixels live), in place; keep the surfaces on either side.
 
     A plane's inverse depth is linear in image coordinates whatever its slant, so its second difference along
     either image axis vanishes (up to noise) even at grazing angles. A pixel beside a depth edge, or interpolated
-    across one (a flying pixel), has a second difference of the order of the jump. Pixels whose relative inverse
-    depth second difference exceeds ``threshold`` along either axis are dropped; where a neighbour is missing,
-    the one-sided first difference is tested instead. The pixels next to a detected break go too (a flying
-    pixel half-way between two surfaces is caught through its neighbours).
+    across one (a flying pixel), has a second difference of the order of the jump. Along each image axis:
+
+    1. *breaks*: pixels whose relative inverse-depth second difference exceeds ``threshold`` (where a neighbour
+       is missing, the one-sided first difference is tested instead);
+    2. *suspects*: the breaks and their two neighbours along that axis (a flying pixel half-way between two
+       surfaces bends inverse depth only mildly itself: its neighbours on both sides see the break);
+    3. a suspect is *kept* if it continues the surface on one side of it: the two pixels beyond it on that side
+       are valid, are not breaks, and predict its inverse depth linearly within ``threshold``. A pixel on the far
+       (or near) side of an edge continues its own surface; a flying pixel continues neither.
+
+    Pixels that are suspects along either axis and not kept along it are dropped. A smear of one or two pixels
+    goes whole; the middle of a longer one that is linear in inverse depth looks like a slanted surface and stays
+    (as it did with a plain dilation). Keeping the surfaces' edge
+    pixels matters where a surface is seen only just past an occluding edge (the ground behind a step, seen from
+    above): dropping a band of pixels on both sides of every edge, as a plain dilation does, opened floor holes
+    of 20-35 cm there on the synthetic terrain.
 
     Args:
         depth: (F, H, W) float32 metres, 0 = no data; modified in place.
+        threshold: relative inverse-depth second difference counted as a break.
 
     Returns:
         number of pixels dropped.
     """
-    from scipy.ndimage import binary_dilation
-
     total = 0
     for f in range(depth.shape[0]):
         d = depth[f]
@@ -418,26 +429,45 @@ def filter_depth_edges(depth: np.ndarray, threshold: float) -> int:
         np.divide(1.0, d, out=inv, where=valid)
         bad = np.zeros_like(valid)
         for axis in (0, 1):
-            n = d.shape[axis]
-            mid = [slice(None)] * 2
-            prev = [slice(None)] * 2
-            nxt = [slice(None)] * 2
-            mid[axis], prev[axis], nxt[axis] = slice(1, n - 1), slice(0, n - 2), slice(2, n)
-            c, p, q = inv[tuple(mid)], inv[tuple(prev)], inv[tuple(nxt)]
-            vc, vp, vq = valid[tuple(mid)], valid[tuple(prev)], valid[tuple(nxt)]
-            scale = np.maximum(c, 1e-9)
-            second = np.abs(2 * c - p - q) / scale
-            first_p = np.abs(c - p) / scale
-            first_q = np.abs(c - q) / scale
-            edge = np.where(vp & vq, second > threshold,
-                            (vp & (first_p > threshold)) | (vq & (first_q > threshold)))
-            bad[tuple(mid)] |= vc & edge
-        # a flying pixel half-way between two surfaces bends inverse depth only mildly itself, but its
-        # neighbours on both sides see the break: drop the pixels next to every detected break too
-        bad = binary_dilation(bad, structure=np.ones((3, 3), dtype=bool)) & valid
+            bad |= _axis_edge_pixels(inv, valid, axis, threshold)
+        bad &= valid
         total += int(np.count_nonzero(bad))
         d[bad] = 0
     return total
+
+
+def _shift(a: np.ndarray, k: int, axis: int, fill: Any) -> np.ndarray:
+    """``a`` moved by ``k`` pixels along ``axis`` (out[i] = a[i - k]), ``fill`` where nothing moved in."""
+    out = np.full_like(a, fill)
+    n = a.shape[axis]
+    if abs(k) >= n:
+        return out
+    src = [slice(None)] * a.ndim
+    dst = [slice(None)] * a.ndim
+    src[axis] = slice(0, n - k) if k >= 0 else slice(-k, n)
+    dst[axis] = slice(k, n) if k >= 0 else slice(0, n + k)
+    out[tuple(dst)] = a[tuple(src)]
+    return out
+
+
+def _axis_edge_pixels(inv: np.ndarray, valid: np.ndarray, axis: int, threshold: float) -> np.ndarray:
+    """(H, W) bool: pixels to drop for breaks along one image axis (see :func:`filter_depth_edges`)."""
+    scale = np.maximum(inv, 1e-9)
+    prev, nxt = _shift(inv, 1, axis, 0.0), _shift(inv, -1, axis, 0.0)
+    v_prev, v_next = _shift(valid, 1, axis, False), _shift(valid, -1, axis, False)
+    second = np.abs(2 * inv - prev - nxt) / scale
+    first_prev = np.abs(inv - prev) / scale
+    first_next = np.abs(inv - nxt) / scale
+    breaks = valid & np.where(v_prev & v_next, second > threshold,
+                              (v_prev & (first_prev > threshold)) | (v_next & (first_next > threshold)))
+    suspects = breaks | _shift(breaks, 1, axis, False) | _shift(breaks, -1, axis, False)
+    clean = valid & ~breaks
+    continues = np.zeros_like(valid)
+    for step in (1, -1):  # the surface on the previous side, then on the next side
+        near, far = _shift(inv, step, axis, 0.0), _shift(inv, 2 * step, axis, 0.0)
+        c_near, c_far = _shift(clean, step, axis, False), _shift(clean, 2 * step, axis, False)
+        continues |= c_near & c_far & (np.abs(inv - 2 * near + far) / scale <= threshold)
+    return suspects & ~continues
 
 
 def fill_depth_gaps(depth: np.ndarray, passes: int, max_ratio: float = 1.1) -> int:
