@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +33,21 @@ from .errors import ConfigError, InputError, OutputError
 from .geometry.frame import (
     FrameConfig,
     ScaleConfig,
+    ScaleEstimate,
+    depth_factor_correction,
     estimate_frame,
     estimate_scale,
     source_to_world_matrix,
     view_groups,
 )
 from .geometry.mesh import MeshConfig, colorize, finish_mesh
-from .geometry.surface import SurfaceConfig, detect_pixel_alignment, extract_surface, pixel_grid_cameras
+from .geometry.surface import (
+    SurfaceConfig,
+    SurfaceResult,
+    detect_pixel_alignment,
+    extract_surface,
+    pixel_grid_cameras,
+)
 from .geometry.walkable import WalkableConfig, build_heightmap, sample_points
 from .mjcf.scene import MjcfConfig, write_mjcf_scene
 from .preview import write_previews
@@ -230,7 +238,6 @@ def convert(
         scale_estimate = estimate_scale(frame, camera_path, cfg.scale, scale=scale, camera_height=camera_height)
         source_to_world = source_to_world_matrix(frame, scale_estimate)
         geometry = cleaned.geometry.transformed(source_to_world, frame="world")
-        render = cleaned.render.transformed(source_to_world, frame="world")
         surface_cameras = (surface_cameras_source.transformed(source_to_world)
                            if surface_cameras_source is not None else None)
         for warning in scale_estimate.warnings:
@@ -247,6 +254,8 @@ def convert(
             surface = extract_surface_gpu(geometry, surface_cameras, cfg.surface, progress)
         else:
             surface = extract_surface(geometry, surface_cameras, cfg.surface, progress)
+        source_to_world, scale_estimate = _remove_depth_factor(surface, source_to_world, scale_estimate)
+        render = cleaned.render.transformed(source_to_world, frame="world")
     done += STAGE_WEIGHTS["surface"]
 
     with _stage("mesh", timings, progress, done):
@@ -267,7 +276,8 @@ def convert(
         "clean": cleaned.stats,
         "frame": {**frame.stats, "method": frame.method, "up_source": np.asarray(frame.up_source).tolist()},
         "scale": {"factor": scale_estimate.factor, "method": scale_estimate.method,
-                  "eye_height_m": scale_estimate.eye_height_m, "warnings": list(scale_estimate.warnings)},
+                  "eye_height_m": scale_estimate.eye_height_m, "warnings": list(scale_estimate.warnings),
+                  "depth_factor_removed": surface.depth_factor},
         "surface": surface.stats,
         "mesh": mesh_stats,
         "collision_triangles": collision.n_triangles,
@@ -308,6 +318,24 @@ def convert(
     progress.update("done", 1.0)
     logger.info("wrote %s in %.1f s (peak RSS %.0f MB)", out, time.perf_counter() - started, stats["peak_rss_mb"])
     return load_world(out)
+
+
+def _remove_depth_factor(surface: SurfaceResult, source_to_world: np.ndarray,
+                         scale: ScaleEstimate) -> tuple[np.ndarray, ScaleEstimate]:
+    """Re-level (and, for a camera-height scale, re-scale) the world after the surface stage removed a depth factor
+    shared by all views; moves ``surface.mesh`` in place. Returns the new (source_to_world, scale estimate)."""
+    factor = surface.depth_factor
+    correction = depth_factor_correction(factor, scale)
+    if np.allclose(correction, np.eye(4)):
+        return source_to_world, scale
+    mesh = surface.mesh
+    mesh.vertices = (mesh.vertices.astype(np.float64) @ correction[:3, :3].T + correction[:3, 3]).astype(
+        mesh.vertices.dtype)
+    ratio = float(correction[0, 0])
+    new_scale = replace(scale, factor=scale.factor * ratio)
+    logger.info("frame: depths x%.4f (shared by all views): floor moved %+.3f m back to z = 0, scale x%.4f -> x%.4f",
+                factor, correction[2, 3], scale.factor, new_scale.factor)
+    return correction @ source_to_world, new_scale
 
 
 def _surface_cameras(camera_path: CameraPath | None, cameras_path: Path | None) -> CameraPath | None:

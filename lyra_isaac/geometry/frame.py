@@ -393,6 +393,29 @@ def source_to_world_matrix(frame: FrameEstimate, scale: float | ScaleEstimate) -
     return matrix
 
 
+def depth_factor_correction(depth_factor: float, scale: ScaleEstimate) -> np.ndarray:
+    """(4, 4) world-to-world similarity that re-levels the world after a depth factor shared by all views was removed.
+
+    Surface extraction may find that every view's depth is off by one factor ``k`` against the camera baselines
+    (:mod:`lyra_isaac.geometry.depth_factor`) and multiply the depths by it about each camera centre. The floor
+    under the cameras, put at z = 0 from the uncorrected depths, then lies at ``(1 - k) * eye height``, and the
+    cameras' height above it is ``k`` times what the scale stage measured. This matrix moves the floor back to
+    z = 0 and, when the scale came from a known camera height, scales the world by ``1 / k`` so that height holds
+    again (a file or user scale is kept: the camera baselines it sets are what ``k`` was measured against).
+
+    Args:
+        depth_factor: ``k`` (1.0: identity).
+        scale: the scale stage's estimate (its method and eye height in metres).
+    """
+    matrix = np.eye(4)
+    if depth_factor == 1.0 or scale.eye_height_m is None:
+        return matrix
+    ratio = 1.0 / depth_factor if scale.method == "camera_height" else 1.0
+    matrix[:3, :3] *= ratio
+    matrix[2, 3] = -ratio * (1.0 - depth_factor) * scale.eye_height_m
+    return matrix
+
+
 def check_cameras(points: np.ndarray, cameras: CameraPath, cfg: FrameConfig | None = None) -> dict[str, float]:
     """Check that cameras and points share a frame; return the measured fractions.
 

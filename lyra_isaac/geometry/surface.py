@@ -41,6 +41,7 @@ from ..progress import NO_PROGRESS, Progress
 from ..splats.cameras import CameraPath
 from ..splats.scene import GaussianScene
 from ..world import TriangleMesh
+from .depth_factor import estimate_depth_factor
 from .tsdf import BLOCK, SparseTSDF
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,19 @@ class SurfaceConfig:
     """Pixels sampled per view for the fit."""
     align_regularization: float = 1e-3
     """Ridge weight pulling the correction towards identity (relative to the data term)."""
+    depth_factor: bool = True
+    """After alignment, measure the depth factor all views share against the camera baselines and remove it
+    (:mod:`lyra_isaac.geometry.depth_factor`): per-view alignment only makes views agree with each other. The
+    world is then re-levelled and, when the scale came from the camera height, re-scaled (convert does it)."""
+    depth_factor_max_error: float = 0.01
+    """... applied only when its jackknife standard error is at most this (relative)."""
+    depth_factor_max_change: float = 0.1
+    """... and it changes depths by at most this fraction (a larger one means the cameras and the depths disagree
+    in a way one factor does not describe: logged, not applied)."""
+    depth_factor_samples: int = 3000
+    """... pixels sampled per view."""
+    depth_factor_partners: int = 16
+    """... views each view is compared with (longest baselines among the overlapping ones)."""
     reject_sigma: float = 3.0
     """After alignment, pixels farther than this many robust deviations from the consensus are masked."""
     reject_min: float = 0.04
@@ -152,10 +166,18 @@ class SurfaceResult:
     Attributes:
         mesh: raw TriangleMesh, world frame, metres, Z up.
         stats: method, view counts, alignment statistics, voxel counts, seconds per step.
+        depth_factor: the depth factor shared by all views that alignment removed (1.0: none). Every view's depth
+            was multiplied by it about its camera centre, so the floor under the cameras moved and the cameras'
+            height above it changed by this factor: :func:`lyra_isaac.convert.convert` re-levels the world.
     """
 
     mesh: TriangleMesh
     stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def depth_factor(self) -> float:
+        record = self.stats.get("depth_factor") or {}
+        return float(record["factor"]) if record.get("applied") else 1.0
 
 
 @dataclass
@@ -1067,6 +1089,21 @@ def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, whe
             params = _normalize_params(params, model)
             corrected = np.stack([apply_correction(depth[f], params[f], model, views.pixel_offset,
                                                    views.intrinsics[f]) for f in range(len(views))])
+        if cfg.depth_factor:
+            t_factor = time.perf_counter()
+            progress.update("surface: shared depth factor", 0.55)
+            estimate = estimate_depth_factor(corrected, views.w2c, views.intrinsics, views.pixel_offset,
+                                             samples=cfg.depth_factor_samples, partners=cfg.depth_factor_partners)
+            applied = (estimate.std_error <= cfg.depth_factor_max_error
+                       and abs(estimate.factor - 1.0) <= cfg.depth_factor_max_change)
+            if applied:
+                params = params * estimate.factor
+                corrected = corrected * np.float32(estimate.factor)
+            stats["depth_factor"] = {**estimate.as_dict(), "applied": bool(applied)}
+            logger.info("surface: depth factor shared by all views %.4f +- %.4f from %d view pairs (%d points): %s",
+                        estimate.factor, estimate.std_error, estimate.pairs, estimate.correspondences,
+                        "applied" if applied else "not applied (uncertain or implausible)")
+            timings["depth_factor"] = time.perf_counter() - t_factor
         # consensus of the corrected views, then drop what still disagrees with it
         coarse = fuse_views(views, corrected, coarse_voxel, trunc, cfg.near_weight_power, box, backend, progress,
                             "surface: consensus", (0.55, 0.65), max_views=cfg.align_max_views)

@@ -1,0 +1,259 @@
+"""One depth factor shared by all views, measured against the camera baselines.
+
+Per-view alignment (:func:`lyra_isaac.geometry.surface.fuse_and_mesh`) makes the views agree with *each other*:
+it cannot see an error that every view shares. Scaling every view's depth by the same ``k`` about its own camera
+centre moves each surface point by ``(k - 1) * (point - camera)``, a different shift from each camera, so two views
+of one surface point disagree by ``(1 - k) * (C_a - C_b)``: the camera baselines measure the shared factor.
+
+For a point ``X_a`` seen by view ``a`` and the point ``X_b`` of view ``b``'s depth map where ``X_a`` projects, with
+``n`` the surface normal from ``b``'s depth map, the point-to-plane disagreement after scaling both depths by ``k``
+is linear in ``k``::
+
+    r(k) = (C_a - C_b) . n + k ((X_a - C_a) - (X_b - C_b)) . n
+
+so ``k`` is one robust (Huber) weighted least-squares fit over many view pairs. Pairs with long baselines carry
+the signal (``r``'s slope grows with the baseline) while what per-view alignment left behind (warps, noise) does
+not, so partners are chosen by baseline among the views that overlap. A jackknife over views gives its standard
+error; the factor is applied only when that error is small.
+
+On the synthetic Lyra fixtures (per-view depth scale sigma 3 %, warps up to 3 %), the views' shared error is the
+mean of their scale errors, 0.4-2 % for 24 views; this estimate comes within 0.1-0.9 % of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+PROBE_SAMPLES = 128
+"""Pixels per view projected into every other view to measure overlap."""
+MIN_OVERLAP = 0.1
+"""Fraction of the probes a partner must see (in front, inside its image, at a consistent depth)."""
+OCCLUSION_TOLERANCE = 0.06
+"""A projected point matches the partner's pixel if their depths agree within this fraction."""
+NORMAL_GAP = 2
+"""Pixels between the neighbours whose back-projections give a pixel's normal."""
+HUBER = 1.345
+MAX_CANDIDATES = 1_500_000
+"""Sampled pixels x partners, at most: with many views (Lyra's 128) each view samples fewer pixels (the estimate
+rests on ~10^5 correspondences either way; this keeps it near a second)."""
+RELATIVE_ERROR = 0.03
+ABSOLUTE_ERROR = 0.003
+"""Each correspondence is weighted by 1 / expected disagreement^2, RELATIVE_ERROR * (how far each view's point lies
+from its camera along the normal) + ABSOLUTE_ERROR metres: what per-view alignment leaves (warps) is relative to
+depth, so far surfaces say less. On the synthetic fixtures this halves the error of the estimate (RMS 0.9 -> 0.5 %
+of the shared factor) against uniform weights; only the ratio of the two matters."""
+BASELINE_SNR = 3.0
+"""The baselines (along the surface normals, RMS) must exceed this many residual sigmas: a camera that only turns
+in place measures no shared factor at all."""
+
+
+@dataclass
+class DepthFactorEstimate:
+    """The depth factor shared by all views.
+
+    Attributes:
+        factor: multiply every view's depth by this (1.0 when not estimated).
+        std_error: jackknife standard error of ``factor`` over views (inf when not estimated).
+        correspondences: point pairs used.
+        pairs: view pairs used.
+        residual_m: robust sigma of the point-to-plane disagreement at ``factor``, metres.
+    """
+
+    factor: float
+    std_error: float
+    correspondences: int
+    pairs: int
+    residual_m: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"factor": round(self.factor, 5), "std_error": round(self.std_error, 5),
+                "correspondences": self.correspondences, "pairs": self.pairs,
+                "residual_m": round(self.residual_m, 4)}
+
+
+NOT_ESTIMATED = DepthFactorEstimate(factor=1.0, std_error=float("inf"), correspondences=0, pairs=0,
+                                    residual_m=float("nan"))
+
+
+def _ray_directions(k: np.ndarray, rows: np.ndarray, cols: np.ndarray, offset: float) -> np.ndarray:
+    """(N, 3) camera-frame ray per metre of optical-axis depth through pixels (rows, cols)."""
+    x = (cols + offset - k[0, 2]) / k[0, 0]
+    y = (rows + offset - k[1, 2]) / k[1, 1]
+    return np.stack([x, y, np.ones_like(x)], axis=1)
+
+
+def _camera_points(depth: np.ndarray, k: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                   offset: float) -> np.ndarray:
+    """(N, 3) camera-frame points of pixels (rows, cols) of an (H, W) depth map (0 depth gives the centre)."""
+    return _ray_directions(k, rows.astype(np.float64), cols.astype(np.float64), offset) * \
+        depth[rows, cols].astype(np.float64)[:, None]
+
+
+def _project(points_world: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float, width: int,
+             height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Project (..., 3) world points: (rows, cols) nearest pixel, camera z, inside-the-image mask."""
+    cam = points_world @ w2c[:3, :3].T + w2c[:3, 3]
+    z = cam[..., 2]
+    front = z > 1e-3
+    safe = np.where(front, z, 1.0)
+    col = np.rint(k[0, 0] * cam[..., 0] / safe + k[0, 2] - offset).astype(np.int64)
+    row = np.rint(k[1, 1] * cam[..., 1] / safe + k[1, 2] - offset).astype(np.int64)
+    inside = front & (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    return np.where(inside, row, 0), np.where(inside, col, 0), z, inside
+
+
+def _pixel_normals(depth: np.ndarray, k: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                   offset: float) -> np.ndarray:
+    """(N, 3) camera-frame unit normals at pixels from neighbours ``NORMAL_GAP`` away; NaN where undefined."""
+    h, w = depth.shape
+    g = NORMAL_GAP
+    ok = (rows >= g) & (rows < h - g) & (cols >= g) & (cols < w - g)
+    r, c = np.where(ok, rows, g), np.where(ok, cols, g)
+    neighbours = [(r, c + g), (r, c - g), (r + g, c), (r - g, c)]
+    centre = depth[r, c].astype(np.float64)
+    for nr, nc in neighbours:
+        d = depth[nr, nc].astype(np.float64)
+        ok &= (d > 0) & (np.abs(d - centre) < OCCLUSION_TOLERANCE * centre)
+    px, mx, py, my = (_camera_points(depth, k, nr, nc, offset) for nr, nc in neighbours)
+    n = np.cross(px - mx, py - my)
+    norm = np.linalg.norm(n, axis=1, keepdims=True)
+    n = n / np.where(norm > 0, norm, 1.0)
+    n[~ok | (norm[:, 0] <= 0)] = np.nan
+    return n
+
+
+def estimate_depth_factor(depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray, offset: float, *,
+                          samples: int = 2000, partners: int = 12,
+                          rng: np.random.Generator | None = None) -> DepthFactorEstimate:
+    """Estimate the depth factor all views share from the disagreement their camera baselines imply.
+
+    Args:
+        depth: (F, H, W) float32 depth along the optical axis, metres (0 = no data), already aligned view to view.
+        w2c: (F, 4, 4) world-to-camera (OpenCV axes, metres); the camera centres are exact.
+        intrinsics: (F, 3, 3) pixels.
+        offset: pixel (u, v) is centred at (u + offset, v + offset).
+        samples: pixels sampled per view (fewer when views x partners x samples exceeds ``MAX_CANDIDATES``).
+        partners: views each view is compared with (the longest baselines among those that overlap it).
+        rng: sampling generator (default: seeded 0).
+
+    Returns:
+        The estimate; ``NOT_ESTIMATED`` when fewer than 3 views have overlapping partners or the baselines are too
+        short to measure anything (``BASELINE_SNR``).
+    """
+    rng = rng or np.random.default_rng(0)
+    frames, height, width = depth.shape
+    samples = max(PROBE_SAMPLES, min(samples, MAX_CANDIDATES // max(1, frames * partners)))
+    rot = w2c[:, :3, :3]
+    centres = -np.einsum("fji,fj->fi", rot, w2c[:, :3, 3])  # C = -R^T t
+    sample_rows, sample_cols = [], []
+    for f in range(frames):
+        valid = np.flatnonzero(depth[f].reshape(-1) > 0)
+        pick = rng.choice(valid, size=min(samples, len(valid)), replace=False) if len(valid) else valid
+        sample_rows.append(pick // width)
+        sample_cols.append(pick % width)
+    # sums per (a, b) pair, for the weighted fit and its jackknife
+    b_parts: list[np.ndarray] = []
+    g_parts: list[np.ndarray] = []
+    pair_of: list[np.ndarray] = []
+    reach_parts: list[np.ndarray] = []  # |(X_a - C_a).n| + |(X_b - C_b).n|: what a relative depth error moves
+    n_pairs = 0
+    for a in range(frames):
+        if len(sample_rows[a]) < 30:
+            continue
+        cam_a = _camera_points(depth[a], intrinsics[a], sample_rows[a], sample_cols[a], offset)
+        ray_a = cam_a @ rot[a]  # (S, 3) world offset from C_a
+        x_a = centres[a] + ray_a
+        chosen = _partners(a, x_a[:PROBE_SAMPLES], depth, w2c, intrinsics, offset, centres, partners)
+        for b in chosen:
+            row, col, z, inside = _project(x_a, w2c[b], intrinsics[b], offset, width, height)
+            d_b = depth[b][row, col].astype(np.float64)
+            match = inside & (d_b > 0) & (np.abs(z - d_b) < OCCLUSION_TOLERANCE * np.maximum(d_b, 1e-6))
+            idx = np.flatnonzero(match)
+            if len(idx) < 30:
+                continue
+            normal_cam = _pixel_normals(depth[b], intrinsics[b], row[idx], col[idx], offset)
+            good = np.isfinite(normal_cam).all(axis=1)
+            idx, normal_cam = idx[good], normal_cam[good]
+            if len(idx) < 30:
+                continue
+            normal = normal_cam @ rot[b]  # world frame
+            ray_b = _camera_points(depth[b], intrinsics[b], row[idx], col[idx], offset) @ rot[b]
+            b_parts.append(normal @ (centres[a] - centres[b]))
+            g_parts.append(np.einsum("ij,ij->i", ray_a[idx] - ray_b, normal))
+            reach_parts.append(np.abs(np.einsum("ij,ij->i", ray_a[idx], normal))
+                               + np.abs(np.einsum("ij,ij->i", ray_b, normal)))
+            pair_of.append(np.full(len(idx), a * frames + b, dtype=np.int64))
+            n_pairs += 1
+    if n_pairs == 0:
+        return NOT_ESTIMATED
+    bb, gg, pair = np.concatenate(b_parts), np.concatenate(g_parts), np.concatenate(pair_of)
+    views_used = np.unique(np.concatenate([pair // frames, pair % frames]))
+    if len(views_used) < 3 or float(np.sum(gg * gg)) <= 0:
+        return NOT_ESTIMATED
+    expected = RELATIVE_ERROR * np.concatenate(reach_parts) + ABSOLUTE_ERROR
+    factor, weights, sigma = _huber_factor(bb, gg, expected)
+    if float(np.sqrt(np.mean(bb * bb))) < BASELINE_SNR * sigma:
+        return NOT_ESTIMATED
+    std_error = _jackknife(bb, gg, weights, pair, frames, views_used)
+    return DepthFactorEstimate(factor=factor, std_error=std_error, correspondences=int(len(bb)), pairs=n_pairs,
+                               residual_m=sigma)
+
+
+def _partners(a: int, probes: np.ndarray, depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray,
+              offset: float, centres: np.ndarray, count: int) -> np.ndarray:
+    """Up to ``count`` views other than ``a`` that see at least ``MIN_OVERLAP`` of ``probes`` ((S, 3) world points of
+    view ``a``), longest baseline first."""
+    frames, height, width = depth.shape
+    overlap = np.zeros(frames)
+    for b in range(frames):
+        if b == a:
+            continue
+        row, col, z, inside = _project(probes, w2c[b], intrinsics[b], offset, width, height)
+        d_b = depth[b][row, col]
+        overlap[b] = np.mean(inside & (d_b > 0) & (np.abs(z - d_b) < OCCLUSION_TOLERANCE * np.maximum(d_b, 1e-6)))
+    baseline = np.linalg.norm(centres - centres[a], axis=1)
+    candidates = np.flatnonzero(overlap >= MIN_OVERLAP)
+    order = np.argsort(-(baseline[candidates] * np.sqrt(overlap[candidates])))
+    return candidates[order[:count]]
+
+
+def _huber_factor(b: np.ndarray, g: np.ndarray, expected: np.ndarray,
+                  iterations: int = 10) -> tuple[float, np.ndarray, float]:
+    """Minimize sum huber((b + k g) / expected) over k by IRLS.
+
+    Returns:
+        (k, final weights (N,) of the weighted least-squares form, robust sigma of b + k g in metres).
+    """
+    base = 1.0 / expected**2
+    weights = base
+    factor = 1.0
+    for _ in range(iterations):
+        factor = float(-np.sum(weights * b * g) / max(np.sum(weights * g * g), 1e-300))
+        normalized = np.abs(b + factor * g) / expected
+        sigma = float(1.4826 * np.median(normalized)) + 1e-12
+        weights = base * np.where(normalized <= HUBER * sigma, 1.0, HUBER * sigma / np.maximum(normalized, 1e-12))
+    return factor, weights, float(1.4826 * np.median(np.abs(b + factor * g)))
+
+
+def _jackknife(b: np.ndarray, g: np.ndarray, weights: np.ndarray, pair: np.ndarray, frames: int,
+               views: np.ndarray) -> float:
+    """Standard error of the weighted fit's factor, leaving out every pair that involves one view at a time."""
+    sum_bg = np.bincount(pair, weights=weights * b * g, minlength=frames * frames).reshape(frames, frames)
+    sum_gg = np.bincount(pair, weights=weights * g * g, minlength=frames * frames).reshape(frames, frames)
+    total_bg, total_gg = sum_bg.sum(), sum_gg.sum()
+    estimates = []
+    for v in views:
+        bg = total_bg - sum_bg[v].sum() - sum_bg[:, v].sum() + sum_bg[v, v]
+        gg = total_gg - sum_gg[v].sum() - sum_gg[:, v].sum() + sum_gg[v, v]
+        if gg > 0:
+            estimates.append(-bg / gg)
+    if len(estimates) < 3:
+        return float("inf")
+    estimates = np.asarray(estimates)
+    n = len(estimates)
+    return float(np.sqrt((n - 1) / n * np.sum((estimates - estimates.mean()) ** 2)))
