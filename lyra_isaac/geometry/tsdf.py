@@ -186,12 +186,37 @@ class SparseTSDF:
         return int(np.count_nonzero(self.weight[: self.n_blocks * BLOCK**3]))
 
     # ----------------------------------------------------------------------------------------------- meshing
+    def _tile_blocks(self, tiles: np.ndarray) -> np.ndarray:
+        """Storage slots of the blocks that marching-cubes tiles read.
+
+        Args:
+            tiles: (T, 3) int64 tile coordinates (tile ``t`` covers voxels ``t * MC_TILE`` to ``t * MC_TILE +
+                MC_TILE`` inclusive on each axis).
+
+        Returns:
+            (T, S, S, S) int64 slots of the ``S = MC_TILE // BLOCK + 1`` blocks per axis under each tile (the last
+            layer for the one voxel of overlap with the next tile); ``n_blocks`` (a sentinel) where the block is
+            unallocated or outside the box.
+        """
+        per_tile = MC_TILE // BLOCK
+        blocks = tiles[:, :, None] * per_tile + np.arange(per_tile + 1)  # (T, 3, S) block coordinate per axis
+        inside = blocks < self.block_dims[None, :, None]
+        bx, by, bz = blocks[:, 0, :, None, None], blocks[:, 1, None, :, None], blocks[:, 2, None, None, :]
+        ok = inside[:, 0, :, None, None] & inside[:, 1, None, :, None] & inside[:, 2, None, None, :]
+        flat = (bx * self.block_dims[1] + by) * self.block_dims[2] + bz
+        slots = np.where(ok, self.block_slot[np.where(ok, flat, 0)], -1).astype(np.int64)
+        slots[slots < 0] = self.n_blocks
+        return slots
+
     def extract_mesh(self, min_weight: float = 0.0) -> TriangleMesh:
         """Marching cubes at the zero level over the observed voxels.
 
         Triangles are kept only where both ends of every edge they cut are observed with weight > ``min_weight``
         (no surface is invented at the border of the observed band). Normals face free space (positive TSDF), and
         faces wind counter-clockwise seen from there.
+
+        The volume is cut into tiles of ``MC_TILE^3`` voxels (one scikit-image call per tile that holds a crossing);
+        each tile's values are gathered block by block (:meth:`_tile_blocks`), not voxel by voxel.
 
         Returns:
             TriangleMesh, world frame, metres (may be empty).
@@ -201,32 +226,27 @@ class SparseTSDF:
         n_vox = self.n_blocks * BLOCK**3
         if self.n_blocks == 0:
             return TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3)))
-        tsdf = self.tsdf[:n_vox].reshape(self.n_blocks, -1)
-        observed = (self.weight[:n_vox] > min_weight).reshape(self.n_blocks, -1)
+        # storage with a sentinel block at slot n_blocks (unobserved, value +1) for unallocated / outside blocks;
+        # unobserved voxels read +1 (free space) so they never make a crossing of their own
+        observed = np.zeros((self.n_blocks + 1) * BLOCK**3, dtype=bool)
+        np.greater(self.weight[:n_vox], min_weight, out=observed[:n_vox])
+        values = np.ones((self.n_blocks + 1) * BLOCK**3, dtype=np.float32)
+        np.copyto(values[:n_vox], self.tsdf[:n_vox], where=observed[:n_vox])
+        tsdf = values[:n_vox].reshape(self.n_blocks, -1)
         # a block can hold a crossing if it has observed voxels of both signs, or observed voxels at all (the
-        # crossing may lie between it and a neighbour): take blocks with any observed voxel near zero.
-        has_pos = (observed & (tsdf >= 0)).any(axis=1)
-        has_neg = (observed & (tsdf < 0)).any(axis=1)
-        active = has_neg | (has_pos & (np.abs(np.where(observed, tsdf, 1.0)) < 1.0).any(axis=1))
+        # crossing may lie between it and a neighbour): take blocks with any observed voxel below +1 (negative or
+        # near zero; unobserved voxels read +1)
+        active = (tsdf < 1.0).any(axis=1)
         per_tile = MC_TILE // BLOCK
         tile_of_block = self.block_coords[active].astype(np.int64) // per_tile
         tiles = np.unique(tile_of_block, axis=0)
-        # a tile covers voxels [t*T, t*T + T] inclusive (one voxel of overlap with the next tile)
-        grid = np.stack(np.meshgrid(*[np.arange(MC_TILE + 1)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+        slots = self._tile_blocks(tiles)
+        values = values.reshape(self.n_blocks + 1, BLOCK, BLOCK, BLOCK)
+        observed = observed.reshape(self.n_blocks + 1, BLOCK, BLOCK, BLOCK)
         verts_all, faces_all = [], []
         n_verts = 0
-        for tile in tiles:
-            voxels = tile * MC_TILE + grid
-            idx = self.index_of(voxels)
-            ok = idx >= 0
-            values = np.ones(grid.shape[0], dtype=np.float32)
-            weights = np.zeros(grid.shape[0], dtype=np.float32)
-            values[ok] = self.tsdf[idx[ok]]
-            weights[ok] = self.weight[idx[ok]]
-            obs = weights > min_weight
-            values[~obs] = 1.0
-            shape = (MC_TILE + 1,) * 3
-            vol = values.reshape(shape)
+        for tile, tile_slots in zip(tiles, slots):
+            vol = _tile_volume(values, tile_slots)
             if vol.min() >= 0 or vol.max() <= 0:
                 continue
             try:
@@ -234,7 +254,7 @@ class SparseTSDF:
                                                     allow_degenerate=False)
             except (ValueError, RuntimeError):
                 continue
-            obs_vol = obs.reshape(shape)
+            obs_vol = _tile_volume(observed, tile_slots)
             lo = np.floor(verts).astype(np.int64)
             hi = np.minimum(np.ceil(verts).astype(np.int64), MC_TILE)
             good_v = obs_vol[lo[:, 0], lo[:, 1], lo[:, 2]] & obs_vol[hi[:, 0], hi[:, 1], hi[:, 2]]
@@ -259,6 +279,22 @@ class SparseTSDF:
         verts, faces = verts[used], remap[faces]
         world = (verts + 0.5) * self.voxel_size + self.origin
         return TriangleMesh(world.astype(np.float32), faces.astype(np.int32))
+
+
+def _tile_volume(blocks: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """One tile's dense voxel volume from block storage.
+
+    Args:
+        blocks: (n_blocks + 1, BLOCK, BLOCK, BLOCK) per-block voxel values (any dtype), the last one a sentinel.
+        slots: (S, S, S) int64 slots of the tile's blocks, ``S = MC_TILE // BLOCK + 1`` (see
+            :meth:`SparseTSDF._tile_blocks`).
+
+    Returns:
+        (MC_TILE + 1,) * 3 C-contiguous array of the tile's voxels, indexed [x, y, z] from the tile's corner.
+    """
+    s = slots.shape[0] * BLOCK
+    vol = blocks[slots].transpose(0, 3, 1, 4, 2, 5).reshape(s, s, s)
+    return np.ascontiguousarray(vol[: MC_TILE + 1, : MC_TILE + 1, : MC_TILE + 1])
 
 
 def weld_vertices(verts: np.ndarray, faces: np.ndarray, quantum: float) -> tuple[np.ndarray, np.ndarray]:
