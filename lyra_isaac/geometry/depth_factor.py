@@ -207,15 +207,20 @@ def estimate_depth_factor(depth: np.ndarray, w2c: np.ndarray, intrinsics: np.nda
 def _partners(a: int, probes: np.ndarray, depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray,
               offset: float, centres: np.ndarray, count: int) -> np.ndarray:
     """Up to ``count`` views other than ``a`` that see at least ``MIN_OVERLAP`` of ``probes`` ((S, 3) world points of
-    view ``a``), longest baseline first."""
+    view ``a``), longest baseline first. All views are probed in one (F, S) pass."""
     frames, height, width = depth.shape
-    overlap = np.zeros(frames)
-    for b in range(frames):
-        if b == a:
-            continue
-        row, col, z, inside = _project(probes, w2c[b], intrinsics[b], offset, width, height)
-        d_b = depth[b][row, col]
-        overlap[b] = np.mean(inside & (d_b > 0) & (np.abs(z - d_b) < OCCLUSION_TOLERANCE * np.maximum(d_b, 1e-6)))
+    cam = np.einsum("fij,sj->fsi", w2c[:, :3, :3], probes) + w2c[:, None, :3, 3]  # (F, S, 3)
+    z = cam[..., 2]
+    front = z > 1e-3
+    safe = np.where(front, z, 1.0)
+    col = np.rint(intrinsics[:, None, 0, 0] * cam[..., 0] / safe + intrinsics[:, None, 0, 2] - offset).astype(np.int64)
+    row = np.rint(intrinsics[:, None, 1, 1] * cam[..., 1] / safe + intrinsics[:, None, 1, 2] - offset).astype(np.int64)
+    inside = front & (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    view = np.broadcast_to(np.arange(frames)[:, None], z.shape)
+    d_b = depth[view, np.where(inside, row, 0), np.where(inside, col, 0)]
+    seen = inside & (d_b > 0) & (np.abs(z - d_b) < OCCLUSION_TOLERANCE * np.maximum(d_b, 1e-6))
+    overlap = seen.mean(axis=1)
+    overlap[a] = 0.0
     baseline = np.linalg.norm(centres - centres[a], axis=1)
     candidates = np.flatnonzero(overlap >= MIN_OVERLAP)
     order = np.argsort(-(baseline[candidates] * np.sqrt(overlap[candidates])))
