@@ -245,7 +245,7 @@ class SparseTSDF:
         observed = observed.reshape(self.n_blocks + 1, BLOCK, BLOCK, BLOCK)
         verts_all, faces_all = [], []
         n_verts = 0
-        for tile, tile_slots in zip(tiles, slots):
+        for tile, tile_slots in zip(tiles, slots, strict=True):
             vol = _tile_volume(values, tile_slots)
             if vol.min() >= 0 or vol.max() <= 0:
                 continue
