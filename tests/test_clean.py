@@ -95,6 +95,24 @@ def test_identity_row_index_when_reader_gave_none():
     assert result.geometry.extra["rows_in_file"] == len(case.scene)
 
 
+@pytest.mark.parametrize("row_index", [None, np.int64, np.int32])
+def test_clean_scene_keeping_every_row_copies_nothing(row_index):
+    """A scene with nothing to drop: both sets hold the input's arrays (no 11M-row copies); row_index is int64."""
+    case = room_case(spacing=0.05)
+    scene = case.scene
+    if row_index is not None:
+        scene.extra["row_index"] = np.arange(len(scene), dtype=row_index) * 3 + 7
+    result = clean_scene(scene, case.cameras, CleanConfig(outliers=False))
+    expected_rows = np.arange(len(scene)) if row_index is None else np.arange(len(scene)) * 3 + 7
+    for part in (result.geometry, result.render):
+        assert len(part) == len(scene)
+        for name in ("means", "quats", "log_scales", "opacity_logits", "sh_dc"):
+            assert getattr(part, name) is getattr(scene, name)
+        assert part.extra["row_index"].dtype == np.int64
+        np.testing.assert_array_equal(part.extra["row_index"], expected_rows)
+        assert part.extra["rows_in_file"] == len(scene)
+
+
 def test_all_sky_scene_raises_naming_file():
     rng = np.random.default_rng(0)
     n = 5000

@@ -382,10 +382,16 @@ def _calibrate_voxels(points: np.ndarray, octave: np.ndarray, reference: float, 
 
 
 def _subset_with_rows(scene: GaussianScene, mask: np.ndarray) -> GaussianScene:
-    """``scene.subset(mask)`` with ``extra["row_index"]`` (the file rows) composed with the mask."""
-    keep = np.flatnonzero(mask)
-    sub = scene.subset(keep)
+    """``scene.subset(mask)`` with ``extra["row_index"]`` ((M,) int64 file rows) composed with the (N,) bool mask.
+
+    Where the mask keeps every row the result shares the scene's arrays (see :meth:`GaussianScene.subset`); a (N,)
+    int64 ``row_index`` is selected once, by ``subset`` itself.
+    """
+    sub = scene.subset(mask)
     rows = scene.extra.get("row_index")
-    sub.extra["row_index"] = keep.astype(np.int64) if rows is None else np.asarray(rows, dtype=np.int64).take(keep)
+    if rows is None:
+        sub.extra["row_index"] = np.flatnonzero(mask).astype(np.int64, copy=False)
+    elif not (isinstance(rows, np.ndarray) and rows.shape == (len(scene),) and rows.dtype == np.int64):
+        sub.extra["row_index"] = np.asarray(rows, dtype=np.int64).take(np.flatnonzero(mask))
     sub.extra.setdefault("rows_in_file", scene.extra.get("rows_in_file", len(scene)))
     return sub

@@ -110,23 +110,34 @@ class GaussianScene:
             return np.zeros((2, 3))
         return np.stack([self.means.min(axis=0), self.means.max(axis=0)]).astype(np.float64)
 
-    def subset(self, keep: np.ndarray) -> GaussianScene:
-        """A new scene with the rows selected by ``keep`` ((N,) bool mask or integer indices).
+    def subset(self, keep: np.ndarray | slice) -> GaussianScene:
+        """A new scene with the rows selected by ``keep`` ((N,) bool mask, integer indices or a slice).
 
         Per-row metadata in ``extra`` (``row_index``: the file row of each Gaussian) is selected with the rows.
+
+        When ``keep`` selects every row in order (an all-True mask, ``arange(N)``, ``slice(None)``) nothing is copied:
+        the result holds the same arrays as this scene (a fresh 11M-row copy of every array costs seconds), so it
+        shares memory with it; callers must not modify either scene's arrays in place.
         """
-        keep = np.arange(len(self))[keep] if isinstance(keep, slice) else np.asarray(keep)
+        n = len(self)
+        if isinstance(keep, slice) and keep.indices(n) == (0, n, 1):
+            return replace(self, extra=dict(self.extra))
+        keep = np.arange(n)[keep] if isinstance(keep, slice) else np.asarray(keep)
         if keep.dtype == bool:
-            if keep.shape != (len(self),):
-                raise IndexError(f"boolean mask of shape {keep.shape} for a scene of {len(self)} Gaussians")
+            if keep.shape != (n,):
+                raise IndexError(f"boolean mask of shape {keep.shape} for a scene of {n} Gaussians")
+            if keep.all():
+                return replace(self, extra=dict(self.extra))
             keep = np.flatnonzero(keep)  # take() with indices: ~3x faster than boolean indexing of each array
+        elif _is_identity(keep, n):
+            return replace(self, extra=dict(self.extra))
 
         def rows(array: np.ndarray) -> np.ndarray:
             return array.take(keep, axis=0)
 
         extra = dict(self.extra)
         row_index = extra.get("row_index")
-        if isinstance(row_index, np.ndarray) and row_index.shape == (len(self),):
+        if isinstance(row_index, np.ndarray) and row_index.shape == (n,):
             extra["row_index"] = rows(row_index)
         return replace(
             self,
@@ -170,6 +181,18 @@ class GaussianScene:
             frame=self.frame if frame is None else frame,
             extra=dict(self.extra),
         )
+
+
+def _is_identity(indices: np.ndarray, n: int, chunk: int = 1 << 20) -> bool:
+    """Whether (M,) integer ``indices`` are exactly ``0, 1, ..., n - 1`` (compared in chunks: no (n,) temporary)."""
+    if indices.shape != (n,) or not np.issubdtype(indices.dtype, np.integer):
+        return False
+    ramp = np.arange(min(chunk, n), dtype=np.int64)
+    for start in range(0, n, chunk):
+        part = indices[start:start + chunk].astype(np.int64, copy=False)
+        if not np.array_equal(part - start, ramp[: len(part)]):
+            return False
+    return True
 
 
 def quat_left_matrix(a: np.ndarray) -> np.ndarray:
