@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -941,16 +941,29 @@ def consensus_depth(tsdf: SparseTSDF, w2c: np.ndarray, k: np.ndarray, offset: fl
         ((N,) float64 consensus depths, metres; (N,) bool: found, i.e. the ray is observed near the start and the
         crossing lies within ``CONSENSUS_MAX_STEP`` of the starting depth with the TSDF there within a voxel of 0).
     """
+    center, ray = pixel_rays(w2c, k, offset, pixels, width)
+    return consensus_crossings(tsdf, np.broadcast_to(center, ray.shape), ray, depth, steps)
+
+
+def pixel_rays(w2c: np.ndarray, k: np.ndarray, offset: float, pixels: np.ndarray,
+               width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(camera centre (3,), (N, 3) world ray per metre of optical-axis depth) of flat pixel indices."""
     u = (pixels % width).astype(np.float64) + offset
     v = (pixels // width).astype(np.float64) + offset
     ray_cam = np.stack([(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones_like(u)], axis=1)
     rot = w2c[:3, :3]
-    ray = ray_cam @ rot  # R^T r: world direction per metre of optical-axis depth
-    center = -(rot.T @ w2c[:3, 3])
-    norm = np.linalg.norm(ray, axis=1)
+    return -(rot.T @ w2c[:3, 3]), ray_cam @ rot  # R^T r per row
+
+
+def consensus_crossings(tsdf: SparseTSDF, centers: np.ndarray, rays: np.ndarray, depth: np.ndarray,
+                        steps: int = CONSENSUS_SECANT_STEPS) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`consensus_depth` for rays of any views at once: (N, 3) centres, (N, 3) rays per metre of optical-axis
+    depth, (N,) starting depths. Every step is elementwise, so batching views changes no result, only the number
+    of (GPU) sampling calls."""
+    norm = np.linalg.norm(rays, axis=1)
 
     def field(t: np.ndarray) -> np.ndarray:
-        dist, _ = tsdf.sample((center + t[:, None] * ray).astype(np.float32))
+        dist, _ = tsdf.sample((centers + t[:, None] * rays).astype(np.float32))
         dist = dist.astype(np.float64)
         dist[np.abs(dist) >= 0.9 * tsdf.truncation] = np.nan  # saturated: no gradient to follow
         return dist
@@ -976,35 +989,38 @@ def consensus_depth(tsdf: SparseTSDF, w2c: np.ndarray, k: np.ndarray, offset: fl
     return np.where(found, d1, np.asarray(depth, dtype=np.float64)), found | exact
 
 
-def fit_view_correction(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float, tsdf: SparseTSDF,
-                        params: np.ndarray, model: str, cfg: SurfaceConfig,
-                        rng: np.random.Generator) -> tuple[np.ndarray, float, int]:
-    """Robustly fit one view's depth correction against the consensus TSDF.
+@dataclass
+class _FitSamples:
+    """One view's sampled pixels for a correction fit: design rows (N, P) and corrected depths (N,), metres."""
 
-    For sampled valid pixels, the consensus depth is the corrected depth plus the TSDF's signed distance at the
-    corrected point (positive: the consensus surface lies beyond it). Huber IRLS on ``target = design(D) @ p``.
+    design: np.ndarray
+    corrected: np.ndarray
+    pixels: np.ndarray
 
-    Returns:
-        (params, robust sigma of the residual in metres, samples used); params unchanged if too few samples.
-    """
+
+def _sample_for_fit(depth: np.ndarray, params: np.ndarray, model: str, cfg: SurfaceConfig,
+                    rng: np.random.Generator) -> _FitSamples | None:
+    """Sample up to ``cfg.align_samples`` valid pixels of an (H, W) depth map (None if fewer than 50 are valid)."""
     h, w = depth.shape
     valid = np.flatnonzero(depth.reshape(-1) > 0)
     if len(valid) < 50:
-        return params, float("nan"), 0
+        return None
     pix = rng.choice(valid, size=min(cfg.align_samples, len(valid)), replace=False)
     d = depth.reshape(-1)[pix].astype(np.float64)
     x, y = _image_xy(pix, w, h)
     a = _design(d, x, y, model)
-    corrected = a @ params
-    target, ok = consensus_depth(tsdf, w2c, k, offset, pix, w, corrected)
-    if ok.sum() < max(50, 4 * a.shape[1]):
-        return params, float("nan"), int(ok.sum())
-    a, target = a[ok], target[ok]
+    return _FitSamples(design=a, corrected=a @ params, pixels=pix)
+
+
+def _robust_fit(a: np.ndarray, target: np.ndarray, params: np.ndarray, model: str,
+                cfg: SurfaceConfig) -> tuple[np.ndarray, float, int]:
+    """Huber IRLS of ``target = a @ p`` with a ridge towards identity; (params, robust sigma in metres, rows)."""
     prior = _identity_params(model)
     scale_rows = np.sqrt(np.mean(a**2, axis=0)) + 1e-12
     lam = cfg.align_regularization * len(target)
     weights = np.ones(len(target))
     p = params.copy()
+    sigma = float("nan")
     for _ in range(6):
         sw = np.sqrt(weights)
         an = a / scale_rows
@@ -1017,6 +1033,66 @@ def fit_view_correction(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offse
         r = np.abs(res)
         weights = np.where(r <= delta, 1.0, delta / np.maximum(r, 1e-12))
     return p, float(sigma), int(len(target))
+
+
+def fit_view_correction(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float, tsdf: SparseTSDF,
+                        params: np.ndarray, model: str, cfg: SurfaceConfig,
+                        rng: np.random.Generator) -> tuple[np.ndarray, float, int]:
+    """Robustly fit one view's depth correction against the consensus TSDF.
+
+    For sampled valid pixels, the target is the depth where the pixel's ray crosses the consensus surface
+    (:func:`consensus_depth`). Huber IRLS on ``target = design(D) @ p``.
+
+    Returns:
+        (params, robust sigma of the residual in metres, samples used); params unchanged if too few samples.
+    """
+    fitted, sigmas, used = fit_view_corrections([depth], [w2c], [k], offset, tsdf, params[None], model, cfg, rng)
+    return fitted[0], float(sigmas[0]), int(used[0])
+
+
+def fit_view_corrections(depths: Sequence[np.ndarray], w2cs: Sequence[np.ndarray], ks: Sequence[np.ndarray],
+                         offset: float, tsdf: SparseTSDF, params: np.ndarray, model: str, cfg: SurfaceConfig,
+                         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`fit_view_correction` for several views against one consensus, with one batched consensus search.
+
+    The views' pixels are sampled in order (the same draws as fitting them one by one) and their rays crossed
+    with the consensus together: a handful of large TSDF sampling calls instead of a handful per view (on CUDA each
+    call has a fixed cost). Results equal fitting the views one by one.
+
+    Args:
+        depths: V (H, W) depth maps, metres; w2cs: V (4, 4); ks: V (3, 3) intrinsics.
+        params: (V, P) current corrections.
+
+    Returns:
+        ((V, P) params, (V,) robust sigmas in metres (NaN where not fitted), (V,) int samples used).
+    """
+    samples = [_sample_for_fit(d, p, model, cfg, rng) for d, p in zip(depths, params, strict=True)]
+    centers, rays, starts = [], [], []
+    for sample, w2c, k, depth in zip(samples, w2cs, ks, depths, strict=True):
+        if sample is None:
+            continue
+        center, ray = pixel_rays(w2c, k, offset, sample.pixels, depth.shape[1])
+        centers.append(np.broadcast_to(center, ray.shape))
+        rays.append(ray)
+        starts.append(sample.corrected)
+    out = params.copy()
+    sigmas = np.full(len(samples), np.nan)
+    used = np.zeros(len(samples), dtype=np.int64)
+    if not rays:
+        return out, sigmas, used
+    targets, found = consensus_crossings(tsdf, np.concatenate(centers), np.concatenate(rays), np.concatenate(starts))
+    at = 0
+    for v, sample in enumerate(samples):
+        if sample is None:
+            continue
+        n = len(sample.corrected)
+        target, ok = targets[at:at + n], found[at:at + n]
+        at += n
+        used[v] = int(ok.sum())
+        if ok.sum() < max(50, 4 * sample.design.shape[1]):
+            continue
+        out[v], sigmas[v], used[v] = _robust_fit(sample.design[ok], target[ok], params[v], model, cfg)
+    return out, sigmas, used
 
 
 def reject_outliers(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float, tsdf: SparseTSDF,
@@ -1081,10 +1157,9 @@ def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, whe
                 others = members[members % folds != fold] if folds > 1 else members
                 coarse = fuse_views(views, corrected, coarse_voxel, trunc, cfg.near_weight_power, box, backend,
                                     progress, "surface: align views", span, frames=others)
-                for f in fitted:
-                    params[f], sigmas[f], _ = fit_view_correction(depth[f], views.w2c[f], views.intrinsics[f],
-                                                                  views.pixel_offset, coarse, params[f], model, cfg,
-                                                                  rng)
+                params[fitted], sigmas[fitted], _ = fit_view_corrections(
+                    [depth[f] for f in fitted], views.w2c[fitted], views.intrinsics[fitted], views.pixel_offset,
+                    coarse, params[fitted], model, cfg, rng)
                 del coarse
             params = _normalize_params(params, model)
             corrected = np.stack([apply_correction(depth[f], params[f], model, views.pixel_offset,
