@@ -1115,6 +1115,42 @@ def reject_outliers(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: f
     return int(bad.sum())
 
 
+REJECT_BATCH_POINTS = 4_000_000
+"""Points sampled in the consensus per call when rejecting outliers of many views (bounds the batch's memory)."""
+
+
+def reject_outliers_views(depth: np.ndarray, views: DepthViews, tsdf: SparseTSDF, thresholds: np.ndarray) -> int:
+    """:func:`reject_outliers` for every view of (F, H, W) ``depth`` (in place), with per-view ``thresholds`` (F,)
+    in metres, sampling the consensus for several views per call (fewer, larger calls; the same result)."""
+    rejected = 0
+    batch: list[tuple[int, np.ndarray, np.ndarray]] = []
+    size = 0
+
+    def flush() -> int:
+        if not batch:
+            return 0
+        dist, _ = tsdf.sample(np.concatenate([points for _, points, _ in batch]))
+        dropped, at = 0, 0
+        for f, points, pix in batch:
+            bad = np.abs(dist[at:at + len(points)]) > thresholds[f]  # NaN (unobserved) compares False: kept
+            at += len(points)
+            depth[f].reshape(-1)[pix[bad]] = 0
+            dropped += int(bad.sum())
+        batch.clear()
+        return dropped
+
+    for f in range(len(depth)):
+        points, pix = backproject(depth[f], views.w2c[f], views.intrinsics[f], views.pixel_offset)
+        if len(points) == 0:
+            continue
+        if size + len(points) > REJECT_BATCH_POINTS:
+            rejected += flush()
+            size = 0
+        batch.append((f, points, pix))
+        size += len(points)
+    return rejected + flush()
+
+
 def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, where: Any,
                   backend: Any) -> tuple[TriangleMesh, dict[str, Any], dict[str, float]]:
     """Align (optional), fuse and mesh depth views; shared by the CPU and GPU paths (``backend`` integrates).
@@ -1182,11 +1218,9 @@ def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, whe
         # consensus of the corrected views, then drop what still disagrees with it
         coarse = fuse_views(views, corrected, coarse_voxel, trunc, cfg.near_weight_power, box, backend, progress,
                             "surface: consensus", (0.55, 0.65), max_views=cfg.align_max_views)
-        rejected = 0
-        for f in range(len(views)):
-            sigma = sigmas[f] if np.isfinite(sigmas[f]) else cfg.reject_min
-            rejected += reject_outliers(corrected[f], views.w2c[f], views.intrinsics[f], views.pixel_offset, coarse,
-                                        max(cfg.reject_min, cfg.reject_sigma * sigma))
+        thresholds = np.maximum(cfg.reject_min, cfg.reject_sigma * np.where(np.isfinite(sigmas), sigmas,
+                                                                             cfg.reject_min))
+        rejected = reject_outliers_views(corrected, views, coarse, thresholds)
         depth = corrected
         scale = params[:, 0]
         stats["align_model"] = model
