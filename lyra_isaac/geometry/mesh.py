@@ -532,35 +532,23 @@ def _near_cells(points: np.ndarray, candidates: np.ndarray, radius: float) -> np
 
 # ============================================================================================== decimation
 def surface_distance(verts: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """(N,) unsigned distance of (N, 3) points to a triangle mesh, metres.
+    """(N,) unsigned distance of (N, 3) points to the triangle mesh (V, 3) verts, (F, 3) faces, metres.
 
-    open3d's BVH when open3d is installed; otherwise exact point-triangle distances to the ``FALLBACK_CANDIDATES``
-    triangles with the nearest centroids (scipy KD-tree), exact for meshes whose triangles are small against the
-    distances that matter (as decimation results are).
+    open3d's BVH when open3d is installed (float32); otherwise the exact numpy/scipy
+    :func:`~lyra_isaac.geometry.distance.point_mesh_distance` (float64), for any triangle sizes.
     """
     if resolve_backend("auto") == "open3d":
         import open3d as o3d
 
         scene = open3d_scene(verts, faces)
         return scene.compute_distance(o3d.core.Tensor(points.astype(np.float32))).numpy()
-    from scipy.spatial import cKDTree
+    from .distance import point_mesh_distance
 
-    tri = verts[faces].astype(np.float64)
-    k = min(FALLBACK_CANDIDATES, len(faces))
-    _, cand = cKDTree(tri.mean(axis=1)).query(points, k=k)
-    cand = cand.reshape(len(points), k)
-    best = np.full(len(points), np.inf)
-    for j in range(k):
-        t = tri[cand[:, j]]
-        closest = closest_point_on_triangles(points.astype(np.float64), t[:, 0], t[:, 1], t[:, 2])
-        best = np.minimum(best, np.linalg.norm(points - closest, axis=1))
-    return best
+    return point_mesh_distance(verts, faces, points)
 
 
 COLOR_MAX_SOURCES = 3_000_000
 """At most this many Gaussians (a fixed random subset) colour the visual mesh."""
-FALLBACK_CANDIDATES = 12
-"""Triangles (nearest centroids) tested per point by the scipy fallback of :func:`surface_distance`."""
 
 
 def closest_point_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
