@@ -332,7 +332,8 @@ def _remove_depth_factor(surface: SurfaceResult, source_to_world: np.ndarray,
     mesh.vertices = (mesh.vertices.astype(np.float64) @ correction[:3, :3].T + correction[:3, 3]).astype(
         mesh.vertices.dtype)
     ratio = float(correction[0, 0])
-    new_scale = replace(scale, factor=scale.factor * ratio)
+    eye = None if scale.eye_height_m is None else scale.eye_height_m * factor * ratio  # above the re-levelled floor
+    new_scale = replace(scale, factor=scale.factor * ratio, eye_height_m=eye)
     logger.info("frame: depths x%.4f (shared by all views): floor moved %+.3f m back to z = 0, scale x%.4f -> x%.4f",
                 factor, correction[2, 3], scale.factor, new_scale.factor)
     return correction @ source_to_world, new_scale

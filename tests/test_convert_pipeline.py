@@ -75,6 +75,9 @@ def test_world_directory_contract(apartment):
     shared = m.stats["surface"]["depth_factor"]
     assert shared["pairs"] > 0 and 0.9 < shared["factor"] < 1.1 and shared["std_error"] < 0.01
     assert m.stats["scale"]["depth_factor_removed"] == (shared["factor"] if shared["applied"] else 1.0)
+    # removing it re-scaled the world so the given eye height still holds
+    assert m.stats["scale"]["method"] == "camera_height"
+    assert m.stats["scale"]["eye_height_m"] == pytest.approx(fixture.eye_height_m, rel=1e-9)
     assert set(m.config) >= {"clean", "frame", "scale", "surface", "mesh", "walkable", "usd", "mjcf"}
     json.loads((world.path / "world.json").read_text())  # strict JSON (no NaN)
     # nothing but the world itself is left beside it
