@@ -103,3 +103,22 @@ def test_correction_puts_the_floor_back_and_keeps_the_eye_height(method):
     expected_eye = eye if method == "camera_height" else factor * eye
     assert camera_after[2] == pytest.approx(expected_eye)
     np.testing.assert_allclose(depth_factor_correction(1.0, ScaleEstimate(1.0, method, eye)), np.eye(4))
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_torch_pair_terms_match_numpy(device):
+    """The torch twin of the pair loop (the CUDA path's) gives the numpy estimate: the same correspondences and
+    pairs, the factor to rounding (float64, summation order only)."""
+    torch = pytest.importorskip("torch")
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    rng = np.random.default_rng(3)
+    depth, w2c, k = _room_views(*_walk(16))
+    noisy = depth * (1.03 * (1 + 0.002 * rng.standard_normal(len(depth)))).astype(np.float32)[:, None, None]
+    ref = estimate_depth_factor(noisy, w2c, k, OFFSET)
+    got = estimate_depth_factor(noisy, w2c, k, OFFSET, device=device)
+    assert ref.pairs > 0 and (got.pairs, got.correspondences) == (ref.pairs, ref.correspondences)
+    assert got.factor == pytest.approx(ref.factor, abs=1e-9)
+    assert got.std_error == pytest.approx(ref.std_error, rel=1e-6)
+    assert got.residual_m == pytest.approx(ref.residual_m, rel=1e-6)
+    assert estimate_depth_factor(np.zeros_like(depth), w2c, k, OFFSET, device=device) == NOT_ESTIMATED

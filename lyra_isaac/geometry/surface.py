@@ -1203,8 +1203,9 @@ def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, whe
         if cfg.depth_factor:
             t_factor = time.perf_counter()
             progress.update("surface: shared depth factor", 0.55)
-            estimate = estimate_depth_factor(corrected, views.w2c, views.intrinsics, views.pixel_offset,
-                                             samples=cfg.depth_factor_samples, partners=cfg.depth_factor_partners)
+            estimate_factor = getattr(backend, "estimate_depth_factor", estimate_depth_factor)
+            estimate = estimate_factor(corrected, views.w2c, views.intrinsics, views.pixel_offset,
+                                       samples=cfg.depth_factor_samples, partners=cfg.depth_factor_partners)
             applied = (estimate.std_error <= cfg.depth_factor_max_error
                        and abs(estimate.factor - 1.0) <= cfg.depth_factor_max_change)
             if applied:
