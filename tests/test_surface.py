@@ -280,6 +280,31 @@ def test_torch_fusion_matches_numpy(harsh):
     assert np.mean(wdiff > 1e-3) < 1e-3
 
 
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_torch_view_blocks_match_numpy(harsh, device):
+    """TorchFusion.view_blocks (the CUDA path's block allocation) finds exactly the blocks of surface.view_blocks at
+    the coarse (alignment) and the final voxel size; at a 5 mm voxel (every pixel, dense sub-pixel grids) float32
+    rounding of the back-projection (BLAS vs torch matmul order) may move a point across a block face: a few
+    blocks in 10^5."""
+    torch = pytest.importorskip("torch")
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from lyra_isaac.geometry.surface import _scene_box, make_depth_views, view_blocks
+    from lyra_isaac.geometry.surface_gpu import TorchFusion
+    from lyra_isaac.geometry.tsdf import SparseTSDF
+
+    views = make_depth_views(harsh.scene, harsh.cameras, SurfaceConfig(), {})
+    box = _scene_box(views)
+    fusion = TorchFusion(device)
+    for voxel, truncation, tolerance in ((0.04, 0.3, 0), (0.02, 0.08, 0), (0.005, 0.02, 1e-4)):
+        tsdf = SparseTSDF(box[0], box[1], voxel, truncation)
+        for f in range(0, len(views), 3):
+            args = (views.w2c[f], views.intrinsics[f], views.pixel_offset)
+            ref = view_blocks(tsdf, views.depth[f], *args)
+            got = fusion.view_blocks(tsdf, views.depth[f], torch.as_tensor(views.depth[f], device=device), *args)
+            assert got.dtype == np.int64 and len(np.setxor1d(got, ref)) <= tolerance * len(ref), (voxel, f)
+
+
 @pytest.mark.slow
 def test_torch_path_on_cpu_matches_cpu_path(harsh, harsh_result):
     pytest.importorskip("torch")

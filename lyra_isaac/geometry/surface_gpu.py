@@ -26,11 +26,15 @@ from ..errors import ConversionError, InputError, MissingDependencyError
 from ..progress import NO_PROGRESS, Progress
 from ..splats.cameras import CameraPath
 from ..splats.scene import GaussianScene
+from .depth_factor import DepthFactorEstimate, estimate_depth_factor
 from .surface import (
     INTERP_MAX_RATIO,
+    MAX_ALLOC_STRIDE,
+    MAX_SUBPIXEL,
     DepthViews,
     SurfaceConfig,
     SurfaceResult,
+    _stride_k,
     fuse_and_mesh,
     make_depth_views,
     view_blocks,
@@ -93,12 +97,16 @@ class TorchFusion:
                   power: float) -> int:
         """Fuse one (H, W) depth map (0 = no data) into ``tsdf``. Returns the number of voxel updates."""
         torch = self.torch
-        blocks = view_blocks(tsdf, depth, w2c, k, offset)
+        dev = self.device
+        depth_t = torch.as_tensor(depth, device=dev)
+        if self.device.type == "cpu":  # the same blocks (tested); numpy is faster than torch on a CPU
+            blocks = view_blocks(tsdf, depth, w2c, k, offset)
+        else:
+            blocks = self.view_blocks(tsdf, depth, depth_t, w2c, k, offset)
         if len(blocks) == 0:
             return 0
         slots = tsdf.allocate_blocks(blocks)
         state = self._storage(tsdf)
-        dev = self.device
         slots_t = torch.as_tensor(slots, device=dev)
         coords = torch.as_tensor(tsdf.block_coords[slots].astype(np.int64), device=dev)
         vox = (coords[:, None, :] * BLOCK + self._local[None]).reshape(-1, 3)
@@ -115,7 +123,7 @@ class TorchFusion:
         vf = np.float32(k[1, 1]) * pc[:, 1] / z + np.float32(k[1, 2] - offset)
         ok = (z > 1e-3) & (uf > -0.5) & (uf < w - 0.5) & (vf > -0.5) & (vf < h - 0.5)
         sel = torch.nonzero(ok).squeeze(1)
-        d = self._sample_depth(torch.as_tensor(depth, device=dev), uf[sel], vf[sel])
+        d = self._sample_depth(depth_t, uf[sel], vf[sel])
         sdf = d - z[sel]
         ok = (d > 0) & (sdf > -tsdf.truncation)
         if not bool(ok.any()):
@@ -128,6 +136,87 @@ class TorchFusion:
         state["tsdf"][idx] = (state["tsdf"][idx] * old_w + value * weight) / new_w
         state["weight"][idx] = new_w
         return int(idx.shape[0])
+
+    def view_blocks(self, tsdf: SparseTSDF, depth: np.ndarray, depth_t: Any, w2c: np.ndarray, k: np.ndarray,
+                    offset: float) -> np.ndarray:
+        """torch twin of :func:`.surface.view_blocks`: the sorted unique (B,) int64 flat indices of the TSDF blocks
+        one depth map touches, the same arithmetic (float32 points, float64 voxel addressing) on ``self.device``.
+
+        Args:
+            tsdf: the TSDF whose blocks are wanted (only its geometry is read).
+            depth: (H, W) float32 depth map, metres (0 = no data), on the host (for the stride choice).
+            depth_t: the same map as a tensor on ``self.device``.
+            w2c: (4, 4) world-to-camera; k: (3, 3) intrinsics, pixels; offset: pixel-centre offset.
+        """
+        torch = self.torch
+        valid = depth[depth > 0]
+        if len(valid) == 0:
+            return np.zeros(0, dtype=np.int64)
+        footprint = float(np.median(valid[:: max(1, len(valid) // 4096)])) / min(k[0, 0], k[1, 1])
+        stride = int(np.clip((BLOCK * tsdf.voxel_size / 2) // max(footprint, 1e-9), 1, MAX_ALLOC_STRIDE))
+        if stride > 1:
+            k = _stride_k(k, stride, offset)
+            depth_t = depth_t[::stride, ::stride]
+        with torch.no_grad():
+            h, w = depth_t.shape
+            flat = depth_t.reshape(-1)
+            pixels = torch.nonzero(flat > 0).squeeze(1)
+            if pixels.shape[0] == 0:
+                return np.zeros(0, dtype=np.int64)
+            rows, cols = torch.div(pixels, w, rounding_mode="floor"), pixels % w
+            f32 = np.float32
+            rot = torch.as_tensor(w2c[:3, :3].astype(np.float32), device=self.device)
+            trans = torch.as_tensor(w2c[:3, 3].astype(np.float32), device=self.device)
+
+            def to_world(u, v, d):  # float32, as surface.backproject
+                x = (u - f32(k[0, 2])) / f32(k[0, 0]) * d
+                y = (v - f32(k[1, 2])) / f32(k[1, 1]) * d
+                return (torch.stack([x, y, d], dim=1) - trans) @ rot
+
+            points = [to_world(cols.float() + f32(offset), rows.float() + f32(offset), flat[pixels])]
+            # surface._subpixel_points: sub-pixel grids in cells whose corners lie farther apart than half a block
+            d00, d01, d10, d11 = depth_t[:-1, :-1], depth_t[:-1, 1:], depth_t[1:, :-1], depth_t[1:, 1:]
+            lo = torch.minimum(torch.minimum(d00, d01), torch.minimum(d10, d11))
+            hi = torch.maximum(torch.maximum(d00, d01), torch.maximum(d10, d11))
+            ok = (lo > 0) & (hi <= lo * 1.1)
+            lateral = hi.double() / float(min(k[0, 0], k[1, 1]))
+            step = torch.sqrt(lateral**2 + ((hi - lo) ** 2).double())
+            factor = torch.clamp(torch.ceil(step / (BLOCK * tsdf.voxel_size / 2)), 1, MAX_SUBPIXEL).long()
+            factor[~ok] = 1
+            for n in range(2, MAX_SUBPIXEL + 1):
+                r, c = torch.nonzero(factor == n, as_tuple=True)
+                if r.shape[0] == 0:
+                    continue
+                t = torch.as_tensor((np.arange(1, n) / n).astype(np.float32), device=self.device)
+                a, b = torch.meshgrid(t, t, indexing="ij")
+                a, b = a.reshape(-1), b.reshape(-1)
+                da = d00[r, c][:, None] * (1 - a) * (1 - b) + d01[r, c][:, None] * (1 - a) * b \
+                    + d10[r, c][:, None] * a * (1 - b) + d11[r, c][:, None] * a * b
+                u = (c.double()[:, None] + b.double() + offset).reshape(-1).float()
+                v = (r.double()[:, None] + a.double() + offset).reshape(-1).float()
+                points.append(to_world(u, v, da.reshape(-1)))
+            points = torch.cat(points)
+            cam_center = torch.as_tensor((-(w2c[:3, :3].T @ w2c[:3, 3])).astype(np.float32), device=self.device)
+            ray = points - cam_center
+            ray *= f32(tsdf.truncation) / torch.sqrt(ray[:, 0] * ray[:, 0] + ray[:, 1] * ray[:, 1]
+                                                     + ray[:, 2] * ray[:, 2])[:, None]
+            points = torch.cat([points, points + ray, points - ray])
+            # SparseTSDF.blocks_of
+            origin = torch.as_tensor(tsdf.origin, dtype=torch.float64, device=self.device)
+            vox = torch.floor((points.double() - origin) / tsdf.voxel_size).long()
+            dims = [int(x) for x in tsdf.voxel_dims]
+            inside = ((vox >= 0) & (vox < torch.as_tensor(dims, device=self.device))).all(dim=1)
+            bl = torch.div(vox[inside], BLOCK, rounding_mode="floor")
+            bd = [int(x) for x in tsdf.block_dims]
+            flat_blocks = (bl[:, 0] * bd[1] + bl[:, 1]) * bd[2] + bl[:, 2]
+            return torch.unique(flat_blocks).cpu().numpy().astype(np.int64)
+
+    def estimate_depth_factor(self, depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray, offset: float,
+                              **kwargs: Any) -> DepthFactorEstimate:
+        """:func:`.depth_factor.estimate_depth_factor` with its view pairs measured on ``self.device`` (the hook
+        :func:`.surface.fuse_and_mesh` calls); on a CPU device the numpy loop, which is faster there."""
+        device = None if self.device.type == "cpu" else str(self.device)
+        return estimate_depth_factor(depth, w2c, intrinsics, offset, device=device, **kwargs)
 
     def _sample_depth(self, depth, u, v):
         """torch twin of :func:`.surface.sample_depth`."""
