@@ -190,3 +190,23 @@ def test_surface_distance_and_raycaster_without_open3d(monkeypatch):
     got = rc.distance(pts)
     assert got.dtype == np.float32 and got.shape == (len(pts),)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_upper_bound_mode_bounds_the_exact_distance_and_meets_it_on_fine_meshes():
+    """exact=False (the decimation error check) never reports less than the true distance, and on a fine mesh
+    queried by points near it (a mesh's own vertices against its decimation) it is the true distance."""
+    rng = np.random.default_rng(5)
+    verts, faces = mixed_mesh(rng)
+    pts = query_points(rng, verts, faces)
+    exact = point_mesh_distance(verts, faces, pts)
+    bound = point_mesh_distance(verts, faces, pts, exact=False)
+    assert (bound >= exact - 1e-12).all()
+    xs = np.linspace(0.0, 2.0, 41)
+    gx, gy = np.meshgrid(xs, xs)
+    fine = np.column_stack([gx.ravel(), gy.ravel(), 0.1 * np.sin(3 * gx.ravel()) * np.cos(2 * gy.ravel())])
+    i, j = np.meshgrid(np.arange(40), np.arange(40))
+    q = (j * 41 + i).ravel()
+    fine_faces = np.concatenate([np.column_stack([q, q + 1, q + 42]), np.column_stack([q, q + 42, q + 41])])
+    near = fine[rng.integers(0, len(fine), 500)] + rng.normal(0, 0.005, (500, 3))
+    np.testing.assert_allclose(point_mesh_distance(fine, fine_faces, near, exact=False),
+                               point_mesh_distance(fine, fine_faces, near), rtol=0, atol=1e-12)
