@@ -291,3 +291,19 @@ def test_boundary_loops_match_reference_on_a_messy_mesh():
     assert len(got) == len(want) >= 3
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
+
+
+def test_closest_point_on_degenerate_triangles_is_on_their_edges():
+    """A zero-area triangle (a repeated or collinear vertex) is its segment: a point beside the middle of the
+    segment gets its projection, not vertex a (the general region tests divide by zero there)."""
+    from lyra_isaac.geometry.mesh import closest_point_on_triangles
+
+    a = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    b = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])  # (a, a, c) and collinear
+    c = np.array([[2.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # ... a point; a real one
+    p = np.array([[1.0, 0.5, 0.0], [1.5, -0.3, 0.2], [0.3, 0.4, 0.0], [0.2, 0.2, 1.0]])
+    out = closest_point_on_triangles(p, a, b, c)
+    np.testing.assert_allclose(out[0], [1.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(out[1], [1.5, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(out[2], [0.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(out[3], [0.2, 0.2, 0.0], atol=1e-12)  # a proper triangle: its face

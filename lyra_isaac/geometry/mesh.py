@@ -584,7 +584,27 @@ def closest_point_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: n
     out = np.where(((d6 >= 0) & (d5 <= d6))[:, None], c, out)
     out = np.where(((d3 >= 0) & (d4 <= d3))[:, None], b, out)
     out = np.where(((d1 <= 0) & (d2 <= 0))[:, None], a, out)
-    return np.where(np.isfinite(out), out, a)
+    out = np.where(np.isfinite(out), out, a)
+    # zero-area triangles (repeated or collinear vertices) are their edges: the region tests above divide by zero
+    # there and fell back to vertex a, which is wrong for a point beside the middle of the segment
+    cross = np.cross(ab, ac)
+    area2 = np.einsum("ij,ij->i", cross, cross)
+    scale = np.einsum("ij,ij->i", ab, ab) * np.einsum("ij,ij->i", ac, ac)
+    flat = np.flatnonzero(area2 <= 1e-12 * scale)
+    if len(flat):
+        candidates = [_closest_on_segment(p[flat], s, e) for s, e in ((a[flat], b[flat]), (a[flat], c[flat]),
+                                                                     (b[flat], c[flat]))]
+        dist = np.stack([np.einsum("ij,ij->i", q - p[flat], q - p[flat]) for q in candidates])
+        out[flat] = np.stack(candidates)[np.argmin(dist, axis=0), np.arange(len(flat))]
+    return out
+
+
+def _closest_on_segment(p: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """(N, 3) closest points on segments start-end (each (N, 3); a zero-length segment is its point) to p."""
+    d = end - start
+    length2 = np.einsum("ij,ij->i", d, d)
+    t = np.einsum("ij,ij->i", p - start, d) / np.where(length2 > 0, length2, 1.0)
+    return start + d * np.clip(np.where(length2 > 0, t, 0.0), 0.0, 1.0)[:, None]
 
 
 def decimate(verts: np.ndarray, faces: np.ndarray, cfg: MeshConfig) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
