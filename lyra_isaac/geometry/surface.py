@@ -1095,33 +1095,27 @@ def fit_view_corrections(depths: Sequence[np.ndarray], w2cs: Sequence[np.ndarray
     return out, sigmas, used
 
 
-def reject_outliers(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float, tsdf: SparseTSDF,
-                    threshold: float) -> int:
-    """Zero pixels of a corrected (H, W) depth map farther than ``threshold`` (m) from the consensus, in place.
-
-    Pixels in the consensus's free space (saturated: beyond its truncation) are dropped: floaters and flying
-    pixels lie there. Pixels where the consensus is unobserved (any trilinear neighbour without data: the border
-    of what the views cover) are kept: unconfirmed, but not contradicted.
-
-    Returns:
-        number of pixels dropped.
-    """
-    points, pix = backproject(depth, w2c, k, offset)
-    if len(points) == 0:
-        return 0
-    dist, _ = tsdf.sample(points)
-    bad = np.abs(dist) > threshold  # NaN (unobserved) compares False: kept
-    depth.reshape(-1)[pix[bad]] = 0
-    return int(bad.sum())
-
-
 REJECT_BATCH_POINTS = 4_000_000
 """Points sampled in the consensus per call when rejecting outliers of many views (bounds the batch's memory)."""
 
 
 def reject_outliers_views(depth: np.ndarray, views: DepthViews, tsdf: SparseTSDF, thresholds: np.ndarray) -> int:
-    """:func:`reject_outliers` for every view of (F, H, W) ``depth`` (in place), with per-view ``thresholds`` (F,)
-    in metres, sampling the consensus for several views per call (fewer, larger calls; the same result)."""
+    """Zero pixels of corrected (F, H, W) ``depth`` farther than their view's threshold from the consensus, in place.
+
+    Pixels in the consensus's free space (saturated: beyond its truncation) are dropped: floaters and flying
+    pixels lie there. Pixels where the consensus is unobserved (any trilinear neighbour without data: the border
+    of what the views cover) are kept: unconfirmed, but not contradicted. The consensus is sampled for several
+    views per call (fewer, larger calls; the same result as view by view).
+
+    Args:
+        depth: (F, H, W) float32 metres, 0 = no data; modified in place.
+        views: the views' cameras.
+        tsdf: the consensus.
+        thresholds: (F,) metres.
+
+    Returns:
+        number of pixels dropped.
+    """
     rejected = 0
     batch: list[tuple[int, np.ndarray, np.ndarray]] = []
     size = 0
