@@ -692,6 +692,17 @@ def backproject(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float
     return world.astype(np.float32), pixels
 
 
+def allocation_stride(depth: np.ndarray, k: np.ndarray, voxel_size: float) -> int:
+    """Pixel stride at which an (H, W) depth map still puts several samples in every TSDF block it touches: the
+    largest (at most ``MAX_ALLOC_STRIDE``) whose median pixel footprint stays within half a block; 0 when the map
+    has no valid depth. Shared by :func:`view_blocks` and its torch twin."""
+    valid = depth[depth > 0]
+    if len(valid) == 0:
+        return 0
+    footprint = float(np.median(valid[:: max(1, len(valid) // 4096)])) / min(k[0, 0], k[1, 1])
+    return int(np.clip((BLOCK * voxel_size / 2) // max(footprint, 1e-9), 1, MAX_ALLOC_STRIDE))
+
+
 def view_blocks(tsdf: SparseTSDF, depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float) -> np.ndarray:
     """Flat indices of the TSDF blocks one (H, W) depth map touches: those holding its surface points and the
     points one truncation in front of and behind them along their rays.
@@ -702,11 +713,9 @@ def view_blocks(tsdf: SparseTSDF, depth: np.ndarray, w2c: np.ndarray, k: np.ndar
     missed.
     """
     # a block holds many pixels: find blocks from a strided grid of pixels, refined below where it is too sparse
-    valid = depth[depth > 0]
-    if len(valid) == 0:
+    stride = allocation_stride(depth, k, tsdf.voxel_size)
+    if stride == 0:
         return np.zeros(0, dtype=np.int64)
-    footprint = float(np.median(valid[:: max(1, len(valid) // 4096)])) / min(k[0, 0], k[1, 1])
-    stride = int(np.clip((BLOCK * tsdf.voxel_size / 2) // max(footprint, 1e-9), 1, MAX_ALLOC_STRIDE))
     if stride > 1:
         k = _stride_k(k, stride, offset)
         depth = depth[::stride, ::stride]
@@ -1035,29 +1044,16 @@ def _robust_fit(a: np.ndarray, target: np.ndarray, params: np.ndarray, model: st
     return p, float(sigma), int(len(target))
 
 
-def fit_view_correction(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float, tsdf: SparseTSDF,
-                        params: np.ndarray, model: str, cfg: SurfaceConfig,
-                        rng: np.random.Generator) -> tuple[np.ndarray, float, int]:
-    """Robustly fit one view's depth correction against the consensus TSDF.
-
-    For sampled valid pixels, the target is the depth where the pixel's ray crosses the consensus surface
-    (:func:`consensus_depth`). Huber IRLS on ``target = design(D) @ p``.
-
-    Returns:
-        (params, robust sigma of the residual in metres, samples used); params unchanged if too few samples.
-    """
-    fitted, sigmas, used = fit_view_corrections([depth], [w2c], [k], offset, tsdf, params[None], model, cfg, rng)
-    return fitted[0], float(sigmas[0]), int(used[0])
-
-
 def fit_view_corrections(depths: Sequence[np.ndarray], w2cs: Sequence[np.ndarray], ks: Sequence[np.ndarray],
                          offset: float, tsdf: SparseTSDF, params: np.ndarray, model: str, cfg: SurfaceConfig,
                          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`fit_view_correction` for several views against one consensus, with one batched consensus search.
+    """Robustly fit several views' depth corrections against one consensus TSDF.
 
-    The views' pixels are sampled in order (the same draws as fitting them one by one) and their rays crossed
-    with the consensus together: a handful of large TSDF sampling calls instead of a handful per view (on CUDA each
-    call has a fixed cost). Results equal fitting the views one by one.
+    For sampled valid pixels of each view, the target is the depth where the pixel's ray crosses the consensus
+    surface (:func:`consensus_depth`); Huber IRLS on ``target = design(D) @ p`` per view. The views' pixels are
+    sampled in order (the same draws as fitting them one by one) and their rays crossed with the consensus
+    together: a handful of large TSDF sampling calls instead of a handful per view (on CUDA each call has a fixed
+    cost). Results equal fitting the views one by one.
 
     Args:
         depths: V (H, W) depth maps, metres; w2cs: V (4, 4); ks: V (3, 3) intrinsics.

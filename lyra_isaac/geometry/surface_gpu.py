@@ -29,12 +29,12 @@ from ..splats.scene import GaussianScene
 from .depth_factor import DepthFactorEstimate, estimate_depth_factor
 from .surface import (
     INTERP_MAX_RATIO,
-    MAX_ALLOC_STRIDE,
     MAX_SUBPIXEL,
     DepthViews,
     SurfaceConfig,
     SurfaceResult,
     _stride_k,
+    allocation_stride,
     fuse_and_mesh,
     make_depth_views,
     view_blocks,
@@ -149,11 +149,9 @@ class TorchFusion:
             w2c: (4, 4) world-to-camera; k: (3, 3) intrinsics, pixels; offset: pixel-centre offset.
         """
         torch = self.torch
-        valid = depth[depth > 0]
-        if len(valid) == 0:
+        stride = allocation_stride(depth, k, tsdf.voxel_size)
+        if stride == 0:
             return np.zeros(0, dtype=np.int64)
-        footprint = float(np.median(valid[:: max(1, len(valid) // 4096)])) / min(k[0, 0], k[1, 1])
-        stride = int(np.clip((BLOCK * tsdf.voxel_size / 2) // max(footprint, 1e-9), 1, MAX_ALLOC_STRIDE))
         if stride > 1:
             k = _stride_k(k, stride, offset)
             depth_t = depth_t[::stride, ::stride]
