@@ -11,6 +11,7 @@ from lyra_isaac.errors import ConversionError
 from lyra_isaac.geometry.mesh import (
     MeshConfig,
     boundary_loops,
+    chain_loops,
     colorize,
     finish_mesh,
     surface_distance,
@@ -253,28 +254,8 @@ def _reference_boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
     key_sorted = np.sort(edges[:, 0] * n + edges[:, 1])
     rev = edges[:, 1] * n + edges[:, 0]
     pos = np.minimum(np.searchsorted(key_sorted, rev), len(key_sorted) - 1)
-    nxt: dict[int, list[int]] = {}
-    for a, b in edges[key_sorted[pos] != rev].tolist():
-        nxt.setdefault(a, []).append(b)
-    loops = []
-    while nxt:
-        start = current = next(iter(nxt))
-        loop, closed = [start], False
-        for _ in range(len(edges) + 1):
-            outs = nxt.get(current)
-            if not outs:
-                break
-            following = outs.pop()
-            if not outs:
-                del nxt[current]
-            if following == start:
-                closed = True
-                break
-            loop.append(following)
-            current = following
-        if closed and len(loop) >= 3:
-            loops.append(np.asarray(loop, dtype=np.int64))
-    return loops
+    # the edge detection is what changed; chaining the edges into loops is the same walk
+    return chain_loops(edges[key_sorted[pos] != rev])
 
 
 def test_boundary_loops_match_reference_on_a_messy_mesh():

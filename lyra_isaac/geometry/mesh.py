@@ -264,8 +264,14 @@ def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
     boundary = edges[_edges_listed(edges, code, twinless, n, directed=True) & (edges[:, 0] != edges[:, 1])]
     if len(boundary) == 0:
         return []
+    return chain_loops(boundary)
+
+
+def chain_loops(edges: np.ndarray) -> list[np.ndarray]:
+    """Closed loops, as vertex index arrays, chained from (E, 2) directed boundary edges a -> b (see
+    :func:`boundary_loops`; non-manifold vertices are followed in an arbitrary order, open chains skipped)."""
     nxt: dict[int, list[int]] = {}
-    for a, b in boundary.tolist():
+    for a, b in edges.tolist():
         nxt.setdefault(a, []).append(b)
     loops = []
     while nxt:
@@ -273,7 +279,7 @@ def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
         loop = [start]
         current = start
         closed = False
-        for _ in range(len(boundary) + 1):
+        for _ in range(len(edges) + 1):
             outs = nxt.get(current)
             if not outs:
                 break
@@ -612,8 +618,8 @@ def decimate(verts: np.ndarray, faces: np.ndarray, cfg: MeshConfig) -> tuple[np.
 
     The mesh is halved repeatedly; after each halving the ``error_percentile`` distance from (a sample of) the
     original vertices to the result is measured (without open3d as an upper bound from the nearest candidate
-    triangles: conservative, and exact for these small triangles), and the last result within ``max_error`` is kept (so the
-    triangle count is within a factor of two of the smallest one the error bound allows), never below
+    triangles: conservative, and exact for these small triangles), and the last result within ``max_error`` is
+    kept (so the triangle count is within a factor of two of the smallest one the error bound allows), never below
     ``min_triangles``. Meshes above ``max_triangles`` are decimated to it first, whatever the error.
 
     Returns:
