@@ -6,7 +6,8 @@ Read :func:`convert` top to bottom to follow a Gaussian's way through lyra_isaac
 2. clean: non-finite, opacity, oversize, sky, outliers      splats/clean.py
 3. up axis + floor (camera prior, RANSAC), then scale       geometry/frame.py
 4. move Gaussians and cameras into the world frame          GaussianScene.transformed (Z up, metres, floor z=0)
-5. surface extraction (CPU default, CUDA path)              geometry/surface.py, geometry/surface_gpu.py
+5. surface extraction (CPU default, CUDA path)              geometry/surface.py (+ depth_maps, point_render,
+                                                            alignment, fusion), geometry/surface_gpu.py
 6. mesh finishing: components, holes, decimation, colours   geometry/mesh.py
 7. height map, walkable area, spawn and goal points         geometry/walkable.py
 8. write everything into a temp dir, rename into place      world.py, usd/, mjcf/, preview.py
@@ -30,6 +31,7 @@ import numpy as np
 from . import __version__
 from .config import from_dict, load_toml, merge, to_dict
 from .errors import ConfigError, InputError, OutputError
+from .geometry.depth_maps import detect_pixel_alignment, pixel_grid_cameras
 from .geometry.frame import (
     FrameConfig,
     ScaleConfig,
@@ -41,13 +43,7 @@ from .geometry.frame import (
     view_groups,
 )
 from .geometry.mesh import MeshConfig, colorize, finish_mesh
-from .geometry.surface import (
-    SurfaceConfig,
-    SurfaceResult,
-    detect_pixel_alignment,
-    extract_surface,
-    pixel_grid_cameras,
-)
+from .geometry.surface import SurfaceConfig, SurfaceResult, extract_surface
 from .geometry.walkable import WalkableConfig, build_heightmap, sample_points
 from .mjcf.scene import MjcfConfig, write_mjcf_scene
 from .preview import write_previews

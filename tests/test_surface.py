@@ -13,12 +13,8 @@ import pytest
 
 from lyra_isaac.config import from_dict
 from lyra_isaac.errors import ConfigError, InputError
-from lyra_isaac.geometry.surface import (
-    SurfaceConfig,
-    detect_pixel_alignment,
-    extract_surface,
-    filter_depth_edges,
-)
+from lyra_isaac.geometry.depth_maps import detect_pixel_alignment, filter_depth_edges
+from lyra_isaac.geometry.surface import SurfaceConfig, extract_surface
 from lyra_isaac.splats.cameras import load_cameras
 from lyra_isaac.splats.clean import clean_scene
 from lyra_isaac.splats.ply import load_scene
@@ -153,7 +149,9 @@ def test_consensus_depth_follows_the_ray_at_grazing_incidence():
     """A view sees the floor at a grazing angle with depths 8 % too far; the consensus comes from a view looking
     steeply down. The TSDF's distance at the view's points is only a fraction of their depth error; stepping
     along the view's rays finds the floor's depth within a voxel."""
-    from lyra_isaac.geometry.surface import DepthViews, NumpyFusion, backproject, consensus_depth, fuse_views
+    from lyra_isaac.geometry.alignment import consensus_depth
+    from lyra_isaac.geometry.depth_maps import DepthViews
+    from lyra_isaac.geometry.fusion import NumpyFusion, backproject, fuse_views
     from lyra_isaac.progress import NO_PROGRESS
 
     h, w = 48, 64
@@ -260,12 +258,13 @@ def test_config_from_dict():
 # ------------------------------------------------------------------------------------------ torch backend
 def test_torch_fusion_matches_numpy(harsh):
     pytest.importorskip("torch")
-    from lyra_isaac.geometry.surface import NumpyFusion, _scene_box, fuse_views, make_depth_views
+    from lyra_isaac.geometry.fusion import NumpyFusion, fuse_views, scene_box
+    from lyra_isaac.geometry.surface import make_depth_views
     from lyra_isaac.geometry.surface_gpu import TorchFusion
     from lyra_isaac.progress import NO_PROGRESS
 
     views = make_depth_views(harsh.scene, harsh.cameras, SurfaceConfig(), {})
-    box = _scene_box(views)
+    box = scene_box(views)
     ref = fuse_views(views, views.depth, 0.05, 0.2, 2.0, box, NumpyFusion(), NO_PROGRESS, "t", (0, 1))
     got = fuse_views(views, views.depth, 0.05, 0.2, 2.0, box, TorchFusion("cpu"), NO_PROGRESS, "t", (0, 1))
     assert got.n_blocks == ref.n_blocks and np.array_equal(got.block_coords, ref.block_coords)
@@ -289,12 +288,13 @@ def test_torch_view_blocks_match_numpy(harsh, device):
     torch = pytest.importorskip("torch")
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    from lyra_isaac.geometry.surface import _scene_box, make_depth_views, view_blocks
+    from lyra_isaac.geometry.fusion import scene_box, view_blocks
+    from lyra_isaac.geometry.surface import make_depth_views
     from lyra_isaac.geometry.surface_gpu import TorchFusion
     from lyra_isaac.geometry.tsdf import SparseTSDF
 
     views = make_depth_views(harsh.scene, harsh.cameras, SurfaceConfig(), {})
-    box = _scene_box(views)
+    box = scene_box(views)
     fusion = TorchFusion(device)
     for voxel, truncation, tolerance in ((0.04, 0.3, 0), (0.02, 0.08, 0), (0.005, 0.02, 1e-4)):
         tsdf = SparseTSDF(box[0], box[1], voxel, truncation)

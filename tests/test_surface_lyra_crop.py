@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lyra_isaac.geometry.surface import LYRA_BORDER_CROP, SurfaceConfig, make_depth_views, pixel_grid_cameras
+from lyra_isaac.geometry.depth_maps import LYRA_BORDER_CROP, pixel_grid_cameras
+from lyra_isaac.geometry.surface import SurfaceConfig, make_depth_views
 from lyra_isaac.splats.cameras import load_cameras
 from lyra_isaac.splats.ply import load_scene, write_ply
 from lyra_isaac.synthetic import make_fixture

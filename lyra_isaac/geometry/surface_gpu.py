@@ -27,18 +27,9 @@ from ..progress import NO_PROGRESS, Progress
 from ..splats.cameras import CameraPath
 from ..splats.scene import GaussianScene
 from .depth_factor import DepthFactorEstimate, estimate_depth_factor
-from .surface import (
-    INTERP_MAX_RATIO,
-    MAX_SUBPIXEL,
-    DepthViews,
-    SurfaceConfig,
-    SurfaceResult,
-    _stride_k,
-    allocation_stride,
-    fuse_and_mesh,
-    make_depth_views,
-    view_blocks,
-)
+from .depth_maps import DepthViews
+from .fusion import INTERP_MAX_RATIO, MAX_SUBPIXEL, allocation_stride, stride_intrinsics, view_blocks
+from .surface import SurfaceConfig, SurfaceResult, fuse_and_mesh, make_depth_views
 from .tsdf import BLOCK, SparseTSDF
 
 logger = logging.getLogger(__name__)
@@ -153,7 +144,7 @@ class TorchFusion:
         if stride == 0:
             return np.zeros(0, dtype=np.int64)
         if stride > 1:
-            k = _stride_k(k, stride, offset)
+            k = stride_intrinsics(k, stride, offset)
             depth_t = depth_t[::stride, ::stride]
         with torch.no_grad():
             h, w = depth_t.shape
@@ -172,7 +163,7 @@ class TorchFusion:
                 return (torch.stack([x, y, d], dim=1) - trans) @ rot
 
             points = [to_world(cols.float() + f32(offset), rows.float() + f32(offset), flat[pixels])]
-            # surface._subpixel_points: sub-pixel grids in cells whose corners lie farther apart than half a block
+            # fusion._subpixel_points: sub-pixel grids in cells whose corners lie farther apart than half a block
             d00, d01, d10, d11 = depth_t[:-1, :-1], depth_t[:-1, 1:], depth_t[1:, :-1], depth_t[1:, 1:]
             lo = torch.minimum(torch.minimum(d00, d01), torch.minimum(d10, d11))
             hi = torch.maximum(torch.maximum(d00, d01), torch.maximum(d10, d11))
