@@ -1,12 +1,24 @@
-"""Camera paths: Lyra's ``cameras.npz`` (and its trajectory variant) as one :class:`CameraPath`.
+"""Camera paths: Lyra's ``cameras.npz`` (and its trajectory variant) and INRIA 3DGS's ``cameras.json`` as one
+:class:`CameraPath`.
 
 Conventions: ``w2c`` maps world (scene-frame) points to OpenCV camera coordinates (+X right, +Y down, +Z forward);
-intrinsics are pixels with the principal point in pixels. The reader lives in this module too
+intrinsics are pixels with the principal point in pixels. The readers live in this module too
 (:func:`load_cameras`).
+
+INRIA's ``cameras.json`` (graphdeco-inria/gaussian-splatting, ``utils/camera_utils.py`` ``camera_to_JSON``, written
+by ``scene/__init__.py`` into the model folder beside ``point_cloud/iteration_N/point_cloud.ply``) is a list of
+``{"id", "img_name", "width", "height", "position", "rotation", "fy", "fx"}``. The names mislead: the code builds
+``Rt = [R^T | T]``, which is COLMAP's world-to-camera (``R`` is stored transposed by the COLMAP reader,
+``R = np.transpose(qvec2rotmat(extr.qvec))``), and then writes ``W2C = inv(Rt)``, which is therefore the
+**camera-to-world** transform: ``position`` is the camera centre in the world and ``rotation`` (a list of three
+rows) the camera-to-world rotation, whose columns are the camera's +X right, +Y down, +Z forward (COLMAP / OpenCV
+axes) in the world. ``fx``, ``fy`` are pixels at ``width`` x ``height`` (the training resolution); the principal
+point is the image centre (3DGS's projection assumes it).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import zipfile
@@ -96,8 +108,15 @@ class CameraPath:
 
 # --------------------------------------------------------------------------------------------------------- reading
 
-CAMERA_FILENAMES = ("cameras.npz", "{stem}_cameras.npz", "{stem}.cameras.npz")
+CAMERA_FILENAMES = ("cameras.npz", "{stem}_cameras.npz", "{stem}.cameras.npz", "cameras.json")
 """Files :func:`find_cameras` looks for beside a PLY, in this order (``{stem}``: the PLY's name without suffix)."""
+
+INRIA_CAMERAS_JSON = "cameras.json"
+"""INRIA 3DGS model folders hold ``cameras.json`` at their root and the splats at
+``point_cloud/iteration_<N>/point_cloud.ply``: :func:`find_cameras` also looks two folders above such a PLY."""
+
+INRIA_CAMERA_KEYS = ("width", "height", "position", "rotation", "fx", "fy")
+"""Keys every entry of an INRIA ``cameras.json`` must have (``id`` and ``img_name`` are optional here)."""
 
 VIEW_SETS: dict[str, dict[str, tuple[str, ...]]] = {
     "render": {
@@ -142,7 +161,9 @@ RIGID_TOLERANCE = 1e-3
 
 
 def find_cameras(ply_path: str | Path) -> Path | None:
-    """The camera file that belongs to a splat PLY: ``cameras.npz`` beside it (see ``CAMERA_FILENAMES``).
+    """The camera file that belongs to a splat PLY: ``cameras.npz`` (or INRIA's ``cameras.json``) beside it (see
+    ``CAMERA_FILENAMES``), else the ``cameras.json`` at the root of an INRIA model folder when the PLY sits at
+    ``<root>/point_cloud/iteration_<N>/<name>.ply``.
 
     Args:
         ply_path: the ``.ply`` file (or the directory holding it).
@@ -152,10 +173,11 @@ def find_cameras(ply_path: str | Path) -> Path | None:
     """
     ply_path = Path(ply_path)
     folder, stem = (ply_path, "") if ply_path.is_dir() else (ply_path.parent, ply_path.stem)
-    for pattern in CAMERA_FILENAMES:
-        if "{stem}" in pattern and not stem:
-            continue
-        candidate = folder / pattern.format(stem=stem)
+    candidates = [folder / pattern.format(stem=stem) for pattern in CAMERA_FILENAMES
+                  if stem or "{stem}" not in pattern]
+    if folder.name.startswith("iteration_") and folder.parent.name == "point_cloud":
+        candidates.append(folder.parent.parent / INRIA_CAMERAS_JSON)
+    for candidate in candidates:
         if candidate.is_file():
             logger.debug("cameras for %s: %s", ply_path.name, candidate)
             return candidate
@@ -163,7 +185,10 @@ def find_cameras(ply_path: str | Path) -> Path | None:
 
 
 def load_cameras(path: str | Path, views: str = "render") -> CameraPath:
-    """Read a camera path from Lyra's ``cameras.npz`` or a Lyra trajectory ``.npz``.
+    """Read a camera path from Lyra's ``cameras.npz``, a Lyra trajectory ``.npz`` or INRIA's ``cameras.json``.
+
+    A ``.json`` file is read by :func:`load_inria_cameras` (it holds one set of views: "render"); the rest of this
+    docstring is about ``.npz`` files.
 
     Poses: the first ``w2c`` key of ``VIEW_SETS[views]`` present ((F, 4, 4) or (F, 3, 4) world-to-camera, OpenCV
     axes), else the first ``c2w`` key (inverted). Intrinsics: the first ``intrinsics`` key present whose count is
@@ -192,6 +217,10 @@ def load_cameras(path: str | Path, views: str = "render") -> CameraPath:
         raise ValueError(f"unknown camera views {views!r}; expected one of {tuple(VIEW_SETS)}")
     keyset = VIEW_SETS[views]
     path = Path(path)
+    if path.suffix.lower() == ".json":
+        if views != "render":
+            raise InputError(path, f"an INRIA cameras.json holds only the training views, not {views!r} views")
+        return load_inria_cameras(path)
     if not path.exists():
         raise InputError(path, "camera file does not exist")
     if path.is_dir():
@@ -294,6 +323,103 @@ def load_cameras(path: str | Path, views: str = "render") -> CameraPath:
     logger.info("read %s: %d %s cameras (%s, %s), %d x %d px, path length %.3f", path.name, len(cameras), views,
                 pose_key, k_key, width, height, cameras.path_length())
     return cameras
+
+
+def load_inria_cameras(path: str | Path) -> CameraPath:
+    """Read INRIA 3DGS's ``cameras.json`` (see the module docstring for the format and its misleading names).
+
+    Each entry's ``rotation`` (3 x 3, rows) and ``position`` (3,) form the camera-to-world transform (OpenCV
+    axes, scene units); ``fx``, ``fy`` are pixels at its ``width`` x ``height``, principal point at the centre.
+    Entries are kept in file order (INRIA writes the training cameras, then the test cameras). Cameras of another
+    size than the first are rescaled to it (their intrinsics map the same rays onto the first camera's pixel
+    grid; logged).
+
+    Args:
+        path: the ``cameras.json`` file.
+
+    Returns:
+        CameraPath with float64 (F, 4, 4) ``w2c`` and (F, 3, 3) ``intrinsics``; ``meta``: ``format = "inria_json"``,
+        ``views = "render"``, ``available_views = ["render"]``, ``image_names`` (list of str or None),
+        ``image_size_from = "keys"``.
+
+    Raises:
+        InputError: naming the file and the fault: missing or unreadable file, not JSON, not a non-empty list of
+            objects, a missing key, values of the wrong shape or type, non-finite values, a rotation that is not
+            a proper rotation (|R R^T - I| or |det R - 1| above ``RIGID_TOLERANCE``), non-positive focal lengths
+            or image sizes.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "camera file does not exist")
+    if path.is_dir():
+        raise InputError(path, "is a directory, not a cameras.json file")
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not a readable JSON file ({exc})") from None
+    if not isinstance(entries, list):
+        raise InputError(path, f"expected a JSON list of cameras (INRIA cameras.json), found {type(entries).__name__}")
+    if not entries:
+        raise InputError(path, "holds no cameras (empty list)")
+    count = len(entries)
+    c2w = np.tile(np.eye(4), (count, 1, 1))
+    k = np.tile(np.eye(3), (count, 1, 1))
+    sizes = np.zeros((count, 2), dtype=np.int64)
+    names: list[str | None] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise InputError(path, f"camera {i} is a {type(entry).__name__}, expected an object")
+        missing = [key for key in INRIA_CAMERA_KEYS if key not in entry]
+        if missing:
+            raise InputError(path, f"camera {i} lacks the key(s) {', '.join(missing)} (INRIA cameras.json entries "
+                                   f"have {', '.join(INRIA_CAMERA_KEYS)})")
+        rotation = _json_array(path, i, "rotation", entry["rotation"], (3, 3))
+        position = _json_array(path, i, "position", entry["position"], (3,))
+        values = {key: _json_array(path, i, key, entry[key], ()) for key in ("width", "height", "fx", "fy")}
+        for key in ("width", "height", "fx", "fy"):
+            if not values[key] > 0:
+                raise InputError(path, f"camera {i} has {key} = {float(values[key])}, expected a positive number")
+        orth = float(np.abs(rotation @ rotation.T - np.eye(3)).max())
+        det = float(np.linalg.det(rotation))
+        if orth > RIGID_TOLERANCE or abs(det - 1.0) > RIGID_TOLERANCE:
+            raise InputError(path, f"camera {i} rotation is not a rotation matrix (|R R^T - I| = {orth:.3g}, det R = "
+                                   f"{det:.4f})")
+        c2w[i, :3, :3] = rotation
+        c2w[i, :3, 3] = position
+        width, height = float(values["width"]), float(values["height"])
+        sizes[i] = int(round(width)), int(round(height))
+        k[i, 0, 0], k[i, 1, 1] = float(values["fx"]), float(values["fy"])
+        k[i, 0, 2], k[i, 1, 2] = width / 2, height / 2
+        name = entry.get("img_name")
+        names.append(str(name) if name is not None else None)
+    width, height = int(sizes[0, 0]), int(sizes[0, 1])
+    other = np.flatnonzero((sizes != sizes[0]).any(axis=1))
+    if other.size:
+        k[other, 0, :] *= (width / sizes[other, 0])[:, None]
+        k[other, 1, :] *= (height / sizes[other, 1])[:, None]
+        logger.info("%s: %d cameras are not %d x %d; their intrinsics were rescaled to it", path.name, other.size,
+                    width, height)
+    w2c = np.linalg.inv(c2w)
+    cameras = CameraPath(w2c=w2c, intrinsics=k, width=width, height=height, source_path=path,
+                         meta={"format": "inria_json", "pose_key": "rotation+position", "intrinsics_key": "fx+fy",
+                               "image_size_from": "keys", "inverted_c2w": True, "views": "render",
+                               "available_views": ["render"], "image_names": names})
+    logger.info("read %s: %d INRIA cameras, %d x %d px, path length %.3f", path.name, len(cameras), width, height,
+                cameras.path_length())
+    return cameras
+
+
+def _json_array(path: Path, index: int, key: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``value`` of camera ``index``'s ``key`` as a finite float64 array of ``shape``, else InputError."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(path, f"camera {index} {key} is not numeric ({str(value)[:60]})") from None
+    if array.shape != shape:
+        raise InputError(path, f"camera {index} {key} has shape {array.shape}, expected {shape}")
+    if not np.isfinite(array).all():
+        raise InputError(path, f"camera {index} {key} has NaN/inf values")
+    return array
 
 
 class _NpzReader:
