@@ -141,7 +141,7 @@ def test_subdivision_covers_the_same_surface():
     rng = np.random.default_rng(4)
     verts, faces = mixed_mesh(rng)
     tri = verts[faces]
-    out = distance._subdivide_large(tri, 20000)
+    out, radius = distance._subdivide_large(tri, 20000)
 
     def area(t):
         return 0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1).sum()
@@ -149,6 +149,16 @@ def test_subdivision_covers_the_same_surface():
     assert len(tri) < len(out) <= 20000
     assert area(out) == pytest.approx(area(tri), rel=1e-12)
     assert distance._radius(out).max() < distance._radius(tri).max() / 10
+    np.testing.assert_array_equal(radius, distance._radius(out))  # radii carried along match recomputed ones
+
+
+def test_radius_matches_reference_formula():
+    """The written-out centroid and radius give the reductions' float64 values bit for bit."""
+    rng = np.random.default_rng(7)
+    tri = rng.normal(size=(5000, 3, 3)) * rng.uniform(1e-3, 3.0, size=(5000, 1, 1)) + rng.normal(size=(5000, 1, 3))
+    np.testing.assert_array_equal(distance._centroid(tri), tri.mean(axis=1))
+    reference = np.sqrt(((tri - tri.mean(axis=1, keepdims=True)) ** 2).sum(axis=2).max(axis=1))
+    np.testing.assert_array_equal(distance._radius(tri), reference)
 
 
 def test_small_inputs():
