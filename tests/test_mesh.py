@@ -166,6 +166,35 @@ def test_decimation_respects_tight_bound_by_stopping_early():
     assert s_loose["decimation_error_m"] <= 0.01
 
 
+@pytest.mark.parametrize("max_error", [0.0005, 0.002, 0.01])  # stops at the 1st, 4th, 7th halving
+def test_decimation_overlapped_with_error_checks_matches_serial(max_error, monkeypatch):
+    """With a spare thread the next halving runs while the current one is measured: same mesh and stats as one
+    thread, and one thread runs no halving it does not measure."""
+    import fast_simplification
+
+    verts, faces = grid_plane(cells=60)
+    verts = verts.copy()
+    verts[:, 2] = 0.05 * np.sin(3 * verts[:, 0]) * np.cos(2 * verts[:, 1])
+    cfg = MeshConfig(max_error=max_error, min_triangles=10)
+    calls = []
+    simplify = fast_simplification.simplify
+    monkeypatch.setattr(fast_simplification, "simplify", lambda *a, **k: calls.append(1) or simplify(*a, **k))
+    results = {}
+    for threads in ("1", "2"):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        calls.clear()
+        results[threads] = finish_mesh(TriangleMesh(verts, faces), cfg)
+        if threads == "1":
+            assert len(calls) == results["1"][1]["decimation_steps"]
+        else:
+            assert len(calls) <= results["2"][1]["decimation_steps"] + 1
+    (one, s_one), (two, s_two) = results["1"], results["2"]
+    np.testing.assert_array_equal(one.vertices, two.vertices)
+    np.testing.assert_array_equal(one.faces, two.faces)
+    s_one.pop("seconds"), s_two.pop("seconds")
+    assert s_one == s_two
+
+
 def test_empty_mesh_raises():
     with pytest.raises(ConversionError, match="no triangles"):
         finish_mesh(TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3))), MeshConfig())

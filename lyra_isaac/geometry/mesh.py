@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -620,7 +624,9 @@ def decimate(verts: np.ndarray, faces: np.ndarray, cfg: MeshConfig) -> tuple[np.
     original vertices to the result is measured (without open3d as an upper bound from the nearest candidate
     triangles: conservative, and exact for these small triangles), and the last result within ``max_error`` is
     kept (so the triangle count is within a factor of two of the smallest one the error bound allows), never below
-    ``min_triangles``. Meshes above ``max_triangles`` are decimated to it first, whatever the error.
+    ``min_triangles``. Meshes above ``max_triangles`` are decimated to it first, whatever the error. With more
+    than one thread (:func:`~lyra_isaac.threads.cpu_threads`) the next halving is computed while the current
+    one's error is measured (the same result as one thread; a halving that is not kept is thrown away).
 
     Returns:
         (verts, faces, stats with ``decimation_error_m`` (at ``error_percentile``), ``decimation_error_max_m`` and
@@ -637,21 +643,39 @@ def decimate(verts: np.ndarray, faces: np.ndarray, cfg: MeshConfig) -> tuple[np.
         d = surface_distance(best_v, best_f, sample, exact=False)
         best_err = (float(np.percentile(d, cfg.error_percentile)), float(d.max()))
         steps += 1
-    while len(best_f) // 2 >= cfg.min_triangles:
-        v, f = fast_simplification.simplify(best_v, best_f.astype(np.int32), target_reduction=0.5)
-        steps += 1
-        if len(f) == 0 or len(f) >= len(best_f):
-            break
-        d = surface_distance(v, f, sample, exact=False)
-        err = (float(np.percentile(d, cfg.error_percentile)), float(d.max()))
-        if err[0] > cfg.max_error:
-            break
-        best_v, best_f, best_err = v, f, err
+    with ThreadPoolExecutor(max_workers=1) if cpu_threads() > 1 else nullcontext() as pool:
+        # with a spare thread, the next halving (fast-simplification releases the GIL) runs while this one's error
+        # is measured; it is used only if this one is kept, so the result is that of the serial loop
+        halving = _halve(pool, best_v, best_f) if len(best_f) // 2 >= cfg.min_triangles else None
+        while halving is not None:
+            v, f = halving()
+            halving = None
+            steps += 1
+            if len(f) == 0 or len(f) >= len(best_f):
+                break
+            if len(f) // 2 >= cfg.min_triangles:
+                halving = _halve(pool, v, f)
+            d = surface_distance(v, f, sample, exact=False)
+            err = (float(np.percentile(d, cfg.error_percentile)), float(d.max()))
+            if err[0] > cfg.max_error:
+                break
+            best_v, best_f, best_err = v, f, err
     stats = {"decimation_steps": steps, "decimation_error_m": round(best_err[0], 5),
              "decimation_error_percentile": cfg.error_percentile, "decimation_error_max_m": round(best_err[1], 5)}
     logger.info("mesh: decimated %d -> %d triangles in %d halvings (p%g error %.4f m, bound %.4f m)", len(faces),
                 len(best_f), steps, cfg.error_percentile, best_err[0], cfg.max_error)
     return np.asarray(best_v, dtype=np.float64), np.asarray(best_f, dtype=np.int64), stats
+
+
+def _halve(pool: ThreadPoolExecutor | None, verts: np.ndarray,
+           faces: np.ndarray) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+    """fast-simplification's halving of the mesh, as a call that returns (verts, faces): started now on ``pool``,
+    or run when called where ``pool`` is None."""
+    import fast_simplification
+
+    if pool is None:
+        return partial(fast_simplification.simplify, verts, faces.astype(np.int32), target_reduction=0.5)
+    return pool.submit(fast_simplification.simplify, verts, faces.astype(np.int32), target_reduction=0.5).result
 
 
 # ============================================================================================== colour
