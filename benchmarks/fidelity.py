@@ -18,6 +18,13 @@ Usage::
     python benchmarks/fidelity.py --size large            # 64 views of 320x180 per scene
     python benchmarks/fidelity.py --size lyra --scenes apartment   # 128 views of 392x224: ~11M Gaussians
     python benchmarks/fidelity.py --fixtures-only --size lyra      # time fixture generation only
+    python benchmarks/fidelity.py --small --kind optimized --oracle-scale   # optimized 3DGS with cameras.json
+    python benchmarks/fidelity.py --small --kind optimized --no-cameras     # ... without cameras (true scale given)
+
+``--kind optimized`` builds optimized-3DGS fixtures instead (lyra_isaac.synthetic.optimized_fixture: Gaussians as
+an INRIA trainer leaves them, in a random COLMAP-like frame, with INRIA's cameras.json); ``--cameras`` picks the
+camera file the conversion reads (json, npz or none; ``--no-cameras`` = ``--cameras none``). Without cameras there
+is no eye height, so the true scale factor is passed as ``scale``.
 
 Writes ``fidelity.json`` (all figures) into ``--out`` and prints a table.
 """
@@ -36,6 +43,7 @@ import numpy as np
 
 from lyra_isaac.synthetic import SCENES, evaluate_world, make_fixture
 from lyra_isaac.synthetic.metrics import MetricsConfig, visible_truth_points
+from lyra_isaac.synthetic.optimized_fixture import make_optimized_fixture
 
 SIZES = {
     "small": dict(n_views=24, width=160, height=90),
@@ -86,11 +94,16 @@ def points_baseline(fixture, cfg: MetricsConfig, truth_points: np.ndarray) -> di
     world = scene.means.astype(np.float64) @ m[:3, :3].T + m[:3, 3]
     centers = fixture.c2w_world[:, :3, 3]
     keep = scene.opacities() > POINTS_MIN_OPACITY
-    near = np.zeros(len(world), dtype=bool)
     per_view = fixture.width * fixture.height
-    for i, c in enumerate(centers):  # each view's Gaussians against its own camera (file order is per view)
-        rows = slice(i * per_view, (i + 1) * per_view)
-        near[rows] = np.linalg.norm(world[rows] - c, axis=1) < POINTS_MAX_DISTANCE_M
+    if fixture.ply_format == "inria":  # optimized: no view order; within reach of any camera
+        from scipy.spatial import cKDTree as _Tree
+
+        near = _Tree(centers).query(world)[0] < POINTS_MAX_DISTANCE_M
+    else:
+        near = np.zeros(len(world), dtype=bool)
+        for i, c in enumerate(centers):  # each view's Gaussians against its own camera (file order is per view)
+            rows = slice(i * per_view, (i + 1) * per_view)
+            near[rows] = np.linalg.norm(world[rows] - c, axis=1) < POINTS_MAX_DISTANCE_M
     pts = world[keep & near]
     rng = np.random.default_rng(0)
     if len(pts) > cfg.pred_samples:
@@ -140,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip the raw-points reference row")
     parser.add_argument("--oracle-scale", action="store_true",
                         help="convert with camera_height = the fixture's true eye height (isolates scale errors)")
+    parser.add_argument("--kind", choices=("lyra", "optimized"), default="lyra",
+                        help="fixture kind: Lyra 2.0 pixel-aligned (default) or optimized INRIA 3DGS")
+    parser.add_argument("--cameras", choices=("json", "npz", "none"), default="json",
+                        help="optimized fixtures: the camera file the conversion reads (default json)")
+    parser.add_argument("--no-cameras", action="store_true", help="same as --cameras none (true scale given)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="convert config override, e.g. --set walkable.spawn_clearance=0.3 (repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -159,12 +177,18 @@ def main(argv: list[str] | None = None) -> int:
     cfg = MetricsConfig()
     overrides = _overrides(args.set)
     rows: list[dict] = []
-    print(f"fidelity benchmark: size {size} {SIZES[size]}, preset {args.preset}, work folder {out}")
+    cameras_mode = "none" if args.no_cameras else args.cameras
+    kind = args.kind if args.kind == "lyra" else f"optimized, cameras {cameras_mode}"
+    print(f"fidelity benchmark: {kind} fixtures, size {size} {SIZES[size]}, preset {args.preset}, work folder {out}")
     print(_header())
     for scene in args.scenes:
         for seed in args.seeds:
             t0 = time.perf_counter()
-            fx = make_fixture(scene, out / f"{scene}_{seed}", seed=seed, overwrite=True, **SIZES[size])
+            if args.kind == "optimized":
+                fx = make_optimized_fixture(scene, out / f"{scene}_{seed}", seed=seed, overwrite=True,
+                                            cameras="both" if cameras_mode != "none" else "none", **SIZES[size])
+            else:
+                fx = make_fixture(scene, out / f"{scene}_{seed}", seed=seed, overwrite=True, **SIZES[size])
             fixture_s = time.perf_counter() - t0
             base = {"scene": scene, "seed": seed, "gaussians": fx.n_gaussians, "scale_true": fx.scale}
             rows.append({**base, "method": "fixture", "seconds": fixture_s})
@@ -180,10 +204,16 @@ def main(argv: list[str] | None = None) -> int:
             if convert is None:
                 continue
             t0 = time.perf_counter()
+            scale_args = {"camera_height": fx.eye_height_m} if args.oracle_scale else {}
+            cameras_file = None
+            if args.kind == "optimized":
+                cameras_file = {"json": fx.directory / "cameras.json", "npz": fx.directory / "cameras.npz",
+                                "none": None}[cameras_mode]
+                if cameras_file is None:  # no eye height without cameras: the true scale
+                    scale_args = {"scale": 1.0 / fx.scale}
             try:
                 world = convert(fx.ply_path, out / f"{scene}_{seed}_world", preset=args.preset, overwrite=True,
-                                config=overrides or None,
-                                camera_height=fx.eye_height_m if args.oracle_scale else None)
+                                config=overrides or None, cameras=cameras_file, **scale_args)
             except Exception as exc:  # report and go on with the other scenes
                 rows.append({**base, "method": "convert", "error": f"{type(exc).__name__}: {exc}"})
                 print(f"{scene:<10} {seed:>4} convert  FAILED: {type(exc).__name__}: {exc}", flush=True)
