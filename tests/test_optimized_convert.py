@@ -1,0 +1,109 @@
+"""Optimized 3DGS (INRIA-trained) scenes through convert: truth fixtures of lyra_isaac.synthetic.optimized_fixture.
+
+Quality bar (README "Conversion fidelity"): F@5cm >= 0.95, Chamfer <= 2 cm, floor error <= 2 cm with no holes,
+up error <= 0.5 deg. The REACHED bounds below are what the pipeline measured on these fixtures (24 views of
+160 x 90, seed 0, cameras.json, eye height given; benchmarks/fidelity.py --small --kind optimized --oracle-scale)
+with a small margin: they fall short of the bar (floor holes 11-14 % indoors, up error 1.2 deg in the corridor and
+on the terrain) and guard against regressions until the render path reaches it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lyra_isaac.convert import convert
+from lyra_isaac.geometry.point_render import render_splat_depths
+from lyra_isaac.geometry.surface import SurfaceConfig
+from lyra_isaac.splats.cameras import CameraPath, find_cameras, load_cameras
+from lyra_isaac.splats.ply import read_ply
+from lyra_isaac.splats.scene import GaussianScene
+from lyra_isaac.synthetic import evaluate_world, make_optimized_fixture
+
+SIZE = dict(n_views=24, width=160, height=90)
+
+# measured (seed 0): F@5cm, Chamfer m, floor error m, holes, up deg, |scale| %
+REACHED = {
+    "apartment": dict(fscore_5cm=0.941, chamfer_m=0.028, floor=0.006, holes=0.11, up=0.02, scale=0.6),
+    "corridor": dict(fscore_5cm=0.930, chamfer_m=0.028, floor=0.005, holes=0.14, up=1.23, scale=0.5),
+    "courtyard": dict(fscore_5cm=0.977, chamfer_m=0.009, floor=0.002, holes=0.01, up=0.08, scale=0.1),
+    "terrain": dict(fscore_5cm=0.992, chamfer_m=0.005, floor=0.002, holes=0.03, up=1.18, scale=0.2),
+}
+
+
+def check(report, reached: dict) -> None:
+    assert report.fscore_5cm >= reached["fscore_5cm"] - 0.02, report
+    assert report.chamfer_m <= reached["chamfer_m"] + 0.005, report
+    assert report.floor_error_mean_m <= reached["floor"] + 0.005, report
+    assert report.floor_hole_fraction <= reached["holes"] + 0.03, report
+    assert report.up_error_deg <= reached["up"] + 0.3, report
+    assert abs(report.scale_error_pct) <= reached["scale"] + 1.0, report
+    assert report.drop_fell_fraction == 0.0, report
+
+
+@pytest.mark.parametrize("scene", [
+    "apartment", "corridor",
+    pytest.param("courtyard", marks=pytest.mark.slow), pytest.param("terrain", marks=pytest.mark.slow)])
+def test_optimized_scene_with_cameras_json(tmp_path, scene):
+    fx = make_optimized_fixture(scene, tmp_path / "model", seed=0, cameras="both", **SIZE)
+    # the INRIA layout: the PLY in point_cloud/iteration_N, cameras.json at the model root, found on its own
+    assert find_cameras(fx.ply_path) == fx.directory / "cameras.json"
+    world = convert(fx.ply_path, tmp_path / "world", camera_height=fx.eye_height_m)
+    assert world.manifest.source["cameras"].endswith("cameras.json")
+    check(evaluate_world(world.path, fx), REACHED[scene])
+
+
+def test_fixture_traits(tmp_path):
+    fx = make_optimized_fixture("courtyard", tmp_path / "model", seed=1, cameras="none", n_views=8, width=96,
+                                height=54)
+    assert not (fx.directory / "cameras.json").exists() and fx.cameras_path is None
+    scene = read_ply(fx.ply_path)
+    assert scene.source_format == "inria" and scene.sh_degree == 3 and len(scene) == fx.n_gaussians
+    assert 0.3 <= fx.scale <= 5.0
+    kind = np.load(fx.truth_path)["kind"]
+    assert {0, 1, 2} <= set(np.unique(kind).tolist())  # surface, floaters, sky
+    m = fx.source_to_world
+    world = scene.means.astype(np.float64) @ m[:3, :3].T + m[:3, 3]
+    surface = kind == 0
+    distance = fx.raycaster().distance(world[surface][:5000])
+    assert np.median(distance) < 0.005 and np.percentile(distance, 95) < 0.03
+    # flat: the smallest sigma is a small fraction of the largest, and its axis is the truth normal
+    sigma = np.sort(scene.scales()[surface], axis=1)
+    assert np.median(sigma[:, 0] / sigma[:, 2]) < 0.1
+    # rows are not in view order: neighbours in the file are far apart
+    gaps = np.linalg.norm(np.diff(world[:2000], axis=0), axis=1)
+    assert np.median(gaps) > 0.5
+    cams_json = make_optimized_fixture("courtyard", tmp_path / "model2", seed=1, cameras="both", n_views=8,
+                                       width=96, height=54)
+    a = load_cameras(cams_json.directory / "cameras.json")
+    b = load_cameras(cams_json.directory / "cameras.npz")
+    np.testing.assert_allclose(a.w2c, b.w2c, atol=1e-4 * max(1.0, np.abs(b.w2c).max()))
+    np.testing.assert_allclose(a.intrinsics, b.intrinsics, rtol=1e-5)
+
+
+def test_splat_renderer_gives_a_grazing_floor_its_plane_depth():
+    """Flat Gaussians on a floor seen at a grazing angle: each pixel gets the depth where its ray crosses the
+    floor, to float precision, not the depth of a nearby centre."""
+    g = np.arange(-5, 5, 0.02)
+    xx, yy = np.meshgrid(g + 5, g)
+    means = np.column_stack([xx.ravel(), yy.ravel(), np.zeros(xx.size)]).astype(np.float32)
+    n = len(means)
+    scene = GaussianScene(means=means, quats=np.tile([1.0, 0, 0, 0], (n, 1)).astype(np.float32),
+                          log_scales=np.log(np.tile([0.02, 0.02, 0.001], (n, 1))).astype(np.float32),
+                          opacity_logits=np.full(n, 4.0, np.float32), sh_dc=np.zeros((n, 3), np.float32))
+    pitch = np.radians(-30)
+    forward = np.array([np.cos(pitch), 0, np.sin(pitch)])
+    right = np.array([0, -1.0, 0])
+    c2w = np.eye(4)
+    c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, np.cross(forward, right), forward, [0, 0, 1.5]
+    k = np.array([[100, 0, 80], [0, 100, 45], [0, 0, 1.0]])
+    cams = CameraPath(w2c=np.linalg.inv(c2w)[None], intrinsics=k[None], width=160, height=90)
+    depth = render_splat_depths(scene, cams, SurfaceConfig()).depth[0]
+    u, v = np.meshgrid(np.arange(160) + 0.5, np.arange(90) + 0.5)
+    rays = np.stack([(u - 80) / 100, (v - 45) / 100, np.ones_like(u)], -1) @ c2w[:3, :3].T
+    down = rays[..., 2] < 0
+    truth = np.where(down, -1.5 / np.where(down, rays[..., 2], -1), 0)
+    seen = down & (truth < 4.0)  # within the floor patch
+    assert (depth[seen] > 0).mean() > 0.99
+    assert np.abs(depth[seen] - truth[seen]).max() < 1e-3
+    assert (depth[~down] == 0).all()
