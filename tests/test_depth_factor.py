@@ -4,61 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from room_views import OFFSET, room_views, walk
 
-from lyra_isaac.geometry.depth_factor import NOT_ESTIMATED, estimate_depth_factor
+from lyra_isaac.geometry.depth_factor import NOT_ESTIMATED, estimate_depth_factor, gather_view_pairs
 from lyra_isaac.geometry.frame import ScaleEstimate, depth_factor_correction
-
-ROOM_MIN = np.array([-4.0, -3.0, 0.0])
-ROOM_MAX = np.array([4.0, 3.0, 3.0])
-WIDTH, HEIGHT = 64, 48
-OFFSET = 0.5
-"""Pixel (u, v) is centred at (u + 0.5, v + 0.5) in the intrinsics' coordinates."""
-
-
-def _look(position: np.ndarray, yaw: float, pitch: float = -0.25) -> np.ndarray:
-    """(4, 4) world-to-camera (OpenCV axes: x right, y down, z forward) at ``position`` looking along yaw/pitch."""
-    forward = np.array([np.cos(yaw) * np.cos(pitch), np.sin(yaw) * np.cos(pitch), np.sin(pitch)])
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    rot = np.stack([right, down, forward])
-    w2c = np.eye(4)
-    w2c[:3, :3] = rot
-    w2c[:3, 3] = -rot @ position
-    return w2c
-
-
-def _room_depth(w2c: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """(H, W) optical-axis depth of the inside of the box room seen from a camera inside it."""
-    u, v = np.meshgrid(np.arange(WIDTH) + OFFSET, np.arange(HEIGHT) + OFFSET)
-    ray_cam = np.stack([(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones_like(u)], axis=-1)
-    ray = ray_cam @ w2c[:3, :3]  # world direction per metre of optical depth
-    centre = -w2c[:3, :3].T @ w2c[:3, 3]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t_low = (ROOM_MIN - centre) / ray
-        t_high = (ROOM_MAX - centre) / ray
-    t_exit = np.nanmin(np.where(np.maximum(t_low, t_high) > 0, np.maximum(t_low, t_high), np.inf), axis=-1)
-    return t_exit.astype(np.float32)
-
-
-def _room_views(positions: np.ndarray, yaws: np.ndarray):
-    k = np.array([[40.0, 0.0, WIDTH / 2], [0.0, 40.0, HEIGHT / 2], [0.0, 0.0, 1.0]])
-    w2c = np.stack([_look(p, y) for p, y in zip(positions, yaws, strict=True)])
-    depth = np.stack([_room_depth(m, k) for m in w2c])
-    return depth, w2c, np.repeat(k[None], len(w2c), axis=0)
-
-
-def _walk(n: int = 12) -> tuple[np.ndarray, np.ndarray]:
-    """Cameras walking 5 m through the room at eye height, looking around."""
-    x = np.linspace(-2.5, 2.5, n)
-    positions = np.stack([x, 0.6 * np.sin(x), np.full(n, 1.5)], axis=1)
-    yaws = np.linspace(0.0, 2 * np.pi, n, endpoint=False) + 0.3
-    return positions, yaws
 
 
 @pytest.mark.parametrize("shared", [0.97, 1.0, 1.025])
 def test_exact_depths_give_the_shared_factor(shared):
-    depth, w2c, k = _room_views(*_walk())
+    depth, w2c, k = room_views(*walk())
     estimate = estimate_depth_factor(depth * np.float32(shared), w2c, k, OFFSET)
     assert estimate.factor == pytest.approx(1.0 / shared, abs=1e-3)
     assert estimate.std_error < 1e-3
@@ -67,7 +21,7 @@ def test_exact_depths_give_the_shared_factor(shared):
 
 def test_noisy_depths_still_give_the_shared_factor():
     rng = np.random.default_rng(3)
-    depth, w2c, k = _room_views(*_walk(16))
+    depth, w2c, k = room_views(*walk(16))
     per_view = 1.03 * (1 + 0.002 * rng.standard_normal(len(depth)))  # aligned views: small relative errors left
     noisy = depth * per_view[:, None, None].astype(np.float32)
     noisy *= (1 + 0.005 * rng.standard_normal(noisy.shape)).astype(np.float32)
@@ -78,14 +32,14 @@ def test_noisy_depths_still_give_the_shared_factor():
 
 
 def test_no_baseline_measures_nothing():
-    positions, yaws = _walk()
+    positions, yaws = walk()
     positions[:] = positions[0]  # a camera turning in place: scaling depth about it changes no disagreement
-    depth, w2c, k = _room_views(positions, yaws)
+    depth, w2c, k = room_views(positions, yaws)
     assert estimate_depth_factor(depth * np.float32(1.05), w2c, k, OFFSET) == NOT_ESTIMATED
 
 
 def test_too_few_views_measure_nothing():
-    depth, w2c, k = _room_views(*_walk(2))
+    depth, w2c, k = room_views(*walk(2))
     assert estimate_depth_factor(depth, w2c, k, OFFSET) == NOT_ESTIMATED
     assert estimate_depth_factor(np.zeros_like(depth), w2c, k, OFFSET) == NOT_ESTIMATED
 
@@ -113,8 +67,14 @@ def test_torch_pair_terms_match_numpy(device):
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     rng = np.random.default_rng(3)
-    depth, w2c, k = _room_views(*_walk(16))
+    depth, w2c, k = room_views(*walk(16))
     noisy = depth * (1.03 * (1 + 0.002 * rng.standard_normal(len(depth)))).astype(np.float32)[:, None, None]
+    ref_pairs = gather_view_pairs(noisy, w2c, k, OFFSET)
+    got_pairs = gather_view_pairs(noisy, w2c, k, OFFSET, device=device)
+    for name in ("pair", "pixel_a", "pixel_b"):
+        np.testing.assert_array_equal(getattr(got_pairs, name), getattr(ref_pairs, name), err_msg=name)
+    for name in ("baseline", "reach_a", "reach_b"):
+        np.testing.assert_allclose(getattr(got_pairs, name), getattr(ref_pairs, name), atol=1e-9, err_msg=name)
     ref = estimate_depth_factor(noisy, w2c, k, OFFSET)
     got = estimate_depth_factor(noisy, w2c, k, OFFSET, device=device)
     assert ref.pairs > 0 and (got.pairs, got.correspondences) == (ref.pairs, ref.correspondences)

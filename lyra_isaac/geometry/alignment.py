@@ -71,14 +71,14 @@ def apply_correction(depth: np.ndarray, params: np.ndarray, model: str, offset: 
     out = np.zeros_like(depth)
     pix = np.flatnonzero(valid.reshape(-1))
     d = depth.reshape(-1)[pix].astype(np.float64)
-    x, y = _image_xy(pix, w, h)
+    x, y = image_xy(pix, w, h)
     corrected = _design(d, x, y, model) @ params
     flat = out.reshape(-1)
     flat[pix] = np.where(corrected > 0, corrected, 0).astype(np.float32)
     return out
 
 
-def _image_xy(pix: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+def image_xy(pix: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
     """Normalized image coordinates in [-1, 1] of flat pixel indices."""
     return ((pix % w) + 0.5) / w * 2 - 1, ((pix // w) + 0.5) / h * 2 - 1
 
@@ -167,7 +167,7 @@ def _sample_for_fit(depth: np.ndarray, params: np.ndarray, model: str, cfg: Surf
         return None
     pix = rng.choice(valid, size=min(cfg.align_samples, len(valid)), replace=False)
     d = depth.reshape(-1)[pix].astype(np.float64)
-    x, y = _image_xy(pix, w, h)
+    x, y = image_xy(pix, w, h)
     a = _design(d, x, y, model)
     return _FitSamples(design=a, corrected=a @ params, pixels=pix)
 

@@ -129,10 +129,46 @@ def _pixel_normals(depth: np.ndarray, k: np.ndarray, rows: np.ndarray, cols: np.
     return n
 
 
-def estimate_depth_factor(depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray, offset: float, *,
-                          samples: int = 2000, partners: int = 12,
-                          rng: np.random.Generator | None = None, device: str | None = None) -> DepthFactorEstimate:
-    """Estimate the depth factor all views share from the disagreement their camera baselines imply.
+@dataclass
+class ViewPairs:
+    """Point correspondences between overlapping views: a pixel of view ``a``, the pixel of view ``b`` its point
+    projects to, and the surface normal there (from ``b``'s depth map). Shared by the depth factor and the joint warp
+    refinement (:mod:`.view_warps`), which reuse one gathering.
+
+    Attributes:
+        frames: number of views F.
+        height, width: depth map size, pixels.
+        pair: (N,) int64 view pair ``a * F + b``.
+        pixel_a: (N,) int64 flat pixel (row * width + col) of the point in view ``a``.
+        pixel_b: (N,) int64 flat pixel of its match in view ``b``.
+        baseline: (N,) ``n . (C_a - C_b)``, metres (``n`` the unit normal, ``C`` camera centres).
+        reach_a: (N,) ``n . (X_a - C_a)``, metres: how far the point of ``a`` lies from its camera along ``n``.
+        reach_b: (N,) ``n . (X_b - C_b)``, metres.
+        n_pairs: view pairs used.
+
+    The point-to-plane disagreement of a correspondence is ``baseline + reach_a - reach_b``; scaling view ``v``'s
+    depth by ``s_v`` at a pixel scales its reach by ``s_v``.
+    """
+
+    frames: int
+    height: int
+    width: int
+    pair: np.ndarray
+    pixel_a: np.ndarray
+    pixel_b: np.ndarray
+    baseline: np.ndarray
+    reach_a: np.ndarray
+    reach_b: np.ndarray
+    n_pairs: int
+
+    def __len__(self) -> int:
+        return int(len(self.pair))
+
+
+def gather_view_pairs(depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray, offset: float, *,
+                      samples: int = 2000, partners: int = 12, rng: np.random.Generator | None = None,
+                      device: str | None = None) -> ViewPairs:
+    """Sample pixels of every view and match them in the overlapping views with the longest baselines.
 
     Args:
         depth: (F, H, W) float32 depth along the optical axis, metres (0 = no data), already aligned view to view.
@@ -142,13 +178,12 @@ def estimate_depth_factor(depth: np.ndarray, w2c: np.ndarray, intrinsics: np.nda
         samples: pixels sampled per view (fewer when views x partners x samples exceeds ``MAX_CANDIDATES``).
         partners: views each view is compared with (the longest baselines among those that overlap it).
         rng: sampling generator (default: seeded 0).
-        device: a torch device ("cuda", "cpu") to measure the view pairs on (:func:`_pair_terms_torch`: the same
-            float64 arithmetic, every partner of a view in one pass); None: numpy. The pixel draws and the final
-            robust fit are the same either way; only summation order differs (results agree to ~1e-12).
+        device: a torch device ("cuda", "cpu") to measure the view pairs on (:func:`_pairs_torch`: the same
+            float64 arithmetic, every partner of a view in one pass); None: numpy. The pixel draws are the same
+            either way; only summation order differs (the terms agree to ~1e-12).
 
     Returns:
-        The estimate; ``NOT_ESTIMATED`` when fewer than 3 views have overlapping partners or the baselines are too
-        short to measure anything (``BASELINE_SNR``).
+        The correspondences, in the order view ``a``, its partners in choice order, then sample order.
     """
     rng = rng or np.random.default_rng(0)
     frames, height, width = depth.shape
@@ -162,14 +197,8 @@ def estimate_depth_factor(depth: np.ndarray, w2c: np.ndarray, intrinsics: np.nda
         sample_rows.append(pick // width)
         sample_cols.append(pick % width)
     if device is not None:
-        bb, gg, pair, reach, n_pairs = _pair_terms_torch(depth, w2c, intrinsics, offset, centres, sample_rows,
-                                                         sample_cols, partners, device)
-        return _finish_estimate(bb, gg, pair, reach, n_pairs, frames)
-    # sums per (a, b) pair, for the weighted fit and its jackknife
-    b_parts: list[np.ndarray] = []
-    g_parts: list[np.ndarray] = []
-    pair_of: list[np.ndarray] = []
-    reach_parts: list[np.ndarray] = []  # |(X_a - C_a).n| + |(X_b - C_b).n|: what a relative depth error moves
+        return _pairs_torch(depth, w2c, intrinsics, offset, centres, sample_rows, sample_cols, partners, device)
+    parts: list[tuple[np.ndarray, ...]] = []
     n_pairs = 0
     for a in range(frames):
         if len(sample_rows[a]) < 30:
@@ -192,16 +221,48 @@ def estimate_depth_factor(depth: np.ndarray, w2c: np.ndarray, intrinsics: np.nda
                 continue
             normal = normal_cam @ rot[b]  # world frame
             ray_b = _camera_points(depth[b], intrinsics[b], row[idx], col[idx], offset) @ rot[b]
-            b_parts.append(normal @ (centres[a] - centres[b]))
-            g_parts.append(np.einsum("ij,ij->i", ray_a[idx] - ray_b, normal))
-            reach_parts.append(np.abs(np.einsum("ij,ij->i", ray_a[idx], normal))
-                               + np.abs(np.einsum("ij,ij->i", ray_b, normal)))
-            pair_of.append(np.full(len(idx), a * frames + b, dtype=np.int64))
+            parts.append((np.full(len(idx), a * frames + b, dtype=np.int64),
+                          sample_rows[a][idx] * width + sample_cols[a][idx], row[idx] * width + col[idx],
+                          normal @ (centres[a] - centres[b]), np.einsum("ij,ij->i", ray_a[idx], normal),
+                          np.einsum("ij,ij->i", ray_b, normal)))
             n_pairs += 1
-    if n_pairs == 0:
-        return NOT_ESTIMATED
-    return _finish_estimate(np.concatenate(b_parts), np.concatenate(g_parts), np.concatenate(pair_of),
-                            np.concatenate(reach_parts), n_pairs, frames)
+    return _view_pairs(parts, frames, height, width, n_pairs)
+
+
+def _view_pairs(parts: list[tuple[np.ndarray, ...]], frames: int, height: int, width: int,
+                n_pairs: int) -> ViewPairs:
+    """A :class:`ViewPairs` from per-pair tuples (pair, pixel_a, pixel_b, baseline, reach_a, reach_b)."""
+    if not parts:
+        empty, none = np.zeros(0), np.zeros(0, dtype=np.int64)
+        return ViewPairs(frames, height, width, none, none, none, empty, empty, empty, 0)
+    cols = [np.concatenate([part[i] for part in parts]) for i in range(6)]
+    return ViewPairs(frames, height, width, cols[0].astype(np.int64), cols[1].astype(np.int64),
+                     cols[2].astype(np.int64), *(c.astype(np.float64) for c in cols[3:]), n_pairs=n_pairs)
+
+
+def estimate_depth_factor(depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray, offset: float, *,
+                          samples: int = 2000, partners: int = 12,
+                          rng: np.random.Generator | None = None, device: str | None = None) -> DepthFactorEstimate:
+    """Estimate the depth factor all views share from the disagreement their camera baselines imply:
+    :func:`depth_factor_from_pairs` of :func:`gather_view_pairs` (same arguments).
+
+    Returns:
+        The estimate; ``NOT_ESTIMATED`` when fewer than 3 views have overlapping partners or the baselines are too
+        short to measure anything (``BASELINE_SNR``).
+    """
+    pairs = gather_view_pairs(depth, w2c, intrinsics, offset, samples=samples, partners=partners, rng=rng,
+                              device=device)
+    return depth_factor_from_pairs(pairs)
+
+
+def depth_factor_from_pairs(pairs: ViewPairs) -> DepthFactorEstimate:
+    """The robust fit of the shared factor over the correspondences and its jackknife over views.
+
+    With every depth scaled by ``k`` the disagreement is ``b + k g`` with ``b = baseline`` and
+    ``g = reach_a - reach_b``; each correspondence is weighted by its expected error (``RELATIVE_ERROR``).
+    """
+    return _finish_estimate(pairs.baseline, pairs.reach_a - pairs.reach_b, pairs.pair,
+                            np.abs(pairs.reach_a) + np.abs(pairs.reach_b), pairs.n_pairs, pairs.frames)
 
 
 def _finish_estimate(bb: np.ndarray, gg: np.ndarray, pair: np.ndarray, reach: np.ndarray, n_pairs: int,
@@ -282,18 +343,17 @@ def _jackknife(b: np.ndarray, g: np.ndarray, weights: np.ndarray, pair: np.ndarr
     return float(np.sqrt((n - 1) / n * np.sum((estimates - estimates.mean()) ** 2)))
 
 
-def _pair_terms_torch(depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray, offset: float,
-                      centres: np.ndarray, sample_rows: list[np.ndarray], sample_cols: list[np.ndarray],
-                      partners: int, device: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """torch twin of the pair loop of :func:`estimate_depth_factor` (float64; all partners of a view at once).
+def _pairs_torch(depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray, offset: float, centres: np.ndarray,
+                 sample_rows: list[np.ndarray], sample_cols: list[np.ndarray], partners: int,
+                 device: str) -> ViewPairs:
+    """torch twin of the pair loop of :func:`gather_view_pairs` (float64; all partners of a view at once).
 
     Args:
         depth: (F, H, W) float32 metres; w2c: (F, 4, 4); intrinsics: (F, 3, 3); centres: (F, 3) camera centres, m.
         sample_rows, sample_cols: per view, the (S_f,) int64 sampled pixels.
 
     Returns:
-        (N,) b terms, (N,) g terms, (N,) int64 pair ids, (N,) reach (metres; in the numpy loop's order: by view a,
-        its partners in choice order, then sample order) and the number of pairs used.
+        The correspondences in the numpy loop's order (by view a, its partners in choice order, then sample order).
     """
     import torch
 
@@ -382,12 +442,8 @@ def _pair_terms_torch(depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray
             normal = torch.einsum("mi,mij->mj", n[sel], rot_t[v])  # world frame
             ray_b = torch.einsum("mi,mij->mj", camera_points(v, rows[sel], cols[sel]), rot_t[v])
             ra = ray_a[s_sel]
-            parts.append((torch.einsum("mi,mi->m", normal, centres_t[a] - centres_t[v]),
-                          torch.einsum("mi,mi->m", ra - ray_b, normal),
-                          torch.einsum("mi,mi->m", ra, normal).abs() + torch.einsum("mi,mi->m", ray_b, normal).abs(),
-                          a * frames + v))
-        if not parts:
-            empty = np.zeros(0)
-            return empty, empty, np.zeros(0, dtype=np.int64), empty, 0
-        out = [torch.cat([part[i] for part in parts]).cpu().numpy() for i in range(4)]
-    return out[0], out[1], out[3].astype(np.int64), out[2], n_pairs
+            parts.append((a * frames + v, rows_a[s_sel] * width + cols_a[s_sel], rows[sel] * width + cols[sel],
+                          torch.einsum("mi,mi->m", normal, centres_t[a] - centres_t[v]),
+                          torch.einsum("mi,mi->m", ra, normal), torch.einsum("mi,mi->m", ray_b, normal)))
+        out = [tuple(part.cpu().numpy() for part in item) for item in parts]
+    return _view_pairs(out, frames, height, width, n_pairs)

@@ -52,7 +52,7 @@ from .alignment import (
     reject_outliers_views,
     view_mean_scale,
 )
-from .depth_factor import estimate_depth_factor
+from .depth_factor import depth_factor_from_pairs, gather_view_pairs
 from .depth_maps import (
     DepthViews,
     detect_pixel_alignment,
@@ -63,6 +63,7 @@ from .depth_maps import (
 )
 from .fusion import NumpyFusion, consensus_frames, fuse_views, scene_box
 from .point_render import render_point_depths, synthesize_cameras
+from .view_warps import refine_view_warps
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,15 @@ class SurfaceConfig:
     """... pixels sampled per view."""
     depth_factor_partners: int = 16
     """... views each view is compared with (longest baselines among the overlapping ones)."""
+    refine_warps: bool = True
+    """After the depth factor, fit every view's smooth depth warp jointly to the correspondences between views
+    (:mod:`lyra_isaac.geometry.view_warps`): consensus alignment leaves each view's warp (0.5-1.5 %)."""
+    refine_warps_scale_prior: float = 0.002
+    """... prior standard deviation of each view's constant term (relative depth)."""
+    refine_warps_shape_prior: float = 0.005
+    """... prior standard deviation of each view's other warp terms (relative depth)."""
+    refine_warps_max_change: float = 0.05
+    """... not applied when it would change a view's depth by more than this fraction anywhere (logged)."""
     reject_sigma: float = 3.0
     """After alignment, pixels farther than this many robust deviations from the consensus are masked."""
     reject_min: float = 0.04
@@ -318,6 +328,7 @@ def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, whe
         rng = np.random.default_rng(0)
         sigmas = np.full(len(views), np.nan)
         corrected = depth
+        warp_mean = np.zeros(len(views))  # mean over the image of each view's joint warp refinement
         n_it = cfg.align_iterations
         for it in range(n_it):
             span = (0.05 + 0.5 * it / n_it, 0.05 + 0.5 * (it + 0.6) / n_it)
@@ -337,22 +348,43 @@ def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, whe
             params = normalize_params(params, model)
             corrected = np.stack([apply_correction(depth[f], params[f], model, views.pixel_offset,
                                                    views.intrinsics[f]) for f in range(len(views))])
-        if cfg.depth_factor:
-            t_factor = time.perf_counter()
-            progress.update("surface: shared depth factor", 0.55)
-            estimate_factor = getattr(backend, "estimate_depth_factor", estimate_depth_factor)
-            estimate = estimate_factor(corrected, views.w2c, views.intrinsics, views.pixel_offset,
-                                       samples=cfg.depth_factor_samples, partners=cfg.depth_factor_partners)
-            applied = (estimate.std_error <= cfg.depth_factor_max_error
-                       and abs(estimate.factor - 1.0) <= cfg.depth_factor_max_change)
-            if applied:
-                params = params * estimate.factor
-                corrected = corrected * np.float32(estimate.factor)
-            stats["depth_factor"] = {**estimate.as_dict(), "applied": bool(applied)}
-            logger.info("surface: depth factor shared by all views %.4f +- %.4f from %d view pairs (%d points): %s",
-                        estimate.factor, estimate.std_error, estimate.pairs, estimate.correspondences,
-                        "applied" if applied else "not applied (uncertain or implausible)")
-            timings["depth_factor"] = time.perf_counter() - t_factor
+        if cfg.depth_factor or cfg.refine_warps:
+            # the views measured against each other: one gathering of correspondences serves both steps
+            t_pairs = time.perf_counter()
+            progress.update("surface: views against each other", 0.55)
+            gather = getattr(backend, "gather_view_pairs", gather_view_pairs)
+            pairs = gather(corrected, views.w2c, views.intrinsics, views.pixel_offset,
+                           samples=cfg.depth_factor_samples, partners=cfg.depth_factor_partners)
+            factor = 1.0
+            if cfg.depth_factor:
+                estimate = depth_factor_from_pairs(pairs)
+                applied = (estimate.std_error <= cfg.depth_factor_max_error
+                           and abs(estimate.factor - 1.0) <= cfg.depth_factor_max_change)
+                if applied:
+                    factor = estimate.factor
+                    params = params * factor
+                    corrected = corrected * np.float32(factor)
+                stats["depth_factor"] = {**estimate.as_dict(), "applied": bool(applied)}
+                logger.info("surface: depth factor shared by all views %.4f +- %.4f from %d view pairs (%d points): "
+                            "%s", estimate.factor, estimate.std_error, estimate.pairs, estimate.correspondences,
+                            "applied" if applied else "not applied (uncertain or implausible)")
+            timings["depth_factor"] = time.perf_counter() - t_pairs
+            if cfg.refine_warps:
+                t_warps = time.perf_counter()
+                refinement = refine_view_warps(pairs, factor, scale_prior=cfg.refine_warps_scale_prior,
+                                               shape_prior=cfg.refine_warps_shape_prior,
+                                               max_change=cfg.refine_warps_max_change)
+                if refinement.applied:
+                    corrected *= refinement.multipliers(*corrected.shape[1:])
+                    warp_mean = refinement.coefficients[:, 0] + (refinement.coefficients[:, 3]
+                                                                 + refinement.coefficients[:, 5]) / 3.0
+                stats["view_warps"] = refinement.as_dict()
+                logger.info("surface: view warps refined jointly over %d correspondences: disagreement %.3f -> %.3f m, "
+                            "largest change %.1f %% (%s)", refinement.correspondences, refinement.residual_before_m,
+                            refinement.residual_after_m, 100 * refinement.max_change,
+                            "applied" if refinement.applied else "not applied")
+                timings["view_warps"] = time.perf_counter() - t_warps
+            del pairs
         # consensus of the corrected views, then drop what still disagrees with it
         coarse = fuse_views(views, corrected, coarse_voxel, trunc, cfg.near_weight_power, box, backend, progress,
                             "surface: consensus", (0.55, 0.65), max_views=cfg.align_max_views)
@@ -364,7 +396,7 @@ def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, whe
         stats["align_model"] = model
         stats["align_scale"] = {"min": round(float(scale.min()), 4), "max": round(float(scale.max()), 4),
                                 "mean_abs_dev": round(float(np.mean(np.abs(scale - 1))), 4)}
-        stats["align_view_scale"] = [round(float(x), 5) for x in view_mean_scale(params, model)]
+        stats["align_view_scale"] = [round(float(x), 5) for x in view_mean_scale(params, model) * (1.0 + warp_mean)]
         stats["align_residual_m"] = round(float(np.nanmedian(sigmas)), 4) if np.isfinite(sigmas).any() else None
         stats["outlier_pixels_dropped"] = int(rejected)
         logger.info("surface: aligned %d views (%s): scale %.3f..%.3f, median residual %.3f m, %d pixels rejected",

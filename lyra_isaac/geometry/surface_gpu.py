@@ -26,7 +26,7 @@ from ..errors import ConversionError, InputError, MissingDependencyError
 from ..progress import NO_PROGRESS, Progress
 from ..splats.cameras import CameraPath
 from ..splats.scene import GaussianScene
-from .depth_factor import DepthFactorEstimate, estimate_depth_factor
+from .depth_factor import ViewPairs, gather_view_pairs
 from .depth_maps import DepthViews
 from .fusion import INTERP_MAX_RATIO, MAX_SUBPIXEL, allocation_stride, stride_intrinsics, view_blocks
 from .surface import SurfaceConfig, SurfaceResult, fuse_and_mesh, make_depth_views
@@ -200,12 +200,12 @@ class TorchFusion:
             flat_blocks = (bl[:, 0] * bd[1] + bl[:, 1]) * bd[2] + bl[:, 2]
             return torch.unique(flat_blocks).cpu().numpy().astype(np.int64)
 
-    def estimate_depth_factor(self, depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray, offset: float,
-                              **kwargs: Any) -> DepthFactorEstimate:
-        """:func:`.depth_factor.estimate_depth_factor` with its view pairs measured on ``self.device`` (the hook
+    def gather_view_pairs(self, depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray, offset: float,
+                          **kwargs: Any) -> ViewPairs:
+        """:func:`.depth_factor.gather_view_pairs` with its view pairs measured on ``self.device`` (the hook
         :func:`.surface.fuse_and_mesh` calls); on a CPU device the numpy loop, which is faster there."""
         device = None if self.device.type == "cpu" else str(self.device)
-        return estimate_depth_factor(depth, w2c, intrinsics, offset, device=device, **kwargs)
+        return gather_view_pairs(depth, w2c, intrinsics, offset, device=device, **kwargs)
 
     def _sample_depth(self, depth, u, v):
         """torch twin of :func:`.surface.sample_depth`."""
