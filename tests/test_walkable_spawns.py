@@ -54,3 +54,19 @@ def test_spawns_on_a_ramp_and_fallback_on_a_slope():
     steep = _heightmap(np.tan(np.radians(25.0)) * x)  # nothing is level: spawns anyway, with a warning
     spawn, _ = sample_points(steep, WalkableConfig(num_spawn_points=8), rng=0)
     assert len(spawn) == 8
+
+
+def test_spawns_avoid_a_riser_smoothed_into_a_steep_ramp():
+    """A 0.15 m step that the mesh rounded into a two-cell ramp (0, 0.075, 0.15 m): its middle cell lies within the
+    level tolerance of both sides, yet a robot standing there straddles the step. No spawn within
+    ``spawn_level_radius`` of it; spawns on both levels, away from it, stay."""
+    shape = (81, 121)  # 4 m x 6 m
+    x = _x(shape)
+    heights = np.where(x < 3.0, 0.0, 0.15)
+    heights = np.where(np.isclose(x, 3.0), 0.075, heights)
+    hm = _heightmap(heights)
+    cfg = WalkableConfig(num_spawn_points=60, spawn_clearance=0.3)
+    spawn, _ = sample_points(hm, cfg, rng=0)
+    assert len(spawn) == 60
+    assert np.all(np.abs(spawn[:, 0] - 3.0) > cfg.spawn_level_radius - 1e-9), np.sort(np.abs(spawn[:, 0] - 3.0))[:5]
+    assert set(np.round(spawn[:, 2], 3)) == {0.0, 0.15}

@@ -93,8 +93,9 @@ class WalkableConfig:
     spawn_level_radius: float = 0.3
     """Spawn points stand on level ground: every walkable cell within this radius (a robot's footprint) ..."""
     spawn_level_tolerance: float = 0.1
-    """... lies within this height of the spawn point (so no spawn straddles a stair riser; ramps up to ~18 deg
-    pass at the defaults). Where no cell is that level, the test is dropped (logged)."""
+    """... lies within this height of the spawn point, and no two neighbouring cells within it differ by more than
+    half of it (so no spawn straddles a stair riser, even one the mesh smoothed into a steep ramp a cell or two
+    wide; ramps up to ~18 deg pass at the defaults). Where no cell is that level, the test is dropped (logged)."""
     num_spawn_points: int = 16
     """Spawn points sampled (fewer when the area is small)."""
     num_goal_points: int = 64
@@ -449,7 +450,8 @@ def _largest_region(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 def _level_cells(heights: np.ndarray, walkable: np.ndarray, radius_cells: float, tolerance: float) -> np.ndarray:
     """(H, W) bool: walkable cells whose walkable neighbours within ``radius_cells`` (a disk) all lie within
-    ``tolerance`` (metres) of their height."""
+    ``tolerance`` (metres) of their height, with no riser (two neighbouring walkable cells more than
+    ``tolerance / 2`` apart) within the disk."""
     from scipy import ndimage
 
     radius_cells = float(radius_cells) + 1e-6  # a radius of a whole number of cells includes that ring
@@ -460,7 +462,21 @@ def _level_cells(heights: np.ndarray, walkable: np.ndarray, radius_cells: float,
     high = ndimage.maximum_filter(np.where(walkable, h, -np.inf), footprint=disk, mode="constant", cval=-np.inf)
     low = ndimage.minimum_filter(np.where(walkable, h, np.inf), footprint=disk, mode="constant", cval=np.inf)
     with np.errstate(invalid="ignore"):
-        return walkable & (high - h <= tolerance) & (h - low <= tolerance)
+        level = walkable & (high - h <= tolerance) & (h - low <= tolerance)
+    # a riser: neighbouring walkable cells differing by more than half the tolerance (a reconstructed step edge is a
+    # steep ramp a cell or two wide, whose middle would pass the test above with both sides within tolerance)
+    riser = np.zeros_like(walkable)
+    for axis in (0, 1):
+        both = np.logical_and(np.take(walkable, range(1, h.shape[axis]), axis=axis),
+                              np.take(walkable, range(0, h.shape[axis] - 1), axis=axis))
+        jump = both & (np.abs(np.diff(h, axis=axis)) > tolerance / 2)
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (1, 0)
+        riser |= np.pad(jump, pad)
+        pad[axis] = (0, 1)
+        riser |= np.pad(jump, pad)
+    near_riser = ndimage.binary_dilation(riser, structure=disk)
+    return level & ~near_riser
 
 
 def _farthest_points(cells: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
