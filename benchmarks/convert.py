@@ -12,6 +12,7 @@ Usage::
     python benchmarks/convert.py --small               # 32 views of 160 x 90 (0.46M Gaussians)
     python benchmarks/convert.py --work /data/bench    # keep the fixture and the world between runs
     python benchmarks/convert.py --device cuda cpu --log   # both paths on one fixture, with the INFO log
+    python benchmarks/convert.py --device cuda --repeat 2  # a fresh process, then the same process again
 """
 
 from __future__ import annotations
@@ -30,13 +31,15 @@ import json, logging, sys, time
 logging.basicConfig(level=logging.INFO if sys.argv[6] == "1" else logging.WARNING, stream=sys.stderr,
                     format="%(relativeCreated)8.0f ms %(name)s: %(message)s")
 from lyra_isaac.convert import convert
-t0 = time.perf_counter()
-world = convert(sys.argv[1], sys.argv[2], camera_height=float(sys.argv[3]), device=sys.argv[4], preset=sys.argv[5],
-                overwrite=True)
-wall = time.perf_counter() - t0
+for run in range(int(sys.argv[7])):
+    t0 = time.perf_counter()
+    world = convert(sys.argv[1], sys.argv[2], camera_height=float(sys.argv[3]), device=sys.argv[4],
+                    preset=sys.argv[5], overwrite=True)
+    wall = time.perf_counter() - t0
+    print(json.dumps({"wall_s": wall, "timings_s": world.manifest.stats["timings_s"]}), flush=True)
 with open("/proc/self/status") as fh:
     fields = dict(line.split(":", 1) for line in fh)
-print(json.dumps({"wall_s": wall, "vmhwm_bytes": int(fields["VmHWM"].split()[0]) * 1024}))
+print(json.dumps({"vmhwm_bytes": int(fields["VmHWM"].split()[0]) * 1024}))
 """
 
 
@@ -51,6 +54,10 @@ def main() -> int:
     parser.add_argument("--preset", default="fast", choices=("fast", "quality"))
     parser.add_argument("--work", type=Path, help="work folder (default: a temp folder, removed)")
     parser.add_argument("--no-metrics", action="store_true", help="skip the fidelity evaluation")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="convert N times in the same process: the first pays the imports (torch: seconds), "
+                             "the CUDA context and first-use caches; later ones show the steady state of a process "
+                             "that converts many scenes (batch workers)")
     args = parser.parse_args()
     views, width, height = (32, 160, 90) if args.small else (128, 392, 224)
 
@@ -80,7 +87,8 @@ def _convert_and_report(args: argparse.Namespace, fixture, out: Path, device: st
     from lyra_isaac.synthetic import evaluate_world
 
     result = subprocess.run([sys.executable, "-c", CONVERT_SNIPPET, str(fixture.ply_path), str(out),
-                             str(fixture.eye_height_m), device, args.preset, "1" if args.log else "0"],
+                             str(fixture.eye_height_m), device, args.preset, "1" if args.log else "0",
+                             str(max(1, args.repeat))],
                             capture_output=True, text=True, check=False,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     if result.returncode != 0:
@@ -88,20 +96,21 @@ def _convert_and_report(args: argparse.Namespace, fixture, out: Path, device: st
         return result.returncode
     if args.log:
         print(result.stderr[-12000:])
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines() if line.startswith("{")]
+    runs, measured = lines[:-1], lines[-1]
     world = json.loads((out / "world.json").read_text())
-    timings = world["stats"]["timings_s"]
     print(f"\nconvert ({device}, preset {args.preset}, {os.cpu_count()} CPUs): "
           f"{fixture.n_gaussians:,} Gaussians, {len(world['spawn_points'])} spawn points, "
           f"{world['stats']['collision_triangles']:,} collision triangles")
-    print(f"{'stage':<10}{'seconds':>9}")
-    for stage, seconds in timings.items():
-        print(f"{stage:<10}{seconds:>9.1f}")
+    header = "".join(f"{'run ' + str(i + 1):>9}" for i in range(len(runs)))
+    print(f"{'stage':<10}{header}   (run 1: fresh process; later runs: same process)")
+    for stage in runs[0]["timings_s"]:
+        print(f"{stage:<10}" + "".join(f"{run['timings_s'].get(stage, float('nan')):>9.1f}" for run in runs))
     peak_gb = measured["vmhwm_bytes"] / 2**30
     print(f"peak RSS  {peak_gb:>8.2f} GB   (goal <= 8 GB)")
     goal = 120.0 if device == "cpu" else 15.0
-    print(f"total     {timings['total']:>8.1f} s    (goal <= {goal:.0f} s; process wall "
-          f"{measured['wall_s']:.1f} s)")
+    totals = ", ".join(f"{run['timings_s']['total']:.1f} s (wall {run['wall_s']:.1f} s)" for run in runs)
+    print(f"total     {totals}   (goal <= {goal:.0f} s)")
     if not args.no_metrics:
         report = evaluate_world(out, fixture).as_dict()
         keys = ("fscore_5cm", "chamfer_m", "floor_error_median_m", "floor_hole_fraction", "up_error_deg",
