@@ -12,6 +12,7 @@ from lyra_isaac.geometry.mesh import (
     MeshConfig,
     boundary_loops,
     chain_loops,
+    color_sources,
     colorize,
     finish_mesh,
     surface_distance,
@@ -225,6 +226,9 @@ def test_colorize_takes_nearby_splat_colours(max_sources, monkeypatch):
     right = verts[:, 0] > 0.3
     assert np.abs(out.colors[left].astype(int) - [230, 26, 26]).max() <= 2
     assert np.abs(out.colors[right].astype(int) - [26, 26, 230]).max() <= 2
+    # sources made beforehand (the converter makes them while the mesh is finished) give the same colours
+    prepared = colorize(TriangleMesh(verts, faces), scene, sources=color_sources(scene))
+    np.testing.assert_array_equal(prepared.colors, out.colors)
 
 
 def test_surface_distance_fallback_is_exact(monkeypatch):

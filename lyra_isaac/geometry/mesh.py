@@ -679,40 +679,64 @@ def _halve(pool: ThreadPoolExecutor | None, verts: np.ndarray,
 
 
 # ============================================================================================== colour
-def colorize(mesh: TriangleMesh, scene_world: GaussianScene, k: int = 8) -> TriangleMesh:
-    """Vertex colours from the splats near each vertex.
+@dataclass
+class ColorSources:
+    """The Gaussians that colour a mesh (:func:`color_sources`), ready to query; they do not depend on the mesh,
+    so they can be made while it is still being finished."""
 
-    Each vertex takes the opacity- and distance-weighted mean DC colour of its ``k`` nearest Gaussian centres
-    (weight = opacity / (distance + 1 cm)). Scenes above ``COLOR_MAX_SOURCES`` Gaussians use a fixed random subset
-    of that size (a Lyra scene has ~75 Gaussians per collision vertex), and the KD-tree is built unbalanced:
-    together 7.5 s -> ~2 s at 11M Gaussians.
+    tree: Any
+    """``scipy.spatial.cKDTree`` over the sources' (M, 3) centres, world frame, metres."""
+    rgb: np.ndarray
+    """(M, 3) float32 DC colour in [0, 1]."""
+    alpha: np.ndarray
+    """(M,) float32 opacity in [0, 1]."""
 
-    Args:
-        mesh: world frame, metres.
-        scene_world: Gaussians in the same frame.
-        k: neighbours per vertex.
 
-    Returns:
-        A new TriangleMesh with (V, 3) uint8 colours (grey where the scene is empty).
+def color_sources(scene_world: GaussianScene) -> ColorSources | None:
+    """The Gaussians :func:`colorize` takes colours from: all of ``scene_world``, or above ``COLOR_MAX_SOURCES`` a
+    fixed random subset of that size (a Lyra scene has ~75 Gaussians per collision vertex), with an unbalanced
+    KD-tree over their centres (together 7.5 s -> ~1 s at 11M Gaussians). None for an empty scene.
     """
     from scipy.spatial import cKDTree
 
-    if len(scene_world) == 0 or len(mesh.vertices) == 0:
-        colors = np.full((len(mesh.vertices), 3), 128, dtype=np.uint8)
-        return TriangleMesh(mesh.vertices, mesh.faces, colors)
-    k = int(min(k, len(scene_world)))
+    if len(scene_world) == 0:
+        return None
     sources = scene_world
     if len(scene_world) > COLOR_MAX_SOURCES:  # colours and opacities of the subset only, not of every Gaussian
         sources = scene_world.subset(np.sort(np.random.default_rng(0).choice(len(scene_world), COLOR_MAX_SOURCES,
                                                                              replace=False)))
     tree = cKDTree(sources.means, balanced_tree=False, compact_nodes=False)
-    dist, idx = tree.query(mesh.vertices, k=k, workers=cpu_threads())
+    return ColorSources(tree=tree, rgb=sources.colors(), alpha=sources.opacities())
+
+
+def colorize(mesh: TriangleMesh, scene_world: GaussianScene, k: int = 8,
+             sources: ColorSources | None = None) -> TriangleMesh:
+    """Vertex colours from the splats near each vertex.
+
+    Each vertex takes the opacity- and distance-weighted mean DC colour of its ``k`` nearest Gaussian centres
+    (weight = opacity / (distance + 1 cm)), among :func:`color_sources` of the scene.
+
+    Args:
+        mesh: world frame, metres.
+        scene_world: Gaussians in the same frame.
+        k: neighbours per vertex.
+        sources: ``color_sources(scene_world)`` when already made (e.g. on another thread while the mesh was
+            finished); made here when None.
+
+    Returns:
+        A new TriangleMesh with (V, 3) uint8 colours (grey where the scene is empty).
+    """
+    if len(scene_world) == 0 or len(mesh.vertices) == 0:
+        colors = np.full((len(mesh.vertices), 3), 128, dtype=np.uint8)
+        return TriangleMesh(mesh.vertices, mesh.faces, colors)
+    if sources is None:
+        sources = color_sources(scene_world)
+    k = int(min(k, len(sources.alpha)))
+    dist, idx = sources.tree.query(mesh.vertices, k=k, workers=cpu_threads())
     if k == 1:
         dist, idx = dist[:, None], idx[:, None]
-    rgb = sources.colors()
-    alpha = sources.opacities()
-    w = alpha[idx] / (dist + 0.01)
+    w = sources.alpha[idx] / (dist + 0.01)
     w_sum = w.sum(axis=1, keepdims=True)
-    color = (rgb[idx] * w[..., None]).sum(axis=1) / np.maximum(w_sum, 1e-12)
+    color = (sources.rgb[idx] * w[..., None]).sum(axis=1) / np.maximum(w_sum, 1e-12)
     color = np.where(w_sum > 0, color, 0.5)
     return TriangleMesh(mesh.vertices, mesh.faces, np.clip(np.round(color * 255), 0, 255).astype(np.uint8))
