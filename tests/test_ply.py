@@ -20,6 +20,7 @@ from lyra_isaac.splats.ply import (
     PlyStreamWriter,
     read_header,
     read_ply,
+    resolve_scene_path,
     write_ply,
 )
 from lyra_isaac.splats.scene import GaussianScene
@@ -346,6 +347,25 @@ def expect_error(path: Path, pattern: str) -> InputError:
     assert str(path) in message, message
     assert pattern in message, message
     return info.value
+
+
+def test_resolve_scene_path_inria_model_folder(tmp_path):
+    """An INRIA model folder resolves to the splats of its last saved iteration (numerically largest N)."""
+    model = tmp_path / "model"
+    for n in (7000, 30000, 9000):
+        (model / "point_cloud" / f"iteration_{n}").mkdir(parents=True)
+        (model / "point_cloud" / f"iteration_{n}" / "point_cloud.ply").write_bytes(b"ply")
+    (model / "point_cloud" / "iteration_99999").mkdir()  # no PLY inside: skipped
+    (model / "point_cloud" / "iteration_final").mkdir()  # not a number: skipped
+    assert resolve_scene_path(model) == model / "point_cloud" / "iteration_30000" / "point_cloud.ply"
+    ply_file = model / "point_cloud" / "iteration_7000" / "point_cloud.ply"
+    assert resolve_scene_path(ply_file) == ply_file
+    (model / "input.ply").write_bytes(b"ply")  # a folder's only top-level PLY still wins (as before)
+    assert resolve_scene_path(model) == model / "input.ply"
+    empty = tmp_path / "empty"
+    (empty / "point_cloud" / "iteration_10").mkdir(parents=True)
+    with pytest.raises(InputError, match="iteration_<N>"):
+        resolve_scene_path(empty)
 
 
 def test_error_missing_file_and_directory(tmp_path):

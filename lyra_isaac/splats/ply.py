@@ -223,15 +223,21 @@ def _parse_property(path: Path, words: list[str], line: str, number: int) -> Ply
 
 LYRA_PLY_NAME = "reconstructed_scene.ply"
 """The PLY inside a Lyra 2.0 output folder."""
+INRIA_POINT_CLOUD_DIR = "point_cloud"
+INRIA_ITERATION_PREFIX = "iteration_"
+INRIA_PLY_NAME = "point_cloud.ply"
+"""An INRIA 3DGS model folder keeps its splats in ``point_cloud/iteration_<N>/point_cloud.ply``, one per saved
+training iteration."""
 
 
 def resolve_scene_path(path: str | Path) -> Path:
-    """The PLY that ``path`` names: the file itself, or inside a folder its ``reconstructed_scene.ply`` (else its
-    only ``.ply``).
+    """The PLY that ``path`` names: the file itself, or inside a folder its ``reconstructed_scene.ply`` (Lyra),
+    else its only ``.ply``, else (an INRIA model folder) ``point_cloud/iteration_<N>/point_cloud.ply`` of the
+    largest ``N`` (the final training iteration).
 
     Raises:
-        InputError: the path does not exist, or a folder holds no ``reconstructed_scene.ply`` and not exactly one
-            ``.ply``.
+        InputError: the path does not exist, or a folder holds no ``reconstructed_scene.ply``, not exactly one
+            ``.ply`` and no INRIA ``point_cloud/iteration_<N>/point_cloud.ply``.
     """
     path = Path(path)
     if not path.exists():
@@ -242,10 +248,17 @@ def resolve_scene_path(path: str | Path) -> Path:
     if candidate.is_file():
         return candidate
     plys = sorted(p for p in path.glob("*.ply") if p.is_file())
-    if len(plys) != 1:
-        raise InputError(path, f"folder holds no {LYRA_PLY_NAME} and {len(plys)} other .ply files (pass the PLY "
-                               "file itself)")
-    return plys[0]
+    if len(plys) == 1:
+        return plys[0]
+    if not plys:
+        iterations = [(int(d.name[len(INRIA_ITERATION_PREFIX):]), d / INRIA_PLY_NAME)
+                      for d in (path / INRIA_POINT_CLOUD_DIR).glob(f"{INRIA_ITERATION_PREFIX}*")
+                      if d.name[len(INRIA_ITERATION_PREFIX):].isdigit() and (d / INRIA_PLY_NAME).is_file()]
+        if iterations:
+            return max(iterations)[1]
+    raise InputError(path, f"folder holds no {LYRA_PLY_NAME}, {len(plys)} other .ply files and no INRIA "
+                           f"{INRIA_POINT_CLOUD_DIR}/{INRIA_ITERATION_PREFIX}<N>/{INRIA_PLY_NAME} (pass the PLY "
+                           "file itself)")
 
 
 def _check_file(path: str | Path) -> Path:
