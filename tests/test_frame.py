@@ -119,6 +119,14 @@ def test_cameras_in_another_frame_raise():
         estimate_frame(case.scene.means, swapped)
 
 
+def test_cameras_above_flat_ground_are_inside():
+    """Flat ground spans a few cm of height: the cameras 1.6 m above it still share its frame (the box the camera
+    centres must lie in is padded by a quarter of its largest extent, not of its height)."""
+    case = terrain_case(tilt_deg=0.0, amplitude=0.02)
+    frame = estimate_frame(case.scene.means, case.cameras)
+    assert _up_error_deg(case, frame.up_source) <= UP_TOLERANCE_DEG
+
+
 def test_no_floor_raises():
     rng = np.random.default_rng(0)
     blob = rng.normal(size=(20_000, 3))  # an isotropic cloud: no plane

@@ -420,15 +420,18 @@ def check_cameras(points: np.ndarray, cameras: CameraPath, cfg: FrameConfig | No
     """Check that cameras and points share a frame; return the measured fractions.
 
     Raises:
-        ConversionError: fewer than ``min_cameras_inside`` of the camera centres lie inside the points' padded
-            bounding box, or the median camera sees fewer than ``min_visible_fraction`` of the points.
+        ConversionError: fewer than ``min_cameras_inside`` of the camera centres lie inside the points' bounding
+            box (1st-99th percentiles, padded on every axis by a quarter of its largest extent), or the median
+            camera sees fewer than ``min_visible_fraction`` of the points.
     """
     cfg = cfg or FrameConfig()
     pts = np.asarray(points, dtype=np.float64)
     if len(pts) > 50_000:
         pts = pts[:: len(pts) // 50_000]
     low, high = np.percentile(pts, 1, axis=0), np.percentile(pts, 99, axis=0)
-    pad = 0.25 * (high - low) + 1e-9
+    # padded by a quarter of the *largest* extent on every axis: flat terrain spans a few cm of height, and the
+    # cameras above it lie well outside a box padded by its own height
+    pad = 0.25 * float(np.max(high - low)) + 1e-9
     centers = cameras.centers()
     inside = float(np.mean(np.all((centers >= low - pad) & (centers <= high + pad), axis=1)))
     step = max(1, len(cameras) // 16)
