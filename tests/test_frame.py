@@ -83,6 +83,21 @@ def test_no_cameras_arbitrary_frame_picks_largest_low_plane():
     assert frame.stats["no_camera_decision"] == "largest low plane"
 
 
+def test_no_cameras_ranks_planes_by_area_not_point_count():
+    """A wall seen from near holds more points than the larger floor seen from afar (optimized 3DGS: density
+    follows the training cameras); without cameras the floor is the low plane of largest *area*."""
+    rng = np.random.default_rng(0)
+    floor = np.c_[rng.uniform(0, 10, (10_000, 2)), np.zeros(10_000)]  # 100 m2, 100 points / m2
+    wall = np.c_[np.zeros(36_000), rng.uniform(0, 10, 36_000), rng.uniform(0, 3, 36_000)]  # 30 m2, 1200 / m2
+    world = np.r_[floor, wall] + rng.normal(0, 0.003, (46_000, 3))
+    spin = rotation((0.3, 0.2, 1.0), 120.0)  # a source frame unrelated to Lyra's camera frame
+    frame = estimate_frame(world @ spin.T, None)
+    true_up = spin @ np.array([0.0, 0.0, 1.0])
+    assert np.degrees(np.arccos(np.clip(frame.up_source @ true_up, -1, 1))) <= UP_TOLERANCE_DEG
+    chosen = max(frame.stats["candidates"], key=lambda c: c["area_cells"])
+    assert chosen["inliers"] < max(c["inliers"] for c in frame.stats["candidates"])  # fewer points, larger area
+
+
 def test_terrain_with_cameras():
     case = terrain_case(tilt_deg=8.0, scale=1.0)
     frame = estimate_frame(case.scene.means, case.cameras)

@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 
 from lyra_isaac.convert import convert
+from lyra_isaac.geometry.frame import estimate_frame
 from lyra_isaac.geometry.point_render import render_splat_depths
 from lyra_isaac.geometry.surface import SurfaceConfig
 from lyra_isaac.splats.cameras import CameraPath, find_cameras, load_cameras
-from lyra_isaac.splats.ply import read_ply
+from lyra_isaac.splats.clean import CleanConfig, clean_scene
+from lyra_isaac.splats.ply import load_scene, read_ply
 from lyra_isaac.splats.scene import GaussianScene
 from lyra_isaac.synthetic import evaluate_world, make_optimized_fixture
 
@@ -51,6 +53,28 @@ def test_optimized_scene_with_cameras_json(tmp_path, scene):
     world = convert(fx.ply_path, tmp_path / "world", camera_height=fx.eye_height_m)
     assert world.manifest.source["cameras"].endswith("cameras.json")
     check(evaluate_world(world.path, fx), REACHED[scene])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_optimized_room_without_cameras_finds_the_floor(tmp_path, seed):
+    """No camera file, a random COLMAP-like frame: the walls hold more Gaussians than the floor (density follows
+    the training cameras), yet the floor is found (by area) and up is within 0.5 deg (was 90 deg by count)."""
+    fx = make_optimized_fixture("apartment", tmp_path / "model", seed=seed, cameras="none", **SIZE)
+    cleaned = clean_scene(load_scene(fx.ply_path), None, CleanConfig())
+    frame = estimate_frame(cleaned.geometry.means, None)
+    true_up = fx.source_to_world[2, :3] / np.linalg.norm(fx.source_to_world[2, :3])
+    assert np.degrees(np.arccos(np.clip(frame.up_source @ true_up, -1.0, 1.0))) < 0.5, frame.stats
+
+
+def test_colmap_like_frame_has_minus_y_up(tmp_path):
+    """The fixture's COLMAP-like frames put up along source -Y, as the first camera's (OpenCV, +Y down) axes do."""
+    from lyra_isaac.synthetic.optimized_fixture import OptimizedConfig, random_similarity
+
+    cfg = OptimizedConfig(colmap_up_probability=1.0)
+    for seed in range(5):
+        m, _ = random_similarity(np.random.default_rng(seed), cfg)
+        up = m[2, :3] / np.linalg.norm(m[2, :3])
+        assert up @ np.array([0.0, -1.0, 0.0]) > np.cos(np.radians(3.01))
 
 
 def test_fixture_traits(tmp_path):

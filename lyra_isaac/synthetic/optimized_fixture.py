@@ -154,7 +154,7 @@ def random_similarity(rng: np.random.Generator, cfg: OptimizedConfig) -> tuple[n
     scale = float(np.exp(rng.uniform(*np.log(cfg.scale_range))))
     if rng.random() < cfg.colmap_up_probability:
         # world (Z up) -> source: +Z -> -Y; yaw about the up axis, then a small tilt
-        base = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # rows: world x, y, z in source
+        base = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # rows: world x, y, z in source
         yaw = rng.uniform(0, 2 * np.pi)
         c, s = np.cos(yaw), np.sin(yaw)
         r_yaw = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
