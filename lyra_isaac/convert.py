@@ -15,12 +15,14 @@ Read :func:`convert` top to bottom to follow a Gaussian's way through lyra_isaac
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import resource
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,7 +44,7 @@ from .geometry.frame import (
     source_to_world_matrix,
     view_groups,
 )
-from .geometry.mesh import MeshConfig, colorize, finish_mesh
+from .geometry.mesh import MeshConfig, color_sources, colorize, finish_mesh
 from .geometry.surface import SurfaceConfig, SurfaceResult, extract_surface
 from .geometry.walkable import WalkableConfig, build_heightmap, sample_points
 from .mjcf.scene import MjcfConfig, write_mjcf_scene
@@ -53,11 +55,13 @@ from .splats.cameras import CameraPath, find_cameras, load_cameras
 from .splats.clean import CleanConfig, clean_scene
 from .splats.ply import load_scene, resolve_scene_path
 from .splats.scene import GaussianScene
+from .threads import cpu_threads
 from .usd.stage import UsdConfig, write_usd_stage
 from .world import (
     COLLISION_PLY,
     HEIGHTMAP_NPZ,
     VISUAL_PLY,
+    TriangleMesh,
     World,
     WorldDir,
     WorldManifest,
@@ -76,6 +80,18 @@ DEVICES = ("cpu", "cuda")
 # Share of the progress bar each stage takes (measured roughly on Lyra-size scenes).
 STAGE_WEIGHTS = {"load": 0.08, "clean": 0.07, "frame": 0.05, "surface": 0.45, "mesh": 0.12, "walkable": 0.08,
                  "write": 0.15}
+WRITE_ORDER = (3, 5, 4, 0, 1, 2)
+"""Order :func:`write_world_files` starts its writers in on a thread pool (indices into its list, which is in file
+order: collision PLY, visual PLY, height map, USD, MuJoCo, previews): USD (with the splats), previews,
+MuJoCo, then the PLY files and height map (longest first, so the last to start are the quick ones)."""
+WRITER_MODULES = ("pxr.Gf", "pxr.Kind", "pxr.Sdf", "pxr.Usd", "pxr.UsdGeom", "pxr.UsdLux", "pxr.UsdPhysics",
+                  "pxr.UsdShade", "pxr.UsdVol", "pxr.Vt", "PIL.Image", "matplotlib.backends.backend_agg",
+                  "matplotlib.cm", "matplotlib.colors", "matplotlib.figure", "matplotlib.patches", "scipy.ndimage",
+                  "trimesh", "open3d")
+"""Native modules the writers import lazily: :func:`write_world_files` imports them on the calling thread before
+its pool starts. First imports on two threads at once can hang for good: pxr.Tf and PIL._imaging, each loading on
+its own thread, did in 1 of 3 fresh processes (most likely USD's load-time initializers wait for the GIL while
+holding the dynamic loader's lock, which the other thread, holding the GIL, waits for)."""
 
 
 @dataclass
@@ -255,8 +271,7 @@ def convert(
     done += STAGE_WEIGHTS["surface"]
 
     with _stage("mesh", timings, progress, done):
-        collision, mesh_stats = finish_mesh(surface.mesh, cfg.mesh)
-        visual = colorize(collision, render)
+        collision, mesh_stats, visual = _finish_and_colorize(surface.mesh, render, cfg.mesh)
     done += STAGE_WEIGHTS["mesh"]
 
     with _stage("walkable", timings, progress, done):
@@ -335,6 +350,21 @@ def _remove_depth_factor(surface: SurfaceResult, source_to_world: np.ndarray,
     return correction @ source_to_world, new_scale
 
 
+def _finish_and_colorize(raw: TriangleMesh, render: GaussianScene,
+                         cfg: MeshConfig) -> tuple[TriangleMesh, dict[str, Any], TriangleMesh]:
+    """:func:`finish_mesh` then :func:`colorize`: (collision mesh, mesh stats, visual mesh). With more than one
+    thread (:func:`cpu_threads`) the colour sources (a subset of the splats and its KD-tree, ~1 s at Lyra size,
+    independent of the mesh) are made on a worker thread while the mesh is finished; the result is the same."""
+    if cpu_threads() < 2:
+        collision, stats = finish_mesh(raw, cfg)
+        return collision, stats, colorize(collision, render)
+    importlib.import_module("scipy.spatial")  # first imports stay on this thread (see WRITER_MODULES)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sources = pool.submit(color_sources, render)
+        collision, stats = finish_mesh(raw, cfg)
+        return collision, stats, colorize(collision, render, sources=sources.result())
+
+
 def _surface_cameras(camera_path: CameraPath | None, cameras_path: Path | None) -> CameraPath | None:
     """The views to extract the surface from (source frame).
 
@@ -361,17 +391,51 @@ def _pixel_aligned(scene: GaussianScene, cameras: CameraPath | None, cfg: Surfac
 
 
 def write_world_files(world: World, directory: Path, usd_cfg: UsdConfig, mjcf_cfg: MjcfConfig) -> dict[str, Any]:
-    """Write every file of a world except world.json into ``directory``; fills ``world.manifest.files``."""
-    files: dict[str, Any] = {"collision": COLLISION_PLY, "visual": VISUAL_PLY, "heightmap": HEIGHTMAP_NPZ}
-    write_mesh_ply(world.collision, directory / COLLISION_PLY)
-    if world.visual is not None:
-        write_mesh_ply(world.visual, directory / VISUAL_PLY)
+    """Write every file of a world except world.json into ``directory``; fills ``world.manifest.files``.
+
+    The writers (collision and visual PLY, height map, USD stage, MuJoCo scene, previews) write different files, so
+    with more than one thread (:func:`cpu_threads`) they run on a pool of that many threads, the slow ones first
+    (they overlap where they release the GIL: numpy's bulk operations, zlib, open3d's ray casting; USD's authoring
+    and saving mostly hold it). The files are the same either way and ``files`` lists them in the same order. When
+    writers fail, every writer is let finish first (nothing writes into ``directory`` after this returns or
+    raises), then the error of the first failing one in that order is raised, as the serial order would have.
+    """
+    writers: list[Callable[[], dict[str, Any]]] = [
+        lambda: _written({"collision": COLLISION_PLY}, write_mesh_ply, world.collision, directory / COLLISION_PLY),
+        lambda: ({} if world.visual is None
+                 else _written({"visual": VISUAL_PLY}, write_mesh_ply, world.visual, directory / VISUAL_PLY)),
+        lambda: _written({"heightmap": HEIGHTMAP_NPZ}, world.heightmap.save, directory / HEIGHTMAP_NPZ),
+        lambda: write_usd_stage(world, directory, usd_cfg),
+        lambda: write_mjcf_scene(world, directory, mjcf_cfg),
+        lambda: {"previews": sorted(write_previews(world, directory).values())},
+    ]
+    threads = min(cpu_threads(), len(writers))
+    if threads < 2:
+        parts = [write() for write in writers]
     else:
-        files.pop("visual")
-    world.heightmap.save(directory / HEIGHTMAP_NPZ)
-    files.update(write_usd_stage(world, directory, usd_cfg))
-    files.update(write_mjcf_scene(world, directory, mjcf_cfg))
-    files["previews"] = sorted(write_previews(world, directory).values())
+        _import_writer_modules()
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="write") as pool:
+            futures = {i: pool.submit(writers[i]) for i in WRITE_ORDER}
+            wait(futures.values())
+        parts = [futures[i].result() for i in range(len(writers))]  # the first failure in file order raises
+    files: dict[str, Any] = {}
+    for part in parts:
+        files.update(part)
     world.manifest.files = files
     return files
 
+
+
+def _import_writer_modules() -> None:
+    """Import :data:`WRITER_MODULES` now (those that are installed; a writer that needs a missing one reports it)."""
+    for name in WRITER_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
+def _written(files: dict[str, Any], write: Callable[..., Any], *args: Any) -> dict[str, Any]:
+    """Call ``write(*args)`` and return ``files`` (the manifest entries of what it wrote)."""
+    write(*args)
+    return files
