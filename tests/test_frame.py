@@ -216,5 +216,8 @@ def test_view_groups_from_row_index():
     assert groups[0] == 0 and groups[per_view] == 1 and groups[-1] == (n - 1) // per_view
     case.scene.extra["rows_in_file"] += 1  # not divisible by the camera count: 64 equal blocks
     assert view_groups(case.scene, case.cameras).max() == 63
+    # rows in no spatial order (optimized 3DGS, shuffled files): blocks of rows would be random subsets
+    shuffled = replace(case.scene, means=case.scene.means[np.random.default_rng(0).permutation(n)])
+    assert view_groups(shuffled, case.cameras) is None
     del case.scene.extra["row_index"]
     assert view_groups(case.scene, case.cameras) is None
