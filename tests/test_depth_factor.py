@@ -59,8 +59,9 @@ def test_correction_puts_the_floor_back_and_keeps_the_eye_height(method):
     np.testing.assert_allclose(depth_factor_correction(1.0, ScaleEstimate(1.0, method, eye)), np.eye(4))
 
 
+@pytest.mark.parametrize("partner_order", ["baseline", "overlap"])
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
-def test_torch_pair_terms_match_numpy(device):
+def test_torch_pair_terms_match_numpy(device, partner_order):
     """The torch twin of the pair loop (the CUDA path's) gives the numpy estimate: the same correspondences and
     pairs, the factor to rounding (float64, summation order only)."""
     torch = pytest.importorskip("torch")
@@ -69,8 +70,8 @@ def test_torch_pair_terms_match_numpy(device):
     rng = np.random.default_rng(3)
     depth, w2c, k = room_views(*walk(16))
     noisy = depth * (1.03 * (1 + 0.002 * rng.standard_normal(len(depth)))).astype(np.float32)[:, None, None]
-    ref_pairs = gather_view_pairs(noisy, w2c, k, OFFSET)
-    got_pairs = gather_view_pairs(noisy, w2c, k, OFFSET, device=device)
+    ref_pairs = gather_view_pairs(noisy, w2c, k, OFFSET, partner_order=partner_order)
+    got_pairs = gather_view_pairs(noisy, w2c, k, OFFSET, device=device, partner_order=partner_order)
     for name in ("pair", "pixel_a", "pixel_b"):
         np.testing.assert_array_equal(getattr(got_pairs, name), getattr(ref_pairs, name), err_msg=name)
     for name in ("baseline", "reach_a", "reach_b"):
@@ -82,3 +83,20 @@ def test_torch_pair_terms_match_numpy(device):
     assert got.std_error == pytest.approx(ref.std_error, rel=1e-6)
     assert got.residual_m == pytest.approx(ref.residual_m, rel=1e-6)
     assert estimate_depth_factor(np.zeros_like(depth), w2c, k, OFFSET, device=device) == NOT_ESTIMATED
+
+
+def test_partner_orders():
+    """'baseline' partners are the far overlapping views, 'overlap' partners the ones that see most of a view; an
+    unknown order is refused."""
+    depth, w2c, k = room_views(*walk(16))
+    centres = -np.einsum("fji,fj->fi", w2c[:, :3, :3], w2c[:, :3, 3])
+    far = gather_view_pairs(depth, w2c, k, OFFSET, partners=3, partner_order="baseline")
+    near = gather_view_pairs(depth, w2c, k, OFFSET, partners=3, partner_order="overlap")
+
+    def mean_baseline(pairs):
+        a, b = pairs.pair // len(depth), pairs.pair % len(depth)
+        return float(np.linalg.norm(centres[a] - centres[b], axis=1).mean())
+
+    assert mean_baseline(far) > mean_baseline(near)
+    with pytest.raises(ValueError, match="partner_order"):
+        gather_view_pairs(depth, w2c, k, OFFSET, partner_order="nearest")

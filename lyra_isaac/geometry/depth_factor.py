@@ -167,7 +167,7 @@ class ViewPairs:
 
 def gather_view_pairs(depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray, offset: float, *,
                       samples: int = 2000, partners: int = 12, rng: np.random.Generator | None = None,
-                      device: str | None = None) -> ViewPairs:
+                      device: str | None = None, partner_order: str = "baseline") -> ViewPairs:
     """Sample pixels of every view and match them in the overlapping views with the longest baselines.
 
     Args:
@@ -176,8 +176,11 @@ def gather_view_pairs(depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray
         intrinsics: (F, 3, 3) pixels.
         offset: pixel (u, v) is centred at (u + offset, v + offset).
         samples: pixels sampled per view (fewer when views x partners x samples exceeds ``MAX_CANDIDATES``).
-        partners: views each view is compared with (the longest baselines among those that overlap it).
+        partners: views each view is compared with, among those that overlap it.
         rng: sampling generator (default: seeded 0).
+        partner_order: which overlapping views are the partners: "baseline" (the longest baselines, weighted by
+            the square root of the overlap: what measures the shared depth factor) or "overlap" (the views that see
+            most of this one: correspondences spread over the whole image, what a per-view warp needs).
         device: a torch device ("cuda", "cpu") to measure the view pairs on (:func:`_pairs_torch`: the same
             float64 arithmetic, every partner of a view in one pass); None: numpy. The pixel draws are the same
             either way; only summation order differs (the terms agree to ~1e-12).
@@ -197,7 +200,8 @@ def gather_view_pairs(depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray
         sample_rows.append(pick // width)
         sample_cols.append(pick % width)
     if device is not None:
-        return _pairs_torch(depth, w2c, intrinsics, offset, centres, sample_rows, sample_cols, partners, device)
+        return _pairs_torch(depth, w2c, intrinsics, offset, centres, sample_rows, sample_cols, partners, device,
+                            partner_order)
     parts: list[tuple[np.ndarray, ...]] = []
     n_pairs = 0
     for a in range(frames):
@@ -206,7 +210,8 @@ def gather_view_pairs(depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray
         cam_a = _camera_points(depth[a], intrinsics[a], sample_rows[a], sample_cols[a], offset)
         ray_a = cam_a @ rot[a]  # (S, 3) world offset from C_a
         x_a = centres[a] + ray_a
-        chosen = _partners(a, x_a[:PROBE_SAMPLES], depth, w2c, intrinsics, offset, centres, partners)
+        chosen = _partners(a, x_a[:PROBE_SAMPLES], depth, w2c, intrinsics, offset, centres, partners,
+                           partner_order)
         for b in chosen:
             row, col, z, inside = _project(x_a, w2c[b], intrinsics[b], offset, width, height)
             d_b = depth[b][row, col].astype(np.float64)
@@ -284,7 +289,7 @@ def _finish_estimate(bb: np.ndarray, gg: np.ndarray, pair: np.ndarray, reach: np
 
 
 def _partners(a: int, probes: np.ndarray, depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray,
-              offset: float, centres: np.ndarray, count: int) -> np.ndarray:
+              offset: float, centres: np.ndarray, count: int, order_by: str = "baseline") -> np.ndarray:
     """Up to ``count`` views other than ``a`` that see at least ``MIN_OVERLAP`` of ``probes`` ((S, 3) world points of
     view ``a``), longest baseline first. All views are probed in one (F, S) pass."""
     frames, height, width = depth.shape
@@ -302,8 +307,16 @@ def _partners(a: int, probes: np.ndarray, depth: np.ndarray, w2c: np.ndarray, in
     overlap[a] = 0.0
     baseline = np.linalg.norm(centres - centres[a], axis=1)
     candidates = np.flatnonzero(overlap >= MIN_OVERLAP)
-    order = np.argsort(-(baseline[candidates] * np.sqrt(overlap[candidates])))
-    return candidates[order[:count]]
+    return candidates[_partner_order(candidates, baseline, overlap, order_by)[:count]]
+
+
+def _partner_order(candidates: np.ndarray, baseline: np.ndarray, overlap: np.ndarray, order_by: str) -> np.ndarray:
+    """Ranks of the (C,) candidate views, best partner first (see :func:`gather_view_pairs`' ``partner_order``)."""
+    if order_by == "overlap":
+        return np.argsort(-overlap[candidates], kind="stable")
+    if order_by != "baseline":
+        raise ValueError(f"partner_order must be 'baseline' or 'overlap', got {order_by!r}")
+    return np.argsort(-(baseline[candidates] * np.sqrt(overlap[candidates])))
 
 
 def _huber_factor(b: np.ndarray, g: np.ndarray, expected: np.ndarray,
@@ -345,7 +358,7 @@ def _jackknife(b: np.ndarray, g: np.ndarray, weights: np.ndarray, pair: np.ndarr
 
 def _pairs_torch(depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray, offset: float, centres: np.ndarray,
                  sample_rows: list[np.ndarray], sample_cols: list[np.ndarray], partners: int,
-                 device: str) -> ViewPairs:
+                 device: str, partner_order: str = "baseline") -> ViewPairs:
     """torch twin of the pair loop of :func:`gather_view_pairs` (float64; all partners of a view at once).
 
     Args:
@@ -409,8 +422,7 @@ def _pairs_torch(depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray, off
             overlap[a] = 0.0
             baseline = np.linalg.norm(centres - centres[a], axis=1)
             candidates = np.flatnonzero(overlap >= MIN_OVERLAP)
-            order = np.argsort(-(baseline[candidates] * np.sqrt(overlap[candidates])))
-            chosen = candidates[order[:partners]]
+            chosen = candidates[_partner_order(candidates, baseline, overlap, partner_order)[:partners]]
             if len(chosen) == 0:
                 continue
             cb = torch.as_tensor(chosen, device=dev)

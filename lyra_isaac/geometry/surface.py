@@ -348,43 +348,46 @@ def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, whe
             params = normalize_params(params, model)
             corrected = np.stack([apply_correction(depth[f], params[f], model, views.pixel_offset,
                                                    views.intrinsics[f]) for f in range(len(views))])
-        if cfg.depth_factor or cfg.refine_warps:
-            # the views measured against each other: one gathering of correspondences serves both steps
-            t_pairs = time.perf_counter()
-            progress.update("surface: views against each other", 0.55)
-            gather = getattr(backend, "gather_view_pairs", gather_view_pairs)
+        gather = getattr(backend, "gather_view_pairs", gather_view_pairs)
+        if cfg.depth_factor:
+            # the views against each other, partners with the longest baselines: the shared factor shows there
+            t_factor = time.perf_counter()
+            progress.update("surface: shared depth factor", 0.55)
             pairs = gather(corrected, views.w2c, views.intrinsics, views.pixel_offset,
-                           samples=cfg.depth_factor_samples, partners=cfg.depth_factor_partners)
-            factor = 1.0
-            if cfg.depth_factor:
-                estimate = depth_factor_from_pairs(pairs)
-                applied = (estimate.std_error <= cfg.depth_factor_max_error
-                           and abs(estimate.factor - 1.0) <= cfg.depth_factor_max_change)
-                if applied:
-                    factor = estimate.factor
-                    params = params * factor
-                    corrected = corrected * np.float32(factor)
-                stats["depth_factor"] = {**estimate.as_dict(), "applied": bool(applied)}
-                logger.info("surface: depth factor shared by all views %.4f +- %.4f from %d view pairs (%d points): "
-                            "%s", estimate.factor, estimate.std_error, estimate.pairs, estimate.correspondences,
-                            "applied" if applied else "not applied (uncertain or implausible)")
-            timings["depth_factor"] = time.perf_counter() - t_pairs
-            if cfg.refine_warps:
-                t_warps = time.perf_counter()
-                refinement = refine_view_warps(pairs, factor, scale_prior=cfg.refine_warps_scale_prior,
-                                               shape_prior=cfg.refine_warps_shape_prior,
-                                               max_change=cfg.refine_warps_max_change)
-                if refinement.applied:
-                    corrected *= refinement.multipliers(*corrected.shape[1:])
-                    warp_mean = refinement.coefficients[:, 0] + (refinement.coefficients[:, 3]
-                                                                 + refinement.coefficients[:, 5]) / 3.0
-                stats["view_warps"] = refinement.as_dict()
-                logger.info("surface: view warps refined jointly over %d correspondences: disagreement %.3f -> %.3f m, "
-                            "largest change %.1f %% (%s)", refinement.correspondences, refinement.residual_before_m,
-                            refinement.residual_after_m, 100 * refinement.max_change,
-                            "applied" if refinement.applied else "not applied")
-                timings["view_warps"] = time.perf_counter() - t_warps
-            del pairs
+                           samples=cfg.depth_factor_samples, partners=cfg.depth_factor_partners,
+                           partner_order="baseline")
+            estimate = depth_factor_from_pairs(pairs)
+            applied = (estimate.std_error <= cfg.depth_factor_max_error
+                       and abs(estimate.factor - 1.0) <= cfg.depth_factor_max_change)
+            if applied:
+                params = params * estimate.factor
+                corrected = corrected * np.float32(estimate.factor)
+            stats["depth_factor"] = {**estimate.as_dict(), "applied": bool(applied)}
+            logger.info("surface: depth factor shared by all views %.4f +- %.4f from %d view pairs (%d points): %s",
+                        estimate.factor, estimate.std_error, estimate.pairs, estimate.correspondences,
+                        "applied" if applied else "not applied (uncertain or implausible)")
+            timings["depth_factor"] = time.perf_counter() - t_factor
+        if cfg.refine_warps:
+            # partners that see most of each view: correspondences over its whole image, so its warp is fitted
+            # where it applies (long-baseline partners see a part of it: the warp then extrapolates)
+            t_warps = time.perf_counter()
+            progress.update("surface: view warps", 0.57)
+            pairs = gather(corrected, views.w2c, views.intrinsics, views.pixel_offset,
+                           samples=cfg.depth_factor_samples, partners=cfg.depth_factor_partners,
+                           partner_order="overlap")
+            refinement = refine_view_warps(pairs, scale_prior=cfg.refine_warps_scale_prior,
+                                           shape_prior=cfg.refine_warps_shape_prior,
+                                           max_change=cfg.refine_warps_max_change)
+            if refinement.applied:
+                corrected = corrected * refinement.multipliers(*corrected.shape[1:])
+                warp_mean = refinement.coefficients[:, 0] + (refinement.coefficients[:, 3]
+                                                             + refinement.coefficients[:, 5]) / 3.0
+            stats["view_warps"] = refinement.as_dict()
+            logger.info("surface: view warps refined jointly over %d correspondences: disagreement %.3f -> %.3f m, "
+                        "largest change %.1f %% (%s)", refinement.correspondences, refinement.residual_before_m,
+                        refinement.residual_after_m, 100 * refinement.max_change,
+                        "applied" if refinement.applied else "not applied")
+            timings["view_warps"] = time.perf_counter() - t_warps
         # consensus of the corrected views, then drop what still disagrees with it
         coarse = fuse_views(views, corrected, coarse_voxel, trunc, cfg.near_weight_power, box, backend, progress,
                             "surface: consensus", (0.55, 0.65), max_views=cfg.align_max_views)

@@ -7,7 +7,10 @@ against the consensus extrapolates wherever the view has no consensus to fit aga
 plain scale (see the README's fidelity notes).
 
 Here all views' warps are fitted at once to the point correspondences between views (:class:`.depth_factor
-.ViewPairs`, the depth factor's gathering): with view ``v``'s depth multiplied by ``1 + delta_v(x, y)``, a smooth
+.ViewPairs`, gathered like the depth factor's but with each view's partners chosen by overlap, not baseline: a
+warp needs correspondences over the whole image, and long-baseline partners see only part of it, so the fitted warp
+extrapolated over the rest: at Lyra size F@5cm 0.993 -> 0.979 with baseline partners, 0.997 with overlap
+partners): with view ``v``'s depth multiplied by ``1 + delta_v(x, y)``, a smooth
 quadratic in normalized image coordinates (the alignment's ``warp`` basis), a correspondence's point-to-plane
 disagreement ``baseline + reach_a - reach_b`` becomes linear in the coefficients::
 
