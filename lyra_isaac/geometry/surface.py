@@ -86,7 +86,8 @@ class SurfaceConfig:
     pixel_min_fraction: float = 0.9
     """Fraction of sampled Gaussians that must sit on their pixel for the scene to count as pixel-aligned."""
     fill_gaps: int = 4
-    """Pixel-aligned depth: rounds of filling missing pixels enclosed by a smooth surface (0 = off)."""
+    """Rounds of filling missing pixels enclosed by a smooth surface (0 = off), in pixel-aligned depth and in depth
+    rendered from the centres of mostly flat Gaussians (optimized 3DGS, sparser than the pixels)."""
     max_depth: float = 50.0
     """Depths beyond this are ignored, m."""
     edge_threshold: float = 0.1
