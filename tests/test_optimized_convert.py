@@ -105,16 +105,17 @@ def test_fixture_traits(tmp_path):
     np.testing.assert_allclose(a.intrinsics, b.intrinsics, rtol=1e-5)
 
 
-def test_splat_renderer_gives_a_grazing_floor_its_plane_depth():
-    """Flat Gaussians on a floor seen at a grazing angle: each pixel gets the depth where its ray crosses the
-    floor, to float precision, not the depth of a nearby centre."""
-    g = np.arange(-5, 5, 0.02)
-    xx, yy = np.meshgrid(g + 5, g)
-    means = np.column_stack([xx.ravel(), yy.ravel(), np.zeros(xx.size)]).astype(np.float32)
+def _flat_floor(means: np.ndarray, sigma_m: float, thickness_m: float) -> GaussianScene:
+    """Opaque flat Gaussians (discs of ``sigma_m``, ``thickness_m`` thin) on the z = 0 floor at (N, 3) ``means``."""
     n = len(means)
-    scene = GaussianScene(means=means, quats=np.tile([1.0, 0, 0, 0], (n, 1)).astype(np.float32),
-                          log_scales=np.log(np.tile([0.02, 0.02, 0.001], (n, 1))).astype(np.float32),
-                          opacity_logits=np.full(n, 4.0, np.float32), sh_dc=np.zeros((n, 3), np.float32))
+    return GaussianScene(means=means, quats=np.tile([1.0, 0, 0, 0], (n, 1)).astype(np.float32),
+                         log_scales=np.log(np.tile([sigma_m, sigma_m, thickness_m], (n, 1))).astype(np.float32),
+                         opacity_logits=np.full(n, 4.0, np.float32), sh_dc=np.zeros((n, 3), np.float32))
+
+
+def _grazing_camera() -> tuple[CameraPath, np.ndarray]:
+    """One 160 x 90 camera 1.5 m above the floor, pitched 30 deg down, and its (90, 160, 3) world ray directions per
+    metre of optical depth."""
     pitch = np.radians(-30)
     forward = np.array([np.cos(pitch), 0, np.sin(pitch)])
     right = np.array([0, -1.0, 0])
@@ -122,9 +123,20 @@ def test_splat_renderer_gives_a_grazing_floor_its_plane_depth():
     c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, np.cross(forward, right), forward, [0, 0, 1.5]
     k = np.array([[100, 0, 80], [0, 100, 45], [0, 0, 1.0]])
     cams = CameraPath(w2c=np.linalg.inv(c2w)[None], intrinsics=k[None], width=160, height=90)
-    depth = render_splat_depths(scene, cams, SurfaceConfig()).depth[0]
     u, v = np.meshgrid(np.arange(160) + 0.5, np.arange(90) + 0.5)
     rays = np.stack([(u - 80) / 100, (v - 45) / 100, np.ones_like(u)], -1) @ c2w[:3, :3].T
+    return cams, rays
+
+
+def test_splat_renderer_gives_a_grazing_floor_its_plane_depth():
+    """Flat Gaussians on a floor seen at a grazing angle: each pixel gets the depth where its ray crosses the
+    floor, to float precision, not the depth of a nearby centre."""
+    g = np.arange(-5, 5, 0.02)
+    xx, yy = np.meshgrid(g + 5, g)
+    means = np.column_stack([xx.ravel(), yy.ravel(), np.zeros(xx.size)]).astype(np.float32)
+    scene = _flat_floor(means, 0.02, 0.001)
+    cams, rays = _grazing_camera()
+    depth = render_splat_depths(scene, cams, SurfaceConfig()).depth[0]
     down = rays[..., 2] < 0
     truth = np.where(down, -1.5 / np.where(down, rays[..., 2], -1), 0)
     seen = down & (truth < 4.0)  # within the floor patch
@@ -139,18 +151,8 @@ def test_centre_renderer_fills_gaps_between_sparse_flat_gaussians():
     rng = np.random.default_rng(0)
     n = 60_000
     means = np.c_[rng.uniform(0, 6, n), rng.uniform(-4, 4, n), np.zeros(n)].astype(np.float32)
-    scene = GaussianScene(means=means, quats=np.tile([1.0, 0, 0, 0], (n, 1)).astype(np.float32),
-                          log_scales=np.log(np.tile([0.05, 0.05, 0.002], (n, 1))).astype(np.float32),
-                          opacity_logits=np.full(n, 4.0, np.float32), sh_dc=np.zeros((n, 3), np.float32))
-    pitch = np.radians(-30)
-    forward = np.array([np.cos(pitch), 0, np.sin(pitch)])
-    right = np.array([0, -1.0, 0])
-    c2w = np.eye(4)
-    c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, np.cross(forward, right), forward, [0, 0, 1.5]
-    k = np.array([[100, 0, 80], [0, 100, 45], [0, 0, 1.0]])
-    cams = CameraPath(w2c=np.linalg.inv(c2w)[None], intrinsics=k[None], width=160, height=90)
-    u, v = np.meshgrid(np.arange(160) + 0.5, np.arange(90) + 0.5)
-    rays = np.stack([(u - 80) / 100, (v - 45) / 100, np.ones_like(u)], -1) @ c2w[:3, :3].T
+    scene = _flat_floor(means, 0.05, 0.002)
+    cams, rays = _grazing_camera()
     down = rays[..., 2] < -0.3  # the near floor, well inside the points
     truth = np.where(down, -1.5 / np.where(down, rays[..., 2], -1), 0)
     raw = render_point_depths(scene, cams, SurfaceConfig(fill_gaps=0)).depth[0]

@@ -52,7 +52,7 @@ from .alignment import (
     reject_outliers_views,
     view_mean_scale,
 )
-from .depth_factor import depth_factor_from_pairs, gather_view_pairs
+from .depth_factor import ViewPairs, depth_factor_from_pairs, gather_view_pairs
 from .depth_maps import (
     DepthViews,
     detect_pixel_alignment,
@@ -350,14 +350,17 @@ def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, whe
             corrected = np.stack([apply_correction(depth[f], params[f], model, views.pixel_offset,
                                                    views.intrinsics[f]) for f in range(len(views))])
         gather = getattr(backend, "gather_view_pairs", gather_view_pairs)
+
+        def view_pairs(depth_maps: np.ndarray, partner_order: str) -> ViewPairs:
+            return gather(depth_maps, views.w2c, views.intrinsics, views.pixel_offset,
+                          samples=cfg.depth_factor_samples, partners=cfg.depth_factor_partners,
+                          partner_order=partner_order)
+
         if cfg.depth_factor:
             # the views against each other, partners with the longest baselines: the shared factor shows there
             t_factor = time.perf_counter()
             progress.update("surface: shared depth factor", 0.55)
-            pairs = gather(corrected, views.w2c, views.intrinsics, views.pixel_offset,
-                           samples=cfg.depth_factor_samples, partners=cfg.depth_factor_partners,
-                           partner_order="baseline")
-            estimate = depth_factor_from_pairs(pairs)
+            estimate = depth_factor_from_pairs(view_pairs(corrected, "baseline"))
             applied = (estimate.std_error <= cfg.depth_factor_max_error
                        and abs(estimate.factor - 1.0) <= cfg.depth_factor_max_change)
             if applied:
@@ -373,10 +376,7 @@ def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, whe
             # where it applies (long-baseline partners see a part of it: the warp then extrapolates)
             t_warps = time.perf_counter()
             progress.update("surface: view warps", 0.57)
-            pairs = gather(corrected, views.w2c, views.intrinsics, views.pixel_offset,
-                           samples=cfg.depth_factor_samples, partners=cfg.depth_factor_partners,
-                           partner_order="overlap")
-            refinement = refine_view_warps(pairs, scale_prior=cfg.refine_warps_scale_prior,
+            refinement = refine_view_warps(view_pairs(corrected, "overlap"), scale_prior=cfg.refine_warps_scale_prior,
                                            shape_prior=cfg.refine_warps_shape_prior,
                                            max_change=cfg.refine_warps_max_change)
             if refinement.applied:
