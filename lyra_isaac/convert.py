@@ -425,7 +425,6 @@ def write_world_files(world: World, directory: Path, usd_cfg: UsdConfig, mjcf_cf
     return files
 
 
-
 def _import_writer_modules() -> None:
     """Import :data:`WRITER_MODULES` now (those that are installed; a writer that needs a missing one reports it)."""
     for name in WRITER_MODULES:
