@@ -228,12 +228,12 @@ def convert(
     timings: dict[str, float] = {}
     done = 0.0
 
-    with _stage("load", timings, progress, done):
+    with _stage("load", timings, progress, done), _hashing(ply_path) as source_hash:
         scene = load_scene(ply_path)
-        source_sha = sha256_file(ply_path)
         camera_path: CameraPath | None = load_cameras(cameras_path) if cameras_path is not None else None
         surface_cameras_source = _surface_cameras(camera_path, cameras_path)
         pixel_aligned = _pixel_aligned(scene, surface_cameras_source, cfg.surface)
+        source_sha = source_hash()
         logger.info("loaded %s: %d Gaussians (%s, SH degree %d), %s", ply_path.name, len(scene), scene.source_format,
                     scene.sh_degree, f"{len(camera_path)} cameras" if camera_path is not None else "no cameras")
     done += STAGE_WEIGHTS["load"]
@@ -348,6 +348,19 @@ def _remove_depth_factor(surface: SurfaceResult, source_to_world: np.ndarray,
     logger.info("frame: depths x%.4f (shared by all views): floor moved %+.3f m back to z = 0, scale x%.4f -> x%.4f",
                 factor, correction[2, 3], scale.factor, new_scale.factor)
     return correction @ source_to_world, new_scale
+
+
+@contextmanager
+def _hashing(path: Path) -> Iterator[Callable[[], str]]:
+    """Yield a function that returns the file's SHA-256 (:func:`sha256_file`). With more than one thread
+    (:func:`cpu_threads`) the hash is computed on a worker thread meanwhile (hashlib releases the GIL: ~0.6-1 s of a
+    760 MB scene overlaps its loading); the block is left only when the worker has finished, even on an error."""
+    if cpu_threads() < 2:
+        yield lambda: sha256_file(path)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
+        digest = pool.submit(sha256_file, path)
+        yield digest.result
 
 
 def _finish_and_colorize(raw: TriangleMesh, render: GaussianScene,

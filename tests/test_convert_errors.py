@@ -86,3 +86,18 @@ def test_bad_settings(tmp_path, kwargs, fragment):
 def test_presets_load():
     fast, quality = load_convert_config("fast"), load_convert_config("quality")
     assert fast != quality
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_source_hash_serial_and_beside_loading(tmp_path, monkeypatch, threads):
+    """The source's SHA-256 is the file's, whether hashed serially (one thread) or on a worker while loading."""
+    import hashlib
+
+    from lyra_isaac.convert import _hashing
+
+    path = tmp_path / "blob.bin"
+    path.write_bytes(np.random.default_rng(0).bytes(3_000_000))
+    monkeypatch.setenv("OMP_NUM_THREADS", threads)
+    with _hashing(path) as source_hash:
+        digest = source_hash()
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()

@@ -9,6 +9,7 @@ with a margin for the fixture's randomness), and the README states the gap.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -59,7 +60,7 @@ def test_world_directory_contract(apartment):
     assert m.files["previews"] and all((world.path / p).is_file() for p in m.files["previews"])
     assert (m.up_axis, m.meters_per_unit, m.floor_height, m.format_version) == ("Z", 1.0, 0.0, 1)
     assert m.source["format"] == "lyra2" and m.source["gaussians"] == fixture.n_gaussians
-    assert len(m.source["sha256"]) == 64
+    assert m.source["sha256"] == hashlib.sha256(fixture.ply_path.read_bytes()).hexdigest()  # hashed while loading
     # source_to_world is a similarity whose scale is the recorded factor
     matrix = np.asarray(m.source_to_world)
     linear = matrix[:3, :3]
