@@ -28,7 +28,7 @@ from ..splats.cameras import CameraPath
 from ..splats.scene import GaussianScene
 from .depth_factor import ViewPairs, gather_view_pairs
 from .depth_maps import DepthViews
-from .fusion import INTERP_MAX_RATIO, MAX_SUBPIXEL, allocation_stride, stride_intrinsics, view_blocks
+from .fusion import INTERP_MAX_RATIO, MAX_SUBPIXEL, allocation_grid, view_blocks
 from .surface import SurfaceConfig, SurfaceResult, fuse_and_mesh, make_depth_views
 from .tsdf import BLOCK, SparseTSDF
 
@@ -140,12 +140,10 @@ class TorchFusion:
             w2c: (4, 4) world-to-camera; k: (3, 3) intrinsics, pixels; offset: pixel-centre offset.
         """
         torch = self.torch
-        stride = allocation_stride(depth, k, tsdf.voxel_size)
-        if stride == 0:
+        strided = allocation_grid(depth, k, tsdf.voxel_size, offset, grid=depth_t)
+        if strided is None:
             return np.zeros(0, dtype=np.int64)
-        if stride > 1:
-            k = stride_intrinsics(k, stride, offset)
-            depth_t = depth_t[::stride, ::stride]
+        depth_t, k = strided
         with torch.no_grad():
             h, w = depth_t.shape
             flat = depth_t.reshape(-1)
