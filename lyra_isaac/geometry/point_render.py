@@ -3,7 +3,7 @@ views synthesized in free space for scenes without cameras.
 
 Two renderers (``SurfaceConfig.render_mode``; "auto" picks by the share of flat Gaussians; default "centres"):
 
-- ``"splat"`` (default): each Gaussian is projected with its covariance (EWA: the 2-D footprint
+- ``"splat"``: each Gaussian is projected with its covariance (EWA: the 2-D footprint
   ``J W Sigma W^T J^T`` plus a 0.3 px^2 low-pass, as in 3DGS) and its opacity; a pixel's depth is where the
   front-to-back accumulated opacity first reaches ``render_alpha`` (the "median depth" of a splat rasterizer;
   pixels that never reach it stay empty). Flat Gaussians (optimized 3DGS: discs on the surface) give each pixel the
@@ -79,14 +79,14 @@ def render_point_depths(scene: GaussianScene, cameras: CameraPath, cfg: SurfaceC
         0 where nothing was rendered.
     """
     mode = cfg.render_mode
+    flat = flat_fraction(scene) if mode == "auto" or (mode == "centres" and cfg.fill_gaps > 0) else 0.0
     if mode == "auto":
-        flat = flat_fraction(scene)
         mode = "splat" if flat >= AUTO_FLAT_FRACTION else "centres"
         logger.info("surface: %.0f%% of the Gaussians are flat: %s renderer", 100 * flat, mode)
     if mode == "splat":
         return render_splat_depths(scene, cameras, cfg)
     views = render_centre_depths(scene, cameras, cfg)
-    if cfg.fill_gaps > 0 and flat_fraction(scene) >= AUTO_FLAT_FRACTION:
+    if cfg.fill_gaps > 0 and flat >= AUTO_FLAT_FRACTION:
         # optimized 3DGS: centres sparser than the pixels leave holes between them; fill those a smooth surface
         # encloses (a footprint would paint the centre's depth over a slanted floor instead)
         filled = fill_depth_gaps(views.depth, cfg.fill_gaps)
