@@ -133,10 +133,8 @@ def refine_view_warps(pairs: ViewPairs, factor: float = 1.0, *, scale_prior: flo
         theta = np.linalg.solve(kkt, np.r_[rhs, np.zeros(terms)])[:frames * terms]
     coefficients = theta.reshape(frames, terms)
     after = r0 + _apply(z, theta, view_a, view_b, terms)
-    corners = _basis(np.array([-1.0, 1.0, -1.0, 1.0, 0.0]), np.array([-1.0, -1.0, 1.0, 1.0, 0.0]))
-    grid_x, grid_y = np.meshgrid(np.linspace(-1, 1, 9), np.linspace(-1, 1, 9))
-    probe = np.concatenate([corners, _basis(grid_x.ravel(), grid_y.ravel())])
-    change = float(np.abs(coefficients @ probe.T).max())
+    grid_x, grid_y = np.meshgrid(np.linspace(-1, 1, 9), np.linspace(-1, 1, 9))  # corners and centre included
+    change = float(np.abs(coefficients @ _basis(grid_x.ravel(), grid_y.ravel()).T).max())
     return WarpRefinement(coefficients=coefficients, correspondences=len(pairs), residual_before_m=sigma_before,
                           residual_after_m=float(1.4826 * np.median(np.abs(after))), max_change=change,
                           applied=change <= max_change)
