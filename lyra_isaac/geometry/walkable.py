@@ -393,16 +393,17 @@ def _raise_with_steep(mesh: TriangleMesh, ground: np.ndarray, clearance: np.ndar
     return heights, blocked
 
 
-def _step_edges(heights: np.ndarray, max_step: float) -> np.ndarray:
-    """(H, W) bool: cells with a 4-neighbour more than ``max_step`` higher or lower, or without a surface
-    neighbour (NaN), or on the grid border."""
-    edge = ~np.isfinite(heights)
+def _step_edges(heights: np.ndarray, max_step: float, missing_is_edge: bool = True) -> np.ndarray:
+    """(H, W) bool: cells with a 4-neighbour more than ``max_step`` higher or lower; with ``missing_is_edge`` also
+    cells without a surface (NaN), next to one, or on the grid border (else those only never count)."""
+    edge = ~np.isfinite(heights) if missing_is_edge else np.zeros(heights.shape, dtype=bool)
     padded = np.pad(heights, 1, constant_values=np.nan)
     centre = padded[1:-1, 1:-1]
     for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
         neighbour = padded[1 + dr:padded.shape[0] - 1 + dr, 1 + dc:padded.shape[1] - 1 + dc]
         with np.errstate(invalid="ignore"):
-            edge |= ~(np.abs(neighbour - centre) <= max_step)
+            step = np.abs(neighbour - centre)
+            edge |= ~(step <= max_step) if missing_is_edge else step > max_step
     return edge
 
 
@@ -465,16 +466,7 @@ def _level_cells(heights: np.ndarray, walkable: np.ndarray, radius_cells: float,
         level = walkable & (high - h <= tolerance) & (h - low <= tolerance)
     # a riser: neighbouring walkable cells differing by more than half the tolerance (a reconstructed step edge is a
     # steep ramp a cell or two wide, whose middle would pass the test above with both sides within tolerance)
-    riser = np.zeros_like(walkable)
-    for axis in (0, 1):
-        both = np.logical_and(np.take(walkable, range(1, h.shape[axis]), axis=axis),
-                              np.take(walkable, range(0, h.shape[axis] - 1), axis=axis))
-        jump = both & (np.abs(np.diff(h, axis=axis)) > tolerance / 2)
-        pad = [(0, 0), (0, 0)]
-        pad[axis] = (1, 0)
-        riser |= np.pad(jump, pad)
-        pad[axis] = (0, 1)
-        riser |= np.pad(jump, pad)
+    riser = _step_edges(np.where(walkable, h, np.nan), tolerance / 2, missing_is_edge=False)
     near_riser = ndimage.binary_dilation(riser, structure=disk)
     return level & ~near_riser
 
