@@ -16,6 +16,7 @@ Read :func:`convert` top to bottom to follow a Gaussian's way through lyra_isaac
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 import resource
@@ -32,7 +33,7 @@ import numpy as np
 
 from . import __version__
 from .config import from_dict, load_toml, merge, to_dict
-from .errors import ConfigError, InputError, OutputError
+from .errors import ConfigError, InputError, MissingDependencyError, OutputError
 from .geometry.depth_maps import detect_pixel_alignment, pixel_grid_cameras
 from .geometry.frame import (
     FrameConfig,
@@ -92,6 +93,14 @@ WRITER_MODULES = ("pxr.Gf", "pxr.Kind", "pxr.Sdf", "pxr.Usd", "pxr.UsdGeom", "px
 its pool starts. First imports on two threads at once can hang for good: pxr.Tf and PIL._imaging, each loading on
 its own thread, did in 1 of 3 fresh processes (most likely USD's load-time initializers wait for the GIL while
 holding the dynamic loader's lock, which the other thread, holding the GIL, waits for)."""
+
+
+STAGE_MODULES = ("numpy.fft", "numpy.linalg", "numpy.polynomial", "numpy.ma", "scipy.linalg", "scipy.ndimage",
+                 "scipy.sparse", "scipy.spatial", "scipy.special", "scipy.stats")
+"""Native modules the load, clean and frame stages import lazily. With ``device="cuda"`` they are imported on the
+calling thread before torch starts on a worker thread, so that the two never load native modules at once (see
+:data:`WRITER_MODULES`: first imports on two threads can hang for good). A test checks that these stages import no
+other native module."""
 
 
 @dataclass
@@ -225,6 +234,7 @@ def convert(
     cfg = load_convert_config(preset, config)
     ply_path, cameras_path = resolve_source(source, cameras)
     _check_output(out, overwrite)
+    device_ready = _start_device_early(device)
     timings: dict[str, float] = {}
     done = 0.0
 
@@ -263,6 +273,7 @@ def convert(
         if device == "cuda":
             from .geometry.surface_gpu import extract_surface as extract_surface_gpu
 
+            device_ready()
             surface = extract_surface_gpu(geometry, surface_cameras, cfg.surface, progress)
         else:
             surface = extract_surface(geometry, surface_cameras, cfg.surface, progress)
@@ -329,6 +340,27 @@ def convert(
     progress.update("done", 1.0)
     logger.info("wrote %s in %.1f s (peak RSS %.0f MB)", out, time.perf_counter() - started, stats["peak_rss_mb"])
     return load_world(out)
+
+
+def _start_device_early(device: str) -> Callable[[], None]:
+    """Start the surface stage's device now: for ``device="cuda"``, torch's import and CUDA context (~2-4 s, once
+    per process) run on a worker thread while the scene loads, is cleaned and levelled (where that work releases the
+    GIL: reading, numpy's bulk operations). Returns a call that waits until the device is ready (and raises what
+    starting it raised). Without torch this fails now, before any work, with the pip extra to install.
+    """
+    if device != "cuda":
+        return lambda: None
+    if importlib.util.find_spec("torch") is None:
+        raise MissingDependencyError("torch", "gpu", "GPU surface extraction (--device cuda)")
+    from .geometry.surface_gpu import start_device
+
+    if cpu_threads() < 2:
+        return start_device
+    _import_modules(STAGE_MODULES)  # first imports stay on this thread (see STAGE_MODULES)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="device-start")
+    started = pool.submit(start_device)
+    pool.shutdown(wait=False)  # the thread ends with its one task; a conversion that fails first does not wait
+    return started.result
 
 
 def _remove_depth_factor(surface: SurfaceResult, source_to_world: np.ndarray,
@@ -426,7 +458,7 @@ def write_world_files(world: World, directory: Path, usd_cfg: UsdConfig, mjcf_cf
     if threads < 2:
         parts = [write() for write in writers]
     else:
-        _import_writer_modules()
+        _import_modules(WRITER_MODULES)
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="write") as pool:
             futures = {i: pool.submit(writers[i]) for i in WRITE_ORDER}
             wait(futures.values())
@@ -438,9 +470,9 @@ def write_world_files(world: World, directory: Path, usd_cfg: UsdConfig, mjcf_cf
     return files
 
 
-def _import_writer_modules() -> None:
-    """Import :data:`WRITER_MODULES` now (those that are installed; a writer that needs a missing one reports it)."""
-    for name in WRITER_MODULES:
+def _import_modules(names: tuple[str, ...]) -> None:
+    """Import the modules ``names`` now, those that are installed (a step that needs a missing one reports it)."""
+    for name in names:
         try:
             importlib.import_module(name)
         except ImportError:

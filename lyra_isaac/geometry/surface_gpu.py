@@ -48,6 +48,20 @@ def _torch():
     return torch
 
 
+def start_device(device: str | None = None) -> None:
+    """Import torch and, on a CUDA device, create its context: the one-time start-up (~2-4 s) that
+    :func:`lyra_isaac.convert.convert` runs on a worker thread while the scene loads, before the surface stage needs
+    it.
+
+    Raises:
+        MissingDependencyError: torch is not installed (extra ``gpu``).
+    """
+    torch = _torch()
+    device = device or default_device()
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        torch.zeros(1, device=device)
+
+
 def default_device() -> str:
     """"cuda" when torch sees a GPU, else "cpu"."""
     torch = _torch()
