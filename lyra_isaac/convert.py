@@ -49,7 +49,7 @@ from .geometry.mesh import MeshConfig, color_sources, colorize, finish_mesh
 from .geometry.surface import SurfaceConfig, SurfaceResult, extract_surface
 from .geometry.walkable import WalkableConfig, build_heightmap, sample_points
 from .mjcf.scene import MjcfConfig, write_mjcf_scene
-from .preview import write_previews
+from .preview import preview_jobs
 from .progress import NO_PROGRESS, Progress
 from .resources import config_dir
 from .splats.cameras import CameraPath, find_cameras, load_cameras
@@ -81,10 +81,12 @@ DEVICES = ("cpu", "cuda")
 # Share of the progress bar each stage takes (measured roughly on Lyra-size scenes).
 STAGE_WEIGHTS = {"load": 0.08, "clean": 0.07, "frame": 0.05, "surface": 0.45, "mesh": 0.12, "walkable": 0.08,
                  "write": 0.15}
-WRITE_ORDER = (3, 5, 4, 0, 1, 2)
+WRITE_FIRST = (3,)
+WRITE_LAST = (4, 0, 1, 2)
 """Order :func:`write_world_files` starts its writers in on a thread pool (indices into its list, which is in file
-order: collision PLY, visual PLY, height map, USD, MuJoCo, previews): USD (with the splats), previews,
-MuJoCo, then the PLY files and height map (longest first, so the last to start are the quick ones)."""
+order: collision PLY, visual PLY, height map, USD, MuJoCo, then the previews: top-down map and each perspective
+view): USD (with the splats) first, then the previews (perspective views, then the top-down map), then MuJoCo, the
+PLY files and the height map (longest first, so that the last to start are the quick ones)."""
 WRITER_MODULES = ("pxr.Gf", "pxr.Kind", "pxr.Sdf", "pxr.Usd", "pxr.UsdGeom", "pxr.UsdLux", "pxr.UsdPhysics",
                   "pxr.UsdShade", "pxr.UsdVol", "pxr.Vt", "PIL.Image", "matplotlib.backends.backend_agg",
                   "matplotlib.cm", "matplotlib.colors", "matplotlib.figure", "matplotlib.patches", "scipy.ndimage",
@@ -438,7 +440,8 @@ def _pixel_aligned(scene: GaussianScene, cameras: CameraPath | None, cfg: Surfac
 def write_world_files(world: World, directory: Path, usd_cfg: UsdConfig, mjcf_cfg: MjcfConfig) -> dict[str, Any]:
     """Write every file of a world except world.json into ``directory``; fills ``world.manifest.files``.
 
-    The writers (collision and visual PLY, height map, USD stage, MuJoCo scene, previews) write different files, so
+    The writers (collision and visual PLY, height map, USD stage, MuJoCo scene, and each preview image:
+    :func:`~lyra_isaac.preview.preview_jobs`) write different files, so
     with more than one thread (:func:`cpu_threads`) they run on a pool of that many threads, the slow ones first
     (they overlap where they release the GIL: numpy's bulk operations, zlib, open3d's ray casting; USD's authoring
     and saving mostly hold it). The files are the same either way and ``files`` lists them in the same order. When
@@ -452,20 +455,26 @@ def write_world_files(world: World, directory: Path, usd_cfg: UsdConfig, mjcf_cf
         lambda: _written({"heightmap": HEIGHTMAP_NPZ}, world.heightmap.save, directory / HEIGHTMAP_NPZ),
         lambda: write_usd_stage(world, directory, usd_cfg),
         lambda: write_mjcf_scene(world, directory, mjcf_cfg),
-        lambda: {"previews": sorted(write_previews(world, directory).values())},
     ]
+    first_preview = len(writers)
+    writers += preview_jobs(world, directory)
     threads = min(cpu_threads(), len(writers))
     if threads < 2:
         parts = [write() for write in writers]
     else:
         _import_modules(WRITER_MODULES)
+        previews = list(range(first_preview, len(writers)))
+        order = [*WRITE_FIRST, *previews[1:], previews[0], *WRITE_LAST]
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="write") as pool:
-            futures = {i: pool.submit(writers[i]) for i in WRITE_ORDER}
+            futures = {i: pool.submit(writers[i]) for i in order}
             wait(futures.values())
         parts = [futures[i].result() for i in range(len(writers))]  # the first failure in file order raises
     files: dict[str, Any] = {}
-    for part in parts:
+    for part in parts[:first_preview]:
         files.update(part)
+    written_previews = [path for part in parts[first_preview:] for path in part.values()]
+    logger.info("previews: wrote %s", ", ".join(written_previews))
+    files["previews"] = sorted(written_previews)
     world.manifest.files = files
     return files
 

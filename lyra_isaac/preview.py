@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -63,25 +65,43 @@ def write_previews(world: World, directory: Path) -> dict[str, str]:
     Raises:
         OutputError: the folder cannot be created or written.
     """
-    directory = Path(directory)
-    folder = directory / PREVIEWS_DIR
+    files: dict[str, str] = {}
+    for job in preview_jobs(world, directory):
+        files.update(job())
+    logger.info("previews: wrote %s", ", ".join(files.values()))
+    return files
+
+
+def preview_jobs(world: World, directory: Path) -> list[Callable[[], dict[str, str]]]:
+    """The previews of :func:`write_previews` as independent jobs, in its order (top-down map, then each perspective
+    view): each renders and writes one PNG and returns {name: path relative to ``directory``}. They share no state,
+    so they may run on separate threads (:func:`lyra_isaac.convert.write_world_files` does: each perspective view
+    costs seconds without open3d). The ``previews/`` folder is created here.
+
+    Raises:
+        OutputError: the folder cannot be created (the jobs raise it when a file cannot be written).
+    """
+    folder = Path(directory) / PREVIEWS_DIR
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(folder, f"cannot create previews folder: {exc.strerror or exc}") from None
-    files: dict[str, str] = {}
-    _save_figure(render_topdown(world.heightmap, world.spawn_points, world.goal_points), folder / TOPDOWN_PNG)
-    files["topdown"] = f"{PREVIEWS_DIR}/{TOPDOWN_PNG}"
+
+    def topdown() -> dict[str, str]:
+        _save_figure(render_topdown(world.heightmap, world.spawn_points, world.goal_points), folder / TOPDOWN_PNG)
+        return {"topdown": f"{PREVIEWS_DIR}/{TOPDOWN_PNG}"}
+
+    def perspective(index: int, filename: str, render: Callable[[], np.ndarray]) -> dict[str, str]:
+        _save_image(render(), folder / filename)
+        return {f"perspective_{index}": f"{PREVIEWS_DIR}/{filename}"}
+
     mesh = world.collision
     if mesh.colors is None and world.visual is not None and world.visual.colors is not None \
             and len(world.visual.vertices) == len(mesh.vertices):
         mesh = TriangleMesh(mesh.vertices, mesh.faces, world.visual.colors)  # same geometry, coloured
-    for i, (name, image) in enumerate(render_perspectives(mesh, world.spawn_points, world.heightmap)):
-        filename = f"perspective_{i}_{name}.png"
-        _save_image(image, folder / filename)
-        files[f"perspective_{i}"] = f"{PREVIEWS_DIR}/{filename}"
-    logger.info("previews: wrote %s", ", ".join(files.values()))
-    return files
+    views = perspective_jobs(mesh, world.spawn_points, world.heightmap)
+    return [topdown, *(partial(perspective, i, f"perspective_{i}_{name}.png", render)
+                       for i, (name, render) in enumerate(views))]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -253,6 +273,13 @@ def _scalar_mappable(cmap, norm):
 def render_perspectives(mesh: TriangleMesh, spawn_points: np.ndarray | None,
                         heightmap: HeightMap | None = None) -> list[tuple[str, np.ndarray]]:
     """Shaded ray-cast views of ``mesh``: [(name, (H, W, 3) uint8 image)], see the module docstring."""
+    return [(name, render()) for name, render in perspective_jobs(mesh, spawn_points, heightmap)]
+
+
+def perspective_jobs(mesh: TriangleMesh, spawn_points: np.ndarray | None,
+                     heightmap: HeightMap | None = None) -> list[tuple[str, Callable[[], np.ndarray]]]:
+    """The views of :func:`render_perspectives` not yet rendered: [(name, call returning the (H, W, 3) uint8
+    image)]. The calls are independent of each other."""
     lo, hi = mesh.bounds()
     center = 0.5 * (lo + hi)
     radius = max(float(np.linalg.norm(hi - lo)) / 2, 1e-3)
@@ -275,8 +302,8 @@ def render_perspectives(mesh: TriangleMesh, spawn_points: np.ndarray | None,
     if heightmap is not None and heightmap.walkable.any():
         walk = heightmap.heights[heightmap.walkable]
         z_range = (float(np.percentile(walk, 1)), float(np.percentile(walk, 99)) + 0.5)
-    return [(name, _render_view(mesh, colors, eye, target, z_range,
-                                ceiling if name.startswith("overview") else None))
+    return [(name, partial(_render_view, mesh, colors, eye, target, z_range,
+                           ceiling if name.startswith("overview") else None))
             for name, eye, target in views]
 
 

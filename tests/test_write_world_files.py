@@ -54,28 +54,33 @@ def test_one_thread_runs_the_writers_in_order_on_the_calling_thread(tmp_path, mo
 
     monkeypatch.setattr(convert_module, "ThreadPoolExecutor", no_pool)
     seen = []
-    for name in ("write_mesh_ply", "write_usd_stage", "write_mjcf_scene", "write_previews"):
-        original = getattr(convert_module, name)
+    def spied(name, original):
+        def spy(*args, **kwargs):
+            seen.append((name, threading.current_thread() is threading.main_thread()))
+            return original(*args, **kwargs)
+        return spy
 
-        def spy(*args, _original=original, _name=name, **kwargs):
-            seen.append((_name, threading.current_thread() is threading.main_thread()))
-            return _original(*args, **kwargs)
-
-        monkeypatch.setattr(convert_module, name, spy)
+    for name in ("write_mesh_ply", "write_usd_stage", "write_mjcf_scene"):
+        monkeypatch.setattr(convert_module, name, spied(name, getattr(convert_module, name)))
+    original_jobs = convert_module.preview_jobs
+    monkeypatch.setattr(convert_module, "preview_jobs", lambda *args: [
+        spied(f"preview_{i}", job) for i, job in enumerate(original_jobs(*args))])
     _write(tmp_path / "out", "1", monkeypatch)
     assert seen == [("write_mesh_ply", True), ("write_mesh_ply", True), ("write_usd_stage", True),
-                    ("write_mjcf_scene", True), ("write_previews", True)]
+                    ("write_mjcf_scene", True), *[(f"preview_{i}", True) for i in range(4)]]
 
 
 def test_failing_writer_raises_its_error_after_the_others_finish(tmp_path, monkeypatch):
     finished = []
-    original_previews = convert_module.write_previews
+    original_jobs = convert_module.preview_jobs
 
-    def slow_previews(world, directory):
-        time.sleep(0.3)  # still running when the MuJoCo writer fails
-        out = original_previews(world, directory)
-        finished.append("previews")
-        return out
+    def slow(job):
+        def run():
+            time.sleep(0.3)  # still running when the MuJoCo writer fails
+            out = job()
+            finished.append("preview")
+            return out
+        return run
 
     def broken_mjcf(world, directory, cfg):
         raise OutputError(directory / "scene.xml", "disk full")
@@ -83,11 +88,11 @@ def test_failing_writer_raises_its_error_after_the_others_finish(tmp_path, monke
     def broken_usd(world, directory, cfg):
         raise OutputError(directory / "world.usda", "cannot save")
 
-    monkeypatch.setattr(convert_module, "write_previews", slow_previews)
+    monkeypatch.setattr(convert_module, "preview_jobs", lambda *args: [slow(job) for job in original_jobs(*args)])
     monkeypatch.setattr(convert_module, "write_mjcf_scene", broken_mjcf)
     with pytest.raises(OutputError, match="disk full"):
         _write(tmp_path / "one", "2", monkeypatch)
-    assert finished == ["previews"]  # nothing still writes into the directory after the raise
+    assert finished == ["preview"] * 4  # nothing still writes into the directory after the raise
     assert len(list((tmp_path / "one" / "previews").glob("*.png"))) == 4
     # two failures: the one first in file order (USD before MuJoCo) is raised, as the serial writer would
     monkeypatch.setattr(convert_module, "write_usd_stage", broken_usd)
