@@ -305,6 +305,60 @@ def test_torch_view_blocks_match_numpy(harsh, device):
             assert got.dtype == np.int64 and len(np.setxor1d(got, ref)) <= tolerance * len(ref), (voxel, f)
 
 
+def _voxels_by_coordinate(tsdf):
+    """(keys, (N, 64) values, (N, 64) weights) of a TSDF's blocks, sorted by block coordinate (slots aside)."""
+    n = tsdf.n_blocks
+    keys = tsdf.block_coords[:n].astype(np.int64) @ np.array([1 << 40, 1 << 20, 1])
+    order = np.argsort(keys)
+    return keys[order], tsdf.tsdf[:n * 64].reshape(n, 64)[order], tsdf.weight[:n * 64].reshape(n, 64)[order]
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_torch_integrate_views_matches_one_view_at_a_time(harsh, device):
+    """TorchFusion.integrate_views (B views per device pass) gives the TSDF of integrating them one by one: the same
+    blocks in the same slots (exactly at the alignment's voxel size; at 1 cm float32 rounding of a batched
+    back-projection may add or drop a block in 10^4), and the same weighted means up to float32 rounding."""
+    torch = pytest.importorskip("torch")
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from lyra_isaac.geometry.fusion import scene_box, view_blocks
+    from lyra_isaac.geometry.surface import make_depth_views
+    from lyra_isaac.geometry.surface_gpu import TorchFusion
+    from lyra_isaac.geometry.tsdf import SparseTSDF
+
+    views = make_depth_views(harsh.scene, harsh.cameras, SurfaceConfig(), {})
+    box = scene_box(views)
+    fusion = TorchFusion(device)
+    args = (views.pixel_offset, 2.0)
+    for voxel, truncation, tolerance in ((0.04, 0.3, 0), (0.01, 0.04, 1e-4)):
+        one, batched = SparseTSDF(box[0], box[1], voxel, truncation), SparseTSDF(box[0], box[1], voxel, truncation)
+        for f in range(len(views)):
+            fusion.integrate(one, views.depth[f], views.w2c[f], views.intrinsics[f], *args)
+        half = len(views) // 2  # two calls: the second meets blocks the first allocated
+        for part in (slice(0, half), slice(half, None)):
+            fusion.integrate_views(batched, views.depth[part], views.w2c[part], views.intrinsics[part], *args)
+        fusion.finish(one)
+        fusion.finish(batched)
+        if tolerance == 0:
+            assert batched.n_blocks == one.n_blocks and np.array_equal(batched.block_coords, one.block_coords)
+        keys_one, value_one, weight_one = _voxels_by_coordinate(one)
+        keys_batched, value_batched, weight_batched = _voxels_by_coordinate(batched)
+        common, a, b = np.intersect1d(keys_one, keys_batched, return_indices=True)
+        assert len(keys_one) - len(common) <= tolerance * len(keys_one)
+        assert len(keys_batched) - len(common) <= tolerance * len(keys_one)
+        observed = weight_one[a] > 0
+        assert observed.sum() > 50_000
+        np.testing.assert_allclose(weight_batched[b], weight_one[a], rtol=1e-5)
+        np.testing.assert_allclose(value_batched[b][observed], value_one[a][observed], atol=1e-5)
+        # the pairs of views_blocks are each view's view_blocks
+        view, block = fusion.views_blocks(batched, views.depth, torch.as_tensor(views.depth, device=device),
+                                          views.w2c, views.intrinsics, views.pixel_offset)
+        assert np.all(np.diff(view) >= 0)
+        for f in range(0, len(views), 4):
+            ref = view_blocks(batched, views.depth[f], views.w2c[f], views.intrinsics[f], views.pixel_offset)
+            assert len(np.setxor1d(block[view == f], ref)) <= tolerance * len(ref), (voxel, f)
+
+
 @pytest.mark.slow
 def test_torch_path_on_cpu_matches_cpu_path(harsh, harsh_result):
     pytest.importorskip("torch")

@@ -225,17 +225,30 @@ def consensus_frames(n_views: int, max_views: int = 0) -> np.ndarray:
     return np.arange(n_views, dtype=np.int64)
 
 
+VIEWS_PER_CALL = 16
+"""Views :func:`fuse_views` hands a backend with ``integrate_views`` at once."""
+
+
 def fuse_views(views: DepthViews, depth: np.ndarray, voxel: float, truncation: float, power: float,
                box: tuple[np.ndarray, np.ndarray], backend: Any, progress: Progress, stage: str,
                span: tuple[float, float], max_views: int = 0, frames: np.ndarray | None = None) -> SparseTSDF:
     """Integrate the views of ``depth`` ((F, H, W), metres) into a new SparseTSDF: the views ``frames`` if given,
-    else all, else at most ``max_views`` evenly spaced ones when > 0."""
+    else all, else at most ``max_views`` evenly spaced ones when > 0. A backend with ``integrate_views`` (the torch
+    one) gets ``VIEWS_PER_CALL`` of them per call, in order (the same result as one by one)."""
     tsdf = SparseTSDF(box[0], box[1], voxel, truncation)
     if frames is None:
         frames = consensus_frames(len(views), max_views)
-    for i, f in enumerate(frames):
-        backend.integrate(tsdf, depth[f], views.w2c[f], views.intrinsics[f], views.pixel_offset, power)
-        if i % 8 == 0:
+    frames = np.asarray(frames, dtype=np.int64)
+    integrate_views = getattr(backend, "integrate_views", None)  # several views per call (the torch backend)
+    step = VIEWS_PER_CALL if integrate_views is not None else 1
+    for i in range(0, len(frames), step):
+        if integrate_views is not None:
+            chunk = frames[i:i + step]
+            integrate_views(tsdf, depth[chunk], views.w2c[chunk], views.intrinsics[chunk], views.pixel_offset, power)
+        else:
+            f = frames[i]
+            backend.integrate(tsdf, depth[f], views.w2c[f], views.intrinsics[f], views.pixel_offset, power)
+        if i % 8 == 0 or step > 1:
             progress.update(stage, span[0] + (span[1] - span[0]) * i / max(len(frames), 1))
     finish = getattr(backend, "finish", None)
     if finish is not None:

@@ -38,6 +38,8 @@ ALPHA_MIN = 0.5
 """Rendered pixels with accumulated alpha below this have no depth."""
 RENDER_BATCH = 8
 """Views rendered per gsplat call."""
+BATCH_VOXELS = 1 << 23
+"""Voxel projections per device pass of :meth:`TorchFusion.integrate_views` (bounds its memory to ~1 GB)."""
 
 
 def _torch():
@@ -142,10 +144,176 @@ class TorchFusion:
         state["weight"][idx] = new_w
         return int(idx.shape[0])
 
+    def integrate_views(self, tsdf: SparseTSDF, depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray,
+                        offset: float, power: float) -> int:
+        """Fuse (B, H, W) depth maps (0 = no data) into ``tsdf`` as :meth:`integrate` does one by one, in a few
+        device passes instead of B (each view's own calls cost milliseconds of launches and syncs, the arithmetic
+        far less).
+
+        The result is that of integrating the views in order: blocks get the same slots (a block first touched by
+        view i is allocated with view i's new blocks, in index order), and each voxel the weighted mean of its old
+        value and of the B views' values, summed in view order (deterministic; equal to the running means up to
+        float32 rounding).
+
+        Args:
+            depth: (B, H, W) float32 depth maps, metres; w2c: (B, 4, 4) world-to-camera; intrinsics: (B, 3, 3),
+                pixels; offset: pixel-centre offset; power: weight = depth^-power.
+
+        Returns:
+            The number of voxel updates.
+        """
+        torch = self.torch
+        dev = self.device
+        depth_t = torch.as_tensor(np.ascontiguousarray(depth, dtype=np.float32), device=dev)
+        view, block = self.views_blocks(tsdf, depth, depth_t, w2c, intrinsics, offset)
+        if len(block) == 0:
+            return 0
+        unique_blocks, first = np.unique(block, return_index=True)  # pairs are sorted by view: first = first view
+        tsdf.allocate_blocks(unique_blocks[np.argsort(first, kind="stable")])
+        slots = tsdf.block_slot[block].astype(np.int64)
+        state = self._storage(tsdf)
+        sum_w = torch.zeros_like(state["weight"])
+        sum_vw = torch.zeros_like(state["tsdf"])
+        f32 = np.float32
+        rot = torch.as_tensor(np.transpose(w2c[:, :3, :3], (0, 2, 1)).astype(np.float32), device=dev)
+        trans = torch.as_tensor(w2c[:, :3, 3].astype(np.float32), device=dev)
+        fx, fy = (torch.as_tensor(intrinsics[:, i, i].astype(np.float32), device=dev) for i in (0, 1))
+        cx, cy = (torch.as_tensor((intrinsics[:, i, 2] - offset).astype(np.float32), device=dev) for i in (0, 1))
+        origin = torch.as_tensor(tsdf.origin, device=dev)
+        local = torch.arange(BLOCK**3, device=dev)
+        h, w = depth.shape[1:]
+        updates = 0
+        step = max(1, BATCH_VOXELS // BLOCK**3)
+        for start in range(0, len(block), step):
+            part = slice(start, start + step)
+            vv = torch.as_tensor(view[part], device=dev).repeat_interleave(BLOCK**3)
+            coords = torch.as_tensor(tsdf.block_coords[slots[part]].astype(np.int64), device=dev)
+            vox = (coords[:, None, :] * BLOCK + self._local[None]).reshape(-1, 3)
+            index = (torch.as_tensor(slots[part], device=dev)[:, None] * BLOCK**3 + local[None]).reshape(-1)
+            centers = ((vox.double() + 0.5) * tsdf.voxel_size + origin).float()  # as integrate
+            pc = torch.bmm(centers[:, None, :], rot[vv]).squeeze(1) + trans[vv]
+            z = pc[:, 2]
+            uf = fx[vv] * pc[:, 0] / z + cx[vv]
+            vf = fy[vv] * pc[:, 1] / z + cy[vv]
+            ok = (z > 1e-3) & (uf > -0.5) & (uf < w - 0.5) & (vf > -0.5) & (vf < h - 0.5)
+            sel = torch.nonzero(ok).squeeze(1)
+            d = self._sample_depth(depth_t, uf[sel], vf[sel], vv[sel])
+            sdf = d - z[sel]
+            ok = (d > 0) & (sdf > -tsdf.truncation)
+            idx = index[sel[ok]]
+            if idx.shape[0] == 0:
+                continue
+            value = torch.clamp(sdf[ok] / f32(tsdf.truncation), max=1.0)
+            weight = (1.0 / d[ok]) ** f32(power)
+            # per voxel, its views' terms summed in view order (a stable sort keeps it; no float atomics)
+            order = torch.argsort(idx, stable=True)
+            voxels, counts = torch.unique_consecutive(idx[order], return_counts=True)
+            sum_w[voxels] += torch.segment_reduce(weight[order], "sum", lengths=counts)
+            sum_vw[voxels] += torch.segment_reduce((value * weight)[order], "sum", lengths=counts)
+            updates += int(idx.shape[0])
+        touched = sum_w > 0
+        new_w = state["weight"] + sum_w
+        mean = (state["tsdf"] * state["weight"] + sum_vw) / torch.where(touched, new_w, 1.0)
+        state["tsdf"] = torch.where(touched, mean, state["tsdf"])
+        state["weight"] = new_w
+        return updates
+
+    def views_blocks(self, tsdf: SparseTSDF, depth: np.ndarray, depth_t: Any, w2c: np.ndarray,
+                     intrinsics: np.ndarray, offset: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`view_blocks` of B views at once: the (view, block) pairs, as two (P,) int64 arrays sorted by view,
+        then block (each view's blocks are the sorted unique flat indices :meth:`view_blocks` gives it).
+
+        Args:
+            depth: (B, H, W) float32 depth maps, metres (0 = no data), on the host; depth_t: the same on the device.
+            w2c: (B, 4, 4); intrinsics: (B, 3, 3), pixels; offset: pixel-centre offset.
+        """
+        torch = self.torch
+        groups: dict[int, list[tuple[int, np.ndarray]]] = {}
+        for i in range(len(depth)):
+            strided = allocation_grid(depth[i], intrinsics[i], tsdf.voxel_size, offset)
+            if strided is not None:  # the same stride as view_blocks, read back from its strided intrinsics
+                stride = int(round(intrinsics[i][0, 0] / strided[1][0, 0]))
+                groups.setdefault(stride, []).append((i, strided[1]))
+        keys = []
+        n_flat = int(np.prod(tsdf.block_dims))
+        for stride, members in groups.items():
+            index = np.array([i for i, _ in members])
+            ks = np.stack([k for _, k in members])
+            grid = depth_t[torch.as_tensor(index, device=self.device)][:, ::stride, ::stride]
+            flat = self._blocks_of_grids(tsdf, grid, w2c[index], ks, offset)
+            keys.append(flat[1] + torch.as_tensor(index, device=self.device)[flat[0]] * n_flat)
+        if not keys:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        pairs = torch.unique(torch.cat(keys)).cpu().numpy().astype(np.int64)
+        return pairs // n_flat, pairs % n_flat
+
+    def _blocks_of_grids(self, tsdf: SparseTSDF, grid: Any, w2c: np.ndarray, ks: np.ndarray,
+                         offset: float) -> tuple[Any, Any]:
+        """(member, flat block) tensors of the blocks that G strided (G, h, w) depth grids touch (with repeats):
+        :meth:`view_blocks`' points for each grid, w2c (G, 4, 4) and its strided intrinsics ks (G, 3, 3)."""
+        torch = self.torch
+        dev = self.device
+        f32 = np.float32
+        with torch.no_grad():
+            g, h, w = grid.shape
+            rot = torch.as_tensor(w2c[:, :3, :3].astype(np.float32), device=dev)
+            trans = torch.as_tensor(w2c[:, :3, 3].astype(np.float32), device=dev)
+            fx, fy = (torch.as_tensor(ks[:, i, i].astype(np.float32), device=dev) for i in (0, 1))
+            cx, cy = (torch.as_tensor(ks[:, i, 2].astype(np.float32), device=dev) for i in (0, 1))
+            focal = torch.as_tensor(np.minimum(ks[:, 0, 0], ks[:, 1, 1]), device=dev)
+
+            def to_world(u, v, d, m):  # float32, as view_blocks
+                x = (u - cx[m]) / fx[m] * d
+                y = (v - cy[m]) / fy[m] * d
+                return torch.bmm((torch.stack([x, y, d], dim=1) - trans[m])[:, None, :], rot[m]).squeeze(1)
+
+            m, rows, cols = torch.nonzero(grid > 0, as_tuple=True)
+            points = [to_world(cols.float() + f32(offset), rows.float() + f32(offset), grid[m, rows, cols], m)]
+            members = [m]
+            d00, d01, d10, d11 = grid[:, :-1, :-1], grid[:, :-1, 1:], grid[:, 1:, :-1], grid[:, 1:, 1:]
+            lo = torch.minimum(torch.minimum(d00, d01), torch.minimum(d10, d11))
+            hi = torch.maximum(torch.maximum(d00, d01), torch.maximum(d10, d11))
+            ok = (lo > 0) & (hi <= lo * 1.1)
+            lateral = hi.double() / focal[:, None, None]
+            step = torch.sqrt(lateral**2 + ((hi - lo) ** 2).double())
+            factor = torch.clamp(torch.ceil(step / (BLOCK * tsdf.voxel_size / 2)), 1, MAX_SUBPIXEL).long()
+            factor[~ok] = 1
+            for n in range(2, MAX_SUBPIXEL + 1):
+                mm, r, c = torch.nonzero(factor == n, as_tuple=True)
+                if r.shape[0] == 0:
+                    continue
+                t = torch.as_tensor((np.arange(1, n) / n).astype(np.float32), device=dev)
+                a, b = torch.meshgrid(t, t, indexing="ij")
+                a, b = a.reshape(-1), b.reshape(-1)
+                da = d00[mm, r, c][:, None] * (1 - a) * (1 - b) + d01[mm, r, c][:, None] * (1 - a) * b \
+                    + d10[mm, r, c][:, None] * a * (1 - b) + d11[mm, r, c][:, None] * a * b
+                u = (c.double()[:, None] + b.double() + offset).reshape(-1).float()
+                v = (r.double()[:, None] + a.double() + offset).reshape(-1).float()
+                mm = mm.repeat_interleave(a.shape[0])
+                points.append(to_world(u, v, da.reshape(-1), mm))
+                members.append(mm)
+            points = torch.cat(points)
+            members = torch.cat(members)
+            centers = torch.as_tensor((-np.einsum("gji,gj->gi", w2c[:, :3, :3], w2c[:, :3, 3])).astype(np.float32),
+                                      device=dev)
+            ray = points - centers[members]
+            ray *= f32(tsdf.truncation) / torch.sqrt(ray[:, 0] * ray[:, 0] + ray[:, 1] * ray[:, 1]
+                                                     + ray[:, 2] * ray[:, 2])[:, None]
+            points = torch.cat([points, points + ray, points - ray])
+            members = torch.cat([members, members, members])
+            origin = torch.as_tensor(tsdf.origin, dtype=torch.float64, device=dev)
+            vox = torch.floor((points.double() - origin) / tsdf.voxel_size).long()
+            dims = torch.as_tensor([int(x) for x in tsdf.voxel_dims], device=dev)
+            inside = ((vox >= 0) & (vox < dims)).all(dim=1)
+            bl = torch.div(vox[inside], BLOCK, rounding_mode="floor")
+            bd = [int(x) for x in tsdf.block_dims]
+            return members[inside], (bl[:, 0] * bd[1] + bl[:, 1]) * bd[2] + bl[:, 2]
+
     def view_blocks(self, tsdf: SparseTSDF, depth: np.ndarray, depth_t: Any, w2c: np.ndarray, k: np.ndarray,
                     offset: float) -> np.ndarray:
         """torch twin of :func:`.surface.view_blocks`: the sorted unique (B,) int64 flat indices of the TSDF blocks
-        one depth map touches, the same arithmetic (float32 points, float64 voxel addressing) on ``self.device``.
+        one depth map touches, the same arithmetic (float32 points, float64 voxel addressing) on ``self.device``
+        (:meth:`views_blocks` of one view).
 
         Args:
             tsdf: the TSDF whose blocks are wanted (only its geometry is read).
@@ -153,64 +321,7 @@ class TorchFusion:
             depth_t: the same map as a tensor on ``self.device``.
             w2c: (4, 4) world-to-camera; k: (3, 3) intrinsics, pixels; offset: pixel-centre offset.
         """
-        torch = self.torch
-        strided = allocation_grid(depth, k, tsdf.voxel_size, offset, grid=depth_t)
-        if strided is None:
-            return np.zeros(0, dtype=np.int64)
-        depth_t, k = strided
-        with torch.no_grad():
-            h, w = depth_t.shape
-            flat = depth_t.reshape(-1)
-            pixels = torch.nonzero(flat > 0).squeeze(1)
-            if pixels.shape[0] == 0:
-                return np.zeros(0, dtype=np.int64)
-            rows, cols = torch.div(pixels, w, rounding_mode="floor"), pixels % w
-            f32 = np.float32
-            rot = torch.as_tensor(w2c[:3, :3].astype(np.float32), device=self.device)
-            trans = torch.as_tensor(w2c[:3, 3].astype(np.float32), device=self.device)
-
-            def to_world(u, v, d):  # float32, as surface.backproject
-                x = (u - f32(k[0, 2])) / f32(k[0, 0]) * d
-                y = (v - f32(k[1, 2])) / f32(k[1, 1]) * d
-                return (torch.stack([x, y, d], dim=1) - trans) @ rot
-
-            points = [to_world(cols.float() + f32(offset), rows.float() + f32(offset), flat[pixels])]
-            # fusion._subpixel_points: sub-pixel grids in cells whose corners lie farther apart than half a block
-            d00, d01, d10, d11 = depth_t[:-1, :-1], depth_t[:-1, 1:], depth_t[1:, :-1], depth_t[1:, 1:]
-            lo = torch.minimum(torch.minimum(d00, d01), torch.minimum(d10, d11))
-            hi = torch.maximum(torch.maximum(d00, d01), torch.maximum(d10, d11))
-            ok = (lo > 0) & (hi <= lo * 1.1)
-            lateral = hi.double() / float(min(k[0, 0], k[1, 1]))
-            step = torch.sqrt(lateral**2 + ((hi - lo) ** 2).double())
-            factor = torch.clamp(torch.ceil(step / (BLOCK * tsdf.voxel_size / 2)), 1, MAX_SUBPIXEL).long()
-            factor[~ok] = 1
-            for n in range(2, MAX_SUBPIXEL + 1):
-                r, c = torch.nonzero(factor == n, as_tuple=True)
-                if r.shape[0] == 0:
-                    continue
-                t = torch.as_tensor((np.arange(1, n) / n).astype(np.float32), device=self.device)
-                a, b = torch.meshgrid(t, t, indexing="ij")
-                a, b = a.reshape(-1), b.reshape(-1)
-                da = d00[r, c][:, None] * (1 - a) * (1 - b) + d01[r, c][:, None] * (1 - a) * b \
-                    + d10[r, c][:, None] * a * (1 - b) + d11[r, c][:, None] * a * b
-                u = (c.double()[:, None] + b.double() + offset).reshape(-1).float()
-                v = (r.double()[:, None] + a.double() + offset).reshape(-1).float()
-                points.append(to_world(u, v, da.reshape(-1)))
-            points = torch.cat(points)
-            cam_center = torch.as_tensor((-(w2c[:3, :3].T @ w2c[:3, 3])).astype(np.float32), device=self.device)
-            ray = points - cam_center
-            ray *= f32(tsdf.truncation) / torch.sqrt(ray[:, 0] * ray[:, 0] + ray[:, 1] * ray[:, 1]
-                                                     + ray[:, 2] * ray[:, 2])[:, None]
-            points = torch.cat([points, points + ray, points - ray])
-            # SparseTSDF.blocks_of
-            origin = torch.as_tensor(tsdf.origin, dtype=torch.float64, device=self.device)
-            vox = torch.floor((points.double() - origin) / tsdf.voxel_size).long()
-            dims = [int(x) for x in tsdf.voxel_dims]
-            inside = ((vox >= 0) & (vox < torch.as_tensor(dims, device=self.device))).all(dim=1)
-            bl = torch.div(vox[inside], BLOCK, rounding_mode="floor")
-            bd = [int(x) for x in tsdf.block_dims]
-            flat_blocks = (bl[:, 0] * bd[1] + bl[:, 1]) * bd[2] + bl[:, 2]
-            return torch.unique(flat_blocks).cpu().numpy().astype(np.int64)
+        return self.views_blocks(tsdf, depth[None], depth_t[None], w2c[None], k[None], offset)[1]
 
     def gather_view_pairs(self, depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray, offset: float,
                           **kwargs: Any) -> ViewPairs:
@@ -219,22 +330,27 @@ class TorchFusion:
         device = None if self.device.type == "cpu" else str(self.device)
         return gather_view_pairs(depth, w2c, intrinsics, offset, device=device, **kwargs)
 
-    def _sample_depth(self, depth, u, v):
-        """torch twin of :func:`.surface.sample_depth`."""
+    def _sample_depth(self, depth, u, v, view=None):
+        """torch twin of :func:`.surface.sample_depth`: an (H, W) ``depth``, or (B, H, W) with each point's
+        ``view``."""
         torch = self.torch
-        h, w = depth.shape
+        h, w = depth.shape[-2:]
+
+        def at(rows, cols):
+            return depth[rows, cols] if view is None else depth[view, rows, cols]
+
         u0 = torch.clamp(torch.floor(u).long(), 0, w - 2)
         v0 = torch.clamp(torch.floor(v).long(), 0, h - 2)
         a = torch.clamp(u - u0, 0.0, 1.0)
         b = torch.clamp(v - v0, 0.0, 1.0)
-        d00, d01 = depth[v0, u0], depth[v0, u0 + 1]
-        d10, d11 = depth[v0 + 1, u0], depth[v0 + 1, u0 + 1]
+        d00, d01 = at(v0, u0), at(v0, u0 + 1)
+        d10, d11 = at(v0 + 1, u0), at(v0 + 1, u0 + 1)
         lo = torch.minimum(torch.minimum(d00, d01), torch.minimum(d10, d11))
         hi = torch.maximum(torch.maximum(d00, d01), torch.maximum(d10, d11))
         smooth = (lo > 0) & (hi <= lo * np.float32(INTERP_MAX_RATIO))
         inv = (1 - b) * ((1 - a) / d00 + a / d01) + b * ((1 - a) / d10 + a / d11)
         interp = 1.0 / inv
-        near = depth[torch.clamp(torch.round(v).long(), 0, h - 1), torch.clamp(torch.round(u).long(), 0, w - 1)]
+        near = at(torch.clamp(torch.round(v).long(), 0, h - 1), torch.clamp(torch.round(u).long(), 0, w - 1))
         return torch.where(smooth, interp, near)
 
     def finish(self, tsdf: SparseTSDF) -> None:
