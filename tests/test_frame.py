@@ -70,7 +70,8 @@ def test_room_without_cameras_prefers_floor_over_ceiling(tilt):
     assert _up_error_deg(case, frame.up_source) <= UP_TOLERANCE_DEG
     world = _to_world(case, source_to_world_matrix(frame, 1.0))
     assert abs(np.median(world[case.labels == "floor", 2])) < 0.01
-    assert "source -Y" in frame.stats["no_camera_decision"]
+    chosen = max(frame.stats["candidates"], key=lambda c: c["score"])
+    assert chosen["prior"] == 1.0  # floor and ceiling cover the same area: the source -Y prior counts
 
 
 def test_no_cameras_arbitrary_frame_picks_largest_low_plane():
@@ -80,7 +81,9 @@ def test_no_cameras_arbitrary_frame_picks_largest_low_plane():
     case.source_to_world[:3, :3] = case.source_to_world[:3, :3] @ spin.T
     frame = estimate_frame(case.scene.means, None)
     assert _up_error_deg(case, frame.up_source) <= UP_TOLERANCE_DEG
-    assert frame.stats["no_camera_decision"] == "largest low plane"
+    chosen = max(frame.stats["candidates"], key=lambda c: c["score"])
+    assert chosen["area_cells"] == max(c["area_cells"] for c in frame.stats["candidates"])
+    assert chosen["prior"] == 0.0
 
 
 def test_no_cameras_ranks_planes_by_area_not_point_count():

@@ -27,12 +27,15 @@ height and the scale factor.
   most. The floor height then follows the new up axis.
 - Without cameras: candidates are the normals (both signs) of the largest planes, plus planes near the source -Y
   axis (the first camera's up in a Lyra file); a candidate is valid when its plane is *low* (few points below
-  it). Support is area (the cells the plane's inliers occupy), not point count: an optimized 3DGS scene is
-  densest where its training cameras were, so a wall seen from near outnumbers the floor (optimized apartment
-  fixtures, seeds 0-2: 90 deg wrong by count, 0.04-0.08 deg by area). The largest valid candidate within 35 deg of
-  source -Y (Lyra's first camera, COLMAP's usual up) wins when it has at least half the best one's area;
-  otherwise the largest one. The decision is logged. A corridor, whose two walls are larger than its floor, is
-  still taken on its side unless its frame has -Y up.
+  it). Each valid candidate scores ``ln(area / largest area)`` plus weighted gravity cues (``_gravity_cues``) and
+  the highest score wins. Area counts the cells the plane's inliers occupy, not points: an optimized 3DGS scene is
+  densest where its training cameras were, so a wall seen from near outnumbers the floor. The cues: the source
+  -Y prior (Lyra's first camera, COLMAP's usual up; worth a factor 2 of area); *contents* (things rest on the
+  floor: surface patches parallel to the candidate lie low above a floor, on both sides of a wall's interior);
+  *open above* (a wall faces another wall as large, a floor faces the sky or a ceiling the level-looking cameras
+  saw less). A corridor's walls cover more area than its floor (optimized fixtures, seeds 0-2 and 3 random
+  frames each: 90 deg wrong by area alone, 0.04-0.18 deg with the cues). The candidates, their cues and the
+  margin over the best candidate of another direction are recorded in the stats and logged.
 - Terrain (no plane, or the plane reaches under :attr:`FrameConfig.min_floor_coverage` of the ground cells): the
   up axis is the normal of a robust plane fit to the lowest point per ground cell, and the floor height is the
   median ground height right under the cameras.
@@ -114,9 +117,27 @@ ROW_ORDER_RATIO = 0.25
 """File rows are in spatial (view) order when consecutive rows lie closer than this fraction of random pairs."""
 AREA_CELL = 4.0
 """Without cameras, planes are ranked by area: the cells (edge this many RANSAC thresholds) their inliers occupy."""
-SOURCE_UP_MIN_SUPPORT = 0.5
-"""... and holds at least this fraction of the best low plane's area. Lower values would find the floor of
-camera-less Lyra corridors (walls hold 3-7x the floor) but pick walls in arbitrary (INRIA) frames."""
+GRAVITY_PRIOR_WEIGHT = float(np.log(2.0))
+"""Without cameras, score bonus of a floor candidate within ``SOURCE_UP_PREFERENCE_DEG`` of source -Y (the
+conventional frame: Lyra's first camera, COLMAP's usual up): worth a factor 2 of area."""
+GRAVITY_CONTENTS_WEIGHT = 1.5
+"""Score weight of the contents cue (see ``_contents_cue``: things rest on the floor), in [-1, 1]."""
+GRAVITY_OPEN_WEIGHT = 2.0
+"""Score weight of the open-above cue (see ``_open_above_cue``: less faces the floor from above), in [0, 1]."""
+GRAVITY_PATCH_CELL = 0.05
+"""Edge of the cells whose planar patches the no-camera cues count, as a fraction of the viewing depth ...
+(fixtures: 9-16 point spacings) ..."""
+GRAVITY_PATCH_SPACINGS = 8.0
+"""... and at least this many typical point spacings (median nearest-neighbour distance), so that sparse clouds
+still fill their patches with ``PATCH_MIN_POINTS``."""
+GRAVITY_PARALLEL_DEG = 12.0
+"""A patch (or plane) within this angle of a candidate's plane counts as parallel to it."""
+GRAVITY_BOTTOM_BAND = 0.08
+"""Parallel patches up to this fraction of the scene's height above a candidate belong to the candidate's plane;
+above ``GRAVITY_TOP_BAND`` to the surface facing it (ceiling, opposite wall); those between are contents."""
+GRAVITY_TOP_BAND = 0.85
+GRAVITY_CONTENTS_PRIOR = 5
+"""Pseudo-count that damps the contents cue where few content patches exist."""
 
 
 @dataclass
@@ -285,7 +306,7 @@ def estimate_frame(points: np.ndarray, cameras: CameraPath | None, cfg: FrameCon
         near_source_up = _sequential_ransac(pts, threshold, replace(cfg, max_planes=HORIZONTAL_PLANES),
                                             np.random.default_rng(cfg.seed + 2), LYRA_SOURCE_UP,
                                             SOURCE_UP_PREFERENCE_DEG)
-        up, floor_plane = _floor_without_cameras(pts, planes + near_source_up, threshold, cfg, stats)
+        up, floor_plane = _floor_without_cameras(pts, planes + near_source_up, threshold, depth, cfg, stats)
         method = "points+plane"
     if floor_plane is not None:
         up, floor_height, rms, count = _refine_plane(pts, up, floor_plane.offset(up), threshold)
@@ -640,34 +661,137 @@ def _floor_below_cameras(pts: np.ndarray, centers: np.ndarray, prior: np.ndarray
     return normal, plane
 
 
-def _floor_without_cameras(pts: np.ndarray, planes: list[_Plane], threshold: float, cfg: FrameConfig,
+def _floor_without_cameras(pts: np.ndarray, planes: list[_Plane], threshold: float, depth: float, cfg: FrameConfig,
                            stats: dict[str, Any]) -> tuple[np.ndarray, _Plane]:
-    """Choose the floor among large planes with no camera prior (see the module docstring)."""
+    """Choose the floor among large planes with no camera prior (see the module docstring).
+
+    Candidates are both sides of every plane that has at most ``cfg.max_below_fraction`` of the points below it
+    (the floor, but also walls and a seen ceiling). Each scores ``ln(area / largest area)`` plus the gravity cues
+    of :func:`_gravity_cues` times their weights (``GRAVITY_*_WEIGHT``); the highest score wins. The scores and
+    cues of every candidate are recorded in ``stats["candidates"]``."""
+    areas = [_plane_area(pts[plane.inliers], AREA_CELL * threshold) for plane in planes]
+    centres, normals = _flat_patches(pts, _gravity_patch_cell(pts, depth))
     valid = []
-    for plane in planes:
+    for plane, area in zip(planes, areas, strict=True):
         for sign in (1.0, -1.0):
             normal = sign * plane.normal
             below = float(np.mean(pts @ normal < plane.offset(normal) - 3 * threshold))
             if below <= cfg.max_below_fraction:
-                valid.append((plane, normal, below, _plane_area(pts[plane.inliers], AREA_CELL * threshold)))
+                cues = _gravity_cues(pts, centres, normals, normal, plane.offset(normal), area, planes, areas)
+                valid.append((plane, normal, below, area, cues))
     if not valid:
         raise ConversionError(None, "no floor found: no large plane has the points on one side of it "
                                     f"({len(planes)} planes tried)")
-    best = max(a for _, _, _, a in valid)
-    near_y = [item for item in valid if _angle(item[1], LYRA_SOURCE_UP) <= SOURCE_UP_PREFERENCE_DEG
-              and item[3] >= SOURCE_UP_MIN_SUPPORT * best]
-    if near_y:
-        plane, normal, below, area = max(near_y, key=lambda item: item[3])
-        decision = "largest low plane near the source -Y axis (Lyra first-camera up)"
-    else:
-        plane, normal, below, area = max(valid, key=lambda item: item[3])
-        decision = "largest low plane"
+    best = max(item[3] for item in valid)
+    scores = [np.log(max(area, 1) / best) + GRAVITY_PRIOR_WEIGHT * cues["prior"]
+              + GRAVITY_CONTENTS_WEIGHT * cues["contents"] + GRAVITY_OPEN_WEIGHT * cues["open"]
+              for _, _, _, area, cues in valid]
+    pick = int(np.argmax(scores))
+    plane, normal, below, area, cues = valid[pick]
+    runner_up = max((s for i, s in enumerate(scores) if _angle(valid[i][1], normal) > 30.0), default=None)
+    decision = "highest score (area, source -Y prior, contents, open above)"
     stats["no_camera_decision"] = decision
-    stats["candidates"] = [{"normal": n.round(4).tolist(), "inliers": p.count, "area_cells": a, "below": round(b, 4)}
-                           for p, n, b, a in valid]
-    logger.info("frame: no cameras; %d low-plane candidates, chose %s (%d inliers, %d area cells)", len(valid),
-                decision, plane.count, area)
+    stats["no_camera_margin"] = None if runner_up is None else float(scores[pick] - runner_up)
+    stats["candidates"] = [{"normal": n.round(4).tolist(), "inliers": p.count, "area_cells": a, "below": round(b, 4),
+                            **{k: round(v, 3) for k, v in c.items()}, "score": round(float(s), 3)}
+                           for (p, n, b, a, c), s in zip(valid, scores, strict=True)]
+    logger.info("frame: no cameras; %d low-plane candidates, chose %s (%d area cells, source -Y prior %.0f, "
+                "contents %.2f, open above %.2f; margin %s)", len(valid), decision, area, cues["prior"],
+                cues["contents"], cues["open"],
+                "n/a" if runner_up is None else f"{scores[pick] - runner_up:.2f}")
     return normal, plane
+
+
+def _gravity_cues(pts: np.ndarray, centres: np.ndarray, normals: np.ndarray, up: np.ndarray, offset: float,
+                  area: int, planes: list[_Plane], areas: list[int]) -> dict[str, float]:
+    """Evidence that ``up`` (unit, source frame) points up from a floor at height ``offset`` along it.
+
+    Args:
+        pts: (N, 3) the points, source frame.
+        centres, normals: (P, 3) centres and unit normals of the planar patches (:func:`_flat_patches`).
+        up, offset, area: the candidate floor: its normal (towards the points), height along it (source units)
+            and area (cells, :func:`_plane_area`).
+        planes, areas: all planes found and their areas (cells).
+
+    Returns:
+        ``prior`` (1 within ``SOURCE_UP_PREFERENCE_DEG`` of source -Y, else 0), ``contents``
+        (:func:`_contents_cue`) and ``open`` (:func:`_open_above_cue`).
+    """
+    height = pts @ up - offset
+    top = float(np.percentile(height, 99))  # the scene's extent above the candidate (robust to floaters)
+    patch_height = centres @ up - offset
+    parallel = np.abs(normals @ up) > np.cos(np.radians(GRAVITY_PARALLEL_DEG))
+    prior = float(_angle(up, LYRA_SOURCE_UP) <= SOURCE_UP_PREFERENCE_DEG)
+    return {"prior": prior, "contents": _contents_cue(patch_height[parallel], top),
+            "open": _open_above_cue(patch_height[parallel], top, up, offset, area, planes, areas)}
+
+
+def _contents_cue(heights: np.ndarray, top: float) -> float:
+    """Things rest on the floor: in [-1, 1], how much more of the scene's contents lies low than high.
+
+    ``heights`` (P,) are the heights of the patches parallel to the candidate floor (table and crate tops, seats,
+    steps on a floor; the fronts of furniture against a wall), ``top`` the scene's height above it (source units).
+    Patches strictly between the candidate's own band and the band of the surface facing it
+    (``GRAVITY_BOTTOM_BAND``, ``GRAVITY_TOP_BAND`` of ``top``) are contents; the cue is (low - high) /
+    (low + high + ``GRAVITY_CONTENTS_PRIOR``), split at half the height. On the floor every piece of furniture
+    is low; on a wall only the pieces against that wall are (optimized fixtures, seeds 0-2: floors 0.6-0.9,
+    walls -0.9-0.7)."""
+    inner = heights[(heights > GRAVITY_BOTTOM_BAND * top) & (heights < GRAVITY_TOP_BAND * top)]
+    low = float(np.sum(inner < 0.5 * top))
+    high = float(len(inner) - low)
+    return (low - high) / (low + high + GRAVITY_CONTENTS_PRIOR)
+
+
+def _open_above_cue(heights: np.ndarray, top: float, up: np.ndarray, offset: float, area: int,
+                    planes: list[_Plane], areas: list[int]) -> float:
+    """Free space above the floor: in [0, 1], how little faces the candidate from the far side of the scene.
+
+    A wall faces another wall about as large, whereas above a floor lies the sky or a ceiling that the cameras
+    (at eye height, looking level or down) saw much less. The mean of two measures, each 1 - (facing / own)
+    clipped to [0, 1]: the largest plane parallel to the candidate on the far half of the scene against the
+    candidate's ``area`` (cells), and the parallel patches (``heights`` (P,), source units) in the top band (above
+    ``GRAVITY_TOP_BAND * top``) against those in the candidate's own band. Optimized fixtures, seeds 0-2: floors
+    0.7-1.0, corridor walls 0.0-0.5."""
+    facing = [other for plane, other in zip(planes, areas, strict=True)
+              if abs(plane.normal @ up) > np.cos(np.radians(GRAVITY_PARALLEL_DEG))
+              and plane.offset(up) - offset > 0.5 * top]
+    by_planes = 1.0 - min(1.0, max(facing, default=0) / max(area, 1))
+    bottom = float(np.sum(heights <= GRAVITY_BOTTOM_BAND * top))
+    facing_patches = float(np.sum((heights >= GRAVITY_TOP_BAND * top) & (heights <= top)))
+    by_patches = 1.0 - min(1.0, facing_patches / max(bottom, 1.0))
+    return 0.5 * (by_planes + by_patches)
+
+
+def _gravity_patch_cell(pts: np.ndarray, depth: float, sample: int = 5000) -> float:
+    """Cell edge (source units) of the no-camera cues' patches: ``GRAVITY_PATCH_CELL * depth``, at least
+    ``GRAVITY_PATCH_SPACINGS`` times the median nearest-neighbour distance of ``sample`` of the points (N, 3)."""
+    from scipy.spatial import cKDTree
+
+    probe = pts[:: max(1, len(pts) // sample)]
+    spacing = float(np.median(cKDTree(pts).query(probe, k=2)[0][:, 1]))
+    return max(GRAVITY_PATCH_CELL * depth, GRAVITY_PATCH_SPACINGS * spacing)
+
+
+def _flat_patches(pts: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
+    """(P, 3) centres and (P, 3) unit normals (sign arbitrary) of the planar patches of ``pts`` (N, 3): the points
+    in each cubic cell of edge ``cell`` (source units) with at least ``PATCH_MIN_POINTS`` of them and a flat
+    covariance (smallest eigenvalue under ``PATCH_PLANARITY`` times the middle one)."""
+    origin = pts.mean(axis=0)
+    centred = pts - origin  # precision of the one-pass covariance
+    unique, inverse, counts = np.unique(_row_keys(np.floor(pts / cell).astype(np.int64)), return_inverse=True,
+                                        return_counts=True)
+    inverse = inverse.reshape(-1)
+    big = counts >= PATCH_MIN_POINTS
+    mean = np.stack([np.bincount(inverse, centred[:, i], len(unique)) for i in range(3)], axis=1)[big]
+    mean /= counts[big, None]
+    cov = np.empty((int(big.sum()), 3, 3))
+    for i in range(3):
+        for j in range(i, 3):
+            cov[:, i, j] = cov[:, j, i] = (np.bincount(inverse, centred[:, i] * centred[:, j], len(unique))[big]
+                                           / counts[big] - mean[:, i] * mean[:, j])
+    values, vectors = np.linalg.eigh(cov)  # ascending
+    flat = values[:, 0] < PATCH_PLANARITY * values[:, 1]
+    return mean[flat] + origin, vectors[flat, :, 0]
 
 
 def _plane_area(inliers: np.ndarray, cell: float) -> int:
