@@ -178,3 +178,31 @@ def test_synthetic_render_numpy_matches_open3d(scene_name, monkeypatch):
     za, _ = with_o3d.heights_below(xy, 3.0, max_drop=10.0)
     zb, _ = without.heights_below(xy, 3.0, max_drop=10.0)
     np.testing.assert_allclose(za, zb, atol=1e-4, equal_nan=True)
+
+
+def test_auto_backend_remembers_that_open3d_is_not_installed(monkeypatch):
+    """A failed import of open3d searches sys.path again on every call: resolve_backend remembers a true absence
+    (no spec), but not an import that is only blocked (open3d installed: it is tried again)."""
+    import builtins
+    import importlib.util
+
+    from lyra_isaac.geometry import raycast
+
+    monkeypatch.setattr(raycast, "_open3d_not_installed", False)  # restored after the test
+    real_import, real_find_spec = builtins.__import__, importlib.util.find_spec
+    attempts = []
+
+    def no_open3d(name, *args, **kwargs):
+        if name == "open3d":
+            attempts.append(name)
+            raise ImportError("open3d hidden by the test")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_open3d)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "open3d"
+                        else real_find_spec(name, *a))  # installed, but its import fails
+    assert [resolve_backend("auto") for _ in range(2)] == ["numpy", "numpy"] and len(attempts) == 2
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "open3d"
+                        else real_find_spec(name, *a))  # not installed
+    assert [resolve_backend("auto") for _ in range(3)] == ["numpy"] * 3 and len(attempts) == 3
+    assert resolve_backend("open3d") == "open3d"  # an explicit choice is not overridden

@@ -18,6 +18,7 @@ two backends.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Callable, Iterator
 from typing import Literal
@@ -46,12 +47,25 @@ def resolve_backend(backend: Backend = "auto") -> str:
         raise ValueError(f"unknown ray-cast backend '{backend}' (choose auto, open3d or numpy)")
     if backend != "auto":
         return backend
+    global _open3d_not_installed
+    if _open3d_not_installed:
+        return "numpy"
     try:
         import open3d  # noqa: F401  (slow import; only its presence matters here)
     except ImportError:
+        # a failed import searches every sys.path entry again on each call (0.6 s of a conversion on the H100
+        # machine): remembered when open3d is truly not installed, not when an import of it is blocked
+        try:
+            _open3d_not_installed = importlib.util.find_spec("open3d") is None
+        except (ImportError, ValueError):
+            pass
         logger.info("ray casting: open3d is not installed, using the numpy rasterizer")
         return "numpy"
     return "open3d"
+
+
+_open3d_not_installed = False
+"""Set once :func:`resolve_backend` found that open3d is not installed (see there)."""
 
 
 def open3d_scene(vertices: np.ndarray, faces: np.ndarray):
