@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from room_views import OFFSET, room_views, walk
+from room_views import HEIGHT, OFFSET, WIDTH, look, room_views, walk
 
 from lyra_isaac.geometry.depth_factor import NOT_ESTIMATED, estimate_depth_factor, gather_view_pairs
 from lyra_isaac.geometry.frame import ScaleEstimate, depth_factor_correction
@@ -100,3 +100,34 @@ def test_partner_orders():
     assert mean_baseline(far) > mean_baseline(near)
     with pytest.raises(ValueError, match="partner_order"):
         gather_view_pairs(depth, w2c, k, OFFSET, partner_order="nearest")
+
+
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_the_far_face_of_a_thin_wall_is_no_match(device):
+    """Views on both sides of a 10 cm wall: a point of one face lands within the occlusion tolerance of the other
+    face's depth, but the faces are different surfaces (they disagree by the wall's thickness whatever the depths
+    are): only views on the same side are matched, and exact depths give no shared factor (numpy and the torch
+    twin)."""
+    k = np.array([[40.0, 0.0, WIDTH / 2], [0.0, 40.0, HEIGHT / 2], [0.0, 0.0, 1.0]])
+    half = 0.05
+    cameras = [((-2.0, -0.3, 1.5), 0.0), ((-2.6, 0.4, 1.5), 0.15), ((-1.6, 0.1, 1.4), -0.1),
+               ((2.0, 0.2, 1.5), np.pi), ((2.5, -0.3, 1.5), np.pi - 0.15), ((1.7, 0.0, 1.6), np.pi + 0.1)]
+    w2c = np.stack([look(np.array(p), yaw, pitch=0.0) for p, yaw in cameras])
+    u, v = np.meshgrid(np.arange(WIDTH) + OFFSET, np.arange(HEIGHT) + OFFSET)
+    ray_cam = np.stack([(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones_like(u)], axis=-1)
+    depth = []
+    for m in w2c:
+        centre = -m[:3, :3].T @ m[:3, 3]
+        face = -half if centre[0] < 0 else half  # the face this camera sees
+        depth.append((face - centre[0]) / (ray_cam @ m[:3, :3])[..., 0])
+    depth = np.stack(depth).astype(np.float32)
+    ks = np.repeat(k[None], len(w2c), axis=0)
+    if device is not None:
+        pytest.importorskip("torch")
+    for order in ("baseline", "overlap"):
+        pairs = gather_view_pairs(depth, w2c, ks, OFFSET, partner_order=order, device=device)
+        side = np.array([p[0] < 0 for p, _ in cameras])
+        assert len(pairs) > 1000
+        assert np.all(side[pairs.pair // len(w2c)] == side[pairs.pair % len(w2c)])
+        np.testing.assert_allclose(pairs.baseline + pairs.reach_a - pairs.reach_b, 0.0, atol=1e-4)
+    assert estimate_depth_factor(depth, w2c, ks, OFFSET, device=device).factor == pytest.approx(1.0, abs=1e-4)
