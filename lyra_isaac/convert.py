@@ -284,7 +284,7 @@ def convert(
     done += STAGE_WEIGHTS["surface"]
 
     with _stage("mesh", timings, progress, done):
-        collision, mesh_stats, visual = _finish_and_colorize(surface.mesh, render, cfg.mesh)
+        collision, mesh_stats, visual = _finish_and_colorize(surface.mesh, render, cfg.mesh, device)
     done += STAGE_WEIGHTS["mesh"]
 
     with _stage("walkable", timings, progress, done):
@@ -397,18 +397,19 @@ def _hashing(path: Path) -> Iterator[Callable[[], str]]:
         yield digest.result
 
 
-def _finish_and_colorize(raw: TriangleMesh, render: GaussianScene,
-                         cfg: MeshConfig) -> tuple[TriangleMesh, dict[str, Any], TriangleMesh]:
-    """:func:`finish_mesh` then :func:`colorize`: (collision mesh, mesh stats, visual mesh). With more than one
-    thread (:func:`cpu_threads`) the colour sources (a subset of the splats and its KD-tree, ~1 s at Lyra size,
-    independent of the mesh) are made on a worker thread while the mesh is finished; the result is the same."""
+def _finish_and_colorize(raw: TriangleMesh, render: GaussianScene, cfg: MeshConfig,
+                         device: str = "cpu") -> tuple[TriangleMesh, dict[str, Any], TriangleMesh]:
+    """:func:`finish_mesh` (on ``device``) then :func:`colorize`: (collision mesh, mesh stats, visual mesh). With
+    more than one thread (:func:`cpu_threads`) the colour sources (a subset of the splats and its KD-tree, ~1 s at
+    Lyra size, independent of the mesh) are made on a worker thread while the mesh is finished; the result is the
+    same."""
     if cpu_threads() < 2:
-        collision, stats = finish_mesh(raw, cfg)
+        collision, stats = finish_mesh(raw, cfg, device=device)
         return collision, stats, colorize(collision, render)
     importlib.import_module("scipy.spatial")  # first imports stay on this thread (see WRITER_MODULES)
     with ThreadPoolExecutor(max_workers=1) as pool:
         sources = pool.submit(color_sources, render)
-        collision, stats = finish_mesh(raw, cfg)
+        collision, stats = finish_mesh(raw, cfg, device=device)
         return collision, stats, colorize(collision, render, sources=sources.result())
 
 

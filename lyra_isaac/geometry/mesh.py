@@ -78,12 +78,14 @@ class MeshConfig:
 
 
 # ============================================================================================== entry point
-def finish_mesh(mesh: TriangleMesh, cfg: MeshConfig | None = None) -> tuple[TriangleMesh, dict[str, Any]]:
+def finish_mesh(mesh: TriangleMesh, cfg: MeshConfig | None = None,
+                device: str | None = None) -> tuple[TriangleMesh, dict[str, Any]]:
     """Clean, hole-fill and decimate a raw surface mesh.
 
     Args:
         mesh: raw mesh (e.g. from :func:`lyra_isaac.geometry.surface.extract_surface`), world frame, metres.
         cfg: settings (defaults: :class:`MeshConfig`).
+        device: "cuda" to measure the decimation error on the GPU (when torch sees one; see :func:`decimate`).
 
     Returns:
         (finished mesh, stats): counts of what each step removed or added, the decimation error reached, seconds.
@@ -117,7 +119,7 @@ def finish_mesh(mesh: TriangleMesh, cfg: MeshConfig | None = None) -> tuple[Tria
         stats.update(frontier_stats)
     verts, faces, colors = compact(verts, faces, colors)
     if cfg.decimate:
-        verts, faces, dec_stats = decimate(verts, faces, cfg)
+        verts, faces, dec_stats = decimate(verts, faces, cfg, device=device)
         stats.update(dec_stats)
         colors = None
     out = TriangleMesh(verts.astype(np.float32), faces.astype(np.int32), colors)
@@ -542,13 +544,20 @@ def _near_cells(points: np.ndarray, candidates: np.ndarray, radius: float) -> np
 
 
 # ============================================================================================== decimation
-def surface_distance(verts: np.ndarray, faces: np.ndarray, points: np.ndarray, *, exact: bool = True) -> np.ndarray:
+def surface_distance(verts: np.ndarray, faces: np.ndarray, points: np.ndarray, *, exact: bool = True,
+                     device: str | None = None, cell: float = 0.02) -> np.ndarray:
     """(N,) unsigned distance of (N, 3) points to the triangle mesh (V, 3) verts, (F, 3) faces, metres.
 
-    open3d's BVH when open3d is installed (float32); otherwise the exact numpy/scipy
-    :func:`~lyra_isaac.geometry.distance.point_mesh_distance` (float64), for any triangle sizes, or with
+    On a CUDA ``device`` (when torch sees one) the exact grid search of
+    :func:`~lyra_isaac.geometry.distance_torch.point_mesh_distance_torch` (float32; ``cell``: its grid, metres, a few
+    times the distances of interest). Otherwise open3d's BVH when open3d is installed (float32); otherwise the exact
+    numpy/scipy :func:`~lyra_isaac.geometry.distance.point_mesh_distance` (float64), for any triangle sizes, or with
     ``exact=False`` its faster upper bound (exact where the mesh's triangles are small against the distances).
     """
+    if device is not None and str(device).startswith("cuda") and _cuda_available():
+        from .distance_torch import point_mesh_distance_torch
+
+        return point_mesh_distance_torch(verts, faces, points, cell=cell, device=device)
     if resolve_backend("auto") == "open3d":
         import open3d as o3d
 
@@ -557,6 +566,15 @@ def surface_distance(verts: np.ndarray, faces: np.ndarray, points: np.ndarray, *
     from .distance import point_mesh_distance
 
     return point_mesh_distance(verts, faces, points, exact=exact)
+
+
+def _cuda_available() -> bool:
+    """Whether torch is installed and sees a CUDA device."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
 
 
 COLOR_MAX_SOURCES = 3_000_000
@@ -617,7 +635,8 @@ def _closest_on_segment(p: np.ndarray, start: np.ndarray, end: np.ndarray) -> np
     return start + d * np.clip(np.where(length2 > 0, t, 0.0), 0.0, 1.0)[:, None]
 
 
-def decimate(verts: np.ndarray, faces: np.ndarray, cfg: MeshConfig) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def decimate(verts: np.ndarray, faces: np.ndarray, cfg: MeshConfig,
+             device: str | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Quadric decimation (fast-simplification) to an error bound.
 
     The mesh is halved repeatedly; after each halving the ``error_percentile`` distance from (a sample of) the
@@ -626,7 +645,9 @@ def decimate(verts: np.ndarray, faces: np.ndarray, cfg: MeshConfig) -> tuple[np.
     kept (so the triangle count is within a factor of two of the smallest one the error bound allows), never below
     ``min_triangles``. Meshes above ``max_triangles`` are decimated to it first, whatever the error. With more
     than one thread (:func:`~lyra_isaac.threads.cpu_threads`) the next halving is computed while the current
-    one's error is measured (the same result as one thread; a halving that is not kept is thrown away).
+    one's error is measured (the same result as one thread; a halving that is not kept is thrown away). On a CUDA
+    ``device`` the error is measured there, exactly (:func:`surface_distance`; the CPU's upper bound can only be
+    larger, so the two may keep different halvings where the bound is nearly reached).
 
     Returns:
         (verts, faces, stats with ``decimation_error_m`` (at ``error_percentile``), ``decimation_error_max_m`` and
@@ -640,7 +661,7 @@ def decimate(verts: np.ndarray, faces: np.ndarray, cfg: MeshConfig) -> tuple[np.
     steps = 0
     if len(faces) > cfg.max_triangles:
         best_v, best_f = fast_simplification.simplify(verts, faces.astype(np.int32), target_count=cfg.max_triangles)
-        d = surface_distance(best_v, best_f, sample, exact=False)
+        d = surface_distance(best_v, best_f, sample, exact=False, device=device, cell=2 * cfg.max_error)
         best_err = (float(np.percentile(d, cfg.error_percentile)), float(d.max()))
         steps += 1
     with ThreadPoolExecutor(max_workers=1) if cpu_threads() > 1 else nullcontext() as pool:
@@ -655,7 +676,7 @@ def decimate(verts: np.ndarray, faces: np.ndarray, cfg: MeshConfig) -> tuple[np.
                 break
             if len(f) // 2 >= cfg.min_triangles:
                 halving = _halve(pool, v, f)
-            d = surface_distance(v, f, sample, exact=False)
+            d = surface_distance(v, f, sample, exact=False, device=device, cell=2 * cfg.max_error)
             err = (float(np.percentile(d, cfg.error_percentile)), float(d.max()))
             if err[0] > cfg.max_error:
                 break
