@@ -349,11 +349,14 @@ def test_torch_integrate_views_matches_one_view_at_a_time(harsh, device):
         assert len(keys_batched) - len(common) <= tolerance * len(keys_one)
         observed = weight_one[a] > 0
         assert observed.sum() > 50_000
-        # float32 rounding (batched vs one-view matrix products) moves a few sampled depths in the last bits
+        # float32 rounding (batched vs one-view matrix products) moves a few sampled depths in the last bits; at
+        # 1 cm a view that touches a block in one and not the other changes that block's voxels outright
         weight_error = np.abs(weight_batched[b] - weight_one[a]) / np.maximum(weight_one[a], 1e-12)
         value_error = np.abs(value_batched[b] - value_one[a])[observed]
-        assert np.mean(weight_error > 1e-5) < 1e-4 and weight_error.max() < 1e-3
-        assert np.mean(value_error > 1e-5) < 1e-4 and value_error.max() < 1e-2
+        # values: the one-by-one running mean rounds to float32 at every view (~1e-6 per view), the batch once
+        assert np.mean(weight_error > 1e-5) < 1e-4 and np.mean(value_error > 1e-4) < 1e-4
+        if tolerance == 0:
+            assert weight_error.max() < 1e-3 and value_error.max() < 1e-2
         # the pairs of views_blocks are each view's view_blocks
         view, block = fusion.views_blocks(batched, views.depth, torch.as_tensor(views.depth, device=device),
                                           views.w2c, views.intrinsics, views.pixel_offset)

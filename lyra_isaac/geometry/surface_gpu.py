@@ -152,7 +152,7 @@ class TorchFusion:
 
         The result is that of integrating the views in order: blocks get the same slots (a block first touched by
         view i is allocated with view i's new blocks, in index order), and each voxel the weighted mean of its old
-        value and of the B views' values, summed in view order (deterministic; equal to the running means up to
+        value and of the B views' values (summed in float64, deterministic; equal to the running means up to
         float32 rounding).
 
         Args:
@@ -205,11 +205,15 @@ class TorchFusion:
                 continue
             value = torch.clamp(sdf[ok] / f32(tsdf.truncation), max=1.0)
             weight = (1.0 / d[ok]) ** f32(power)
-            # per voxel, its views' terms summed in view order (a stable sort keeps it; no float atomics)
+            # per voxel, the sum of its views' terms: float64 prefix sums over the terms sorted by voxel, differenced
+            # at the voxels' ends (deterministic, unlike float atomics)
             order = torch.argsort(idx, stable=True)
             voxels, counts = torch.unique_consecutive(idx[order], return_counts=True)
-            sum_w[voxels] += torch.segment_reduce(weight[order], "sum", lengths=counts)
-            sum_vw[voxels] += torch.segment_reduce((value * weight)[order], "sum", lengths=counts)
+            ends = torch.cumsum(counts, 0) - 1
+            for total, terms in ((sum_w, weight), (sum_vw, value * weight)):
+                prefix = torch.cumsum(terms[order].double(), 0)
+                segment = prefix[ends] - torch.cat([prefix.new_zeros(1), prefix[ends[:-1]]])
+                total[voxels] += segment.float()
             updates += int(idx.shape[0])
         touched = sum_w > 0
         new_w = state["weight"] + sum_w
