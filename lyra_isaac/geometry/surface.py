@@ -414,7 +414,8 @@ def fuse_and_mesh(views: DepthViews, cfg: SurfaceConfig, progress: Progress, whe
     stats["tsdf_observed_voxels"] = tsdf.n_observed
     t = time.perf_counter()
     progress.update("surface: marching cubes", 0.9)
-    mesh = tsdf.extract_mesh(cfg.min_weight)
+    extract = getattr(backend, "extract_mesh", None)  # the torch backend's runs on its device
+    mesh = extract(tsdf, cfg.min_weight) if extract is not None else tsdf.extract_mesh(cfg.min_weight)
     timings["marching_cubes"] = time.perf_counter() - t
     if mesh.n_triangles == 0:
         raise ConversionError(where, f"surface extraction produced no triangles ({stats['tsdf_observed_voxels']} "

@@ -9,7 +9,8 @@ Same method and result as :mod:`.surface` (read its docstring), with two parts m
 - **Fusion** (:class:`TorchFusion`): per view, the voxels of the blocks near its surface are projected and updated
   on the device. It runs on any torch device, so CI checks it against the numpy backend on the CPU.
 
-Block allocation, per-view alignment fits (a few thousand samples per view) and marching cubes stay on the CPU.
+Marching cubes run on the device too (:mod:`.marching_torch`); block allocation bookkeeping and the per-view
+alignment fits (a few thousand samples per view) stay on the CPU.
 torch and gsplat are imported lazily (pip extra ``gpu``).
 """
 
@@ -26,6 +27,7 @@ from ..errors import ConversionError, InputError, MissingDependencyError
 from ..progress import NO_PROGRESS, Progress
 from ..splats.cameras import CameraPath
 from ..splats.scene import GaussianScene
+from ..world import TriangleMesh
 from .depth_factor import ViewPairs, gather_view_pairs
 from .depth_maps import DepthViews
 from .fusion import INTERP_MAX_RATIO, MAX_SUBPIXEL, allocation_grid, view_blocks
@@ -356,6 +358,17 @@ class TorchFusion:
         interp = 1.0 / inv
         near = at(torch.clamp(torch.round(v).long(), 0, h - 1), torch.clamp(torch.round(u).long(), 0, w - 1))
         return torch.where(smooth, interp, near)
+
+    def extract_mesh(self, tsdf: SparseTSDF, min_weight: float = 0.0) -> TriangleMesh:
+        """Marching cubes of a finished TSDF: on a CUDA device :func:`.marching_torch.extract_mesh_torch` over the
+        device copy :meth:`finish` left (scikit-image's runs on one CPU thread, holding the GIL); on a CPU device
+        :meth:`SparseTSDF.extract_mesh`, which is faster there."""
+        sampler = getattr(tsdf, "_sampler", None)
+        if self.device.type == "cpu" or not isinstance(sampler, TorchTSDFSampler):
+            return tsdf.extract_mesh(min_weight)
+        from .marching_torch import extract_mesh_torch
+
+        return extract_mesh_torch(tsdf, sampler.values, sampler.weights, min_weight)
 
     def finish(self, tsdf: SparseTSDF) -> None:
         """Copy the fused values back into ``tsdf`` (numpy); the device copy stays attached as ``tsdf``'s sampler
