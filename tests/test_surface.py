@@ -279,23 +279,30 @@ def test_torch_fusion_matches_numpy(harsh):
     assert np.mean(wdiff > 1e-3) < 1e-3
 
 
+def _torch_fusion_case(harsh, device: str):
+    """(torch, the harsh fixture's depth views, their scene box, a TorchFusion on ``device``); skips without torch
+    or, for "cuda", without a CUDA device."""
+    torch = pytest.importorskip("torch")
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from lyra_isaac.geometry.fusion import scene_box
+    from lyra_isaac.geometry.surface import make_depth_views
+    from lyra_isaac.geometry.surface_gpu import TorchFusion
+
+    views = make_depth_views(harsh.scene, harsh.cameras, SurfaceConfig(), {})
+    return torch, views, scene_box(views), TorchFusion(device)
+
+
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 def test_torch_view_blocks_match_numpy(harsh, device):
     """TorchFusion.view_blocks (the CUDA path's block allocation) finds exactly the blocks of surface.view_blocks at
     the coarse (alignment) and the final voxel size; at a 5 mm voxel (every pixel, dense sub-pixel grids) float32
     rounding of the back-projection (BLAS vs torch matmul order) may move a point across a block face: a few
     blocks in 10^5."""
-    torch = pytest.importorskip("torch")
-    if device == "cuda" and not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
-    from lyra_isaac.geometry.fusion import scene_box, view_blocks
-    from lyra_isaac.geometry.surface import make_depth_views
-    from lyra_isaac.geometry.surface_gpu import TorchFusion
+    from lyra_isaac.geometry.fusion import view_blocks
     from lyra_isaac.geometry.tsdf import SparseTSDF
 
-    views = make_depth_views(harsh.scene, harsh.cameras, SurfaceConfig(), {})
-    box = scene_box(views)
-    fusion = TorchFusion(device)
+    torch, views, box, fusion = _torch_fusion_case(harsh, device)
     for voxel, truncation, tolerance in ((0.04, 0.3, 0), (0.02, 0.08, 0), (0.005, 0.02, 1e-4)):
         tsdf = SparseTSDF(box[0], box[1], voxel, truncation)
         for f in range(0, len(views), 3):
@@ -319,17 +326,10 @@ def test_torch_integrate_views_matches_one_view_at_a_time(harsh, device):
     blocks in the same slots (exactly at the alignment's voxel size; at 1 cm float32 rounding of a batched
     back-projection may add or drop a block in 10^4), and the same weighted means up to float32 rounding (which can
     move a sampled depth by a few ulps on a few voxels in 10^5)."""
-    torch = pytest.importorskip("torch")
-    if device == "cuda" and not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
-    from lyra_isaac.geometry.fusion import scene_box, view_blocks
-    from lyra_isaac.geometry.surface import make_depth_views
-    from lyra_isaac.geometry.surface_gpu import TorchFusion
+    from lyra_isaac.geometry.fusion import view_blocks
     from lyra_isaac.geometry.tsdf import SparseTSDF
 
-    views = make_depth_views(harsh.scene, harsh.cameras, SurfaceConfig(), {})
-    box = scene_box(views)
-    fusion = TorchFusion(device)
+    torch, views, box, fusion = _torch_fusion_case(harsh, device)
     args = (views.pixel_offset, 2.0)
     for voxel, truncation, tolerance in ((0.04, 0.3, 0), (0.01, 0.04, 1e-4)):
         one, batched = SparseTSDF(box[0], box[1], voxel, truncation), SparseTSDF(box[0], box[1], voxel, truncation)
