@@ -777,21 +777,32 @@ def _flat_patches(pts: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]
     in each cubic cell of edge ``cell`` (source units) with at least ``PATCH_MIN_POINTS`` of them and a flat
     covariance (smallest eigenvalue under ``PATCH_PLANARITY`` times the middle one)."""
     origin = pts.mean(axis=0)
-    centred = pts - origin  # precision of the one-pass covariance
-    unique, inverse, counts = np.unique(_row_keys(np.floor(pts / cell).astype(np.int64)), return_inverse=True,
-                                        return_counts=True)
-    inverse = inverse.reshape(-1)
+    _, inverse, counts = np.unique(_row_keys(np.floor(pts / cell).astype(np.int64)), return_inverse=True,
+                                   return_counts=True)
+    big, mean, normal, flat = _group_planes(pts - origin, inverse.reshape(-1), counts)
+    return mean[flat] + origin, normal[flat]
+
+
+def _group_planes(centred: np.ndarray, inverse: np.ndarray,
+                  counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Plane fits of groups of points: (G,) bool groups with at least ``PATCH_MIN_POINTS`` points ("big"), and for
+    the big ones their (B, 3) mean, (B, 3) unit normal (sign arbitrary) and (B,) bool flatness (smallest covariance
+    eigenvalue under ``PATCH_PLANARITY`` times the middle one).
+
+    Args:
+        centred: (N, 3) points minus a common origin (the one-pass covariance needs small coordinates).
+        inverse: (N,) group of each point, 0..G-1; counts: (G,) points per group.
+    """
     big = counts >= PATCH_MIN_POINTS
-    mean = np.stack([np.bincount(inverse, centred[:, i], len(unique)) for i in range(3)], axis=1)[big]
+    mean = np.stack([np.bincount(inverse, centred[:, i], len(counts)) for i in range(3)], axis=1)[big]
     mean /= counts[big, None]
     cov = np.empty((int(big.sum()), 3, 3))
     for i in range(3):
         for j in range(i, 3):
-            cov[:, i, j] = cov[:, j, i] = (np.bincount(inverse, centred[:, i] * centred[:, j], len(unique))[big]
+            cov[:, i, j] = cov[:, j, i] = (np.bincount(inverse, centred[:, i] * centred[:, j], len(counts))[big]
                                            / counts[big] - mean[:, i] * mean[:, j])
     values, vectors = np.linalg.eigh(cov)  # ascending
-    flat = values[:, 0] < PATCH_PLANARITY * values[:, 1]
-    return mean[flat] + origin, vectors[flat, :, 0]
+    return big, mean, vectors[:, :, 0], values[:, 0] < PATCH_PLANARITY * values[:, 1]
 
 
 def _plane_area(inliers: np.ndarray, cell: float) -> int:
@@ -879,18 +890,8 @@ def _patch_normals(local: np.ndarray, views: np.ndarray, cell: float) -> np.ndar
     cells = np.floor(local / cell).astype(np.int64)
     unique, inverse, counts = np.unique(_row_keys(np.c_[views, cells]), return_inverse=True, return_counts=True)
     inverse = inverse.reshape(-1)
-    big = counts >= PATCH_MIN_POINTS
-    centred = local - local.mean(axis=0)  # precision of the one-pass covariance
-    mean = np.stack([np.bincount(inverse, centred[:, i], len(unique)) for i in range(3)], axis=1)[big]
-    mean /= counts[big, None]
-    cov = np.empty((int(big.sum()), 3, 3))
-    for i in range(3):
-        for j in range(i, 3):
-            cov[:, i, j] = cov[:, j, i] = (np.bincount(inverse, centred[:, i] * centred[:, j], len(unique))[big]
-                                           / counts[big] - mean[:, i] * mean[:, j])
-    values, vectors = np.linalg.eigh(cov)  # ascending
-    flat = values[:, 0] < PATCH_PLANARITY * values[:, 1]
-    normals = vectors[flat, :, 0]
+    big, _, normals, flat = _group_planes(local - local.mean(axis=0), inverse, counts)
+    normals = normals[flat]
     if len(normals) == 0:
         return normals
     horizontal_axis = np.where(np.abs(normals[:, 0]) > np.abs(normals[:, 1]), normals[:, 0], normals[:, 1])
