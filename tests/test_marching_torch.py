@@ -112,3 +112,16 @@ def test_empty_and_unobserved_tsdf_give_empty_meshes():
     _field(tsdf, lambda p: p[:, 2] - 0.5)
     assert _torch_mesh(tsdf, 0.0, "cpu").n_triangles > 0
     assert _torch_mesh(tsdf, 10.0, "cpu").n_triangles == 0  # nothing observed above that weight
+
+
+def test_huge_grids_weld_by_rows(monkeypatch):
+    """Where one int64 key per quantized position would overflow, vertices are welded by their rows: same mesh."""
+    from lyra_isaac.geometry import marching_torch
+
+    tsdf = SparseTSDF(np.array([-1.0, -1.0, -1.0]), np.array([1.0, 1.0, 1.0]), voxel_size=0.05, truncation=0.2)
+    _field(tsdf, lambda p: np.linalg.norm(p, axis=1) - 0.7)
+    keyed = _torch_mesh(tsdf, 0.0, "cpu")
+    monkeypatch.setattr(marching_torch, "WELD_QUANTUM", 1.0 / 2**40)  # spans of 2^40 per axis: no single key
+    rows = _torch_mesh(tsdf, 0.0, "cpu")
+    assert rows.n_triangles == keyed.n_triangles and _edge_uses(rows.faces) == (0, 0)
+    np.testing.assert_allclose(np.sort(rows.vertices, axis=0), np.sort(keyed.vertices, axis=0), atol=1e-6)

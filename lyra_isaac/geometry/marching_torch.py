@@ -188,10 +188,13 @@ def extract_mesh_torch(tsdf: SparseTSDF, values: Any, weights: Any, min_weight: 
             return TriangleMesh(np.zeros((0, 3)), np.zeros((0, 3)))
         # every cube that cuts an edge computes the same point on it: welding equal (and, as the CPU extraction
         # does, nearly equal: corners at exactly zero) positions makes one vertex per cut
-        quantized = torch.round(pos / WELD_QUANTUM).long() + 1  # >= 0: positions lie in [-0.5, dims]
+        quantized = torch.round(pos / WELD_QUANTUM).long() + 1  # >= 0: positions lie in [0, dims]
         span = [int(d + 2) * int(round(1 / WELD_QUANTUM)) for d in tsdf.voxel_dims]
-        key = (quantized[:, 0] * span[1] + quantized[:, 1]) * span[2] + quantized[:, 2]
-        _, weld_index = torch.unique(key, return_inverse=True)
+        if span[0] * span[1] * span[2] < 1 << 63:  # one int64 key per position
+            key = (quantized[:, 0] * span[1] + quantized[:, 1]) * span[2] + quantized[:, 2]
+            _, weld_index = torch.unique(key, return_inverse=True)
+        else:
+            _, weld_index = torch.unique(quantized, dim=0, return_inverse=True)
         face = weld_index.reshape(-1, 3)
         keep = (face[:, 0] != face[:, 1]) & (face[:, 1] != face[:, 2]) & (face[:, 0] != face[:, 2])
         face = face[keep]
