@@ -20,6 +20,7 @@ Usage::
     python benchmarks/fidelity.py --fixtures-only --size lyra      # time fixture generation only
     python benchmarks/fidelity.py --small --kind optimized --oracle-scale   # optimized 3DGS with cameras.json
     python benchmarks/fidelity.py --small --kind optimized --no-cameras     # ... without cameras (true scale given)
+    python benchmarks/fidelity.py --small --oracle-scale --device cuda      # the GPU path (torch fusion, marching cubes)
 
 ``--kind optimized`` builds optimized-3DGS fixtures instead (lyra_isaac.synthetic.optimized_fixture: Gaussians as
 an INRIA trainer leaves them, in a random COLMAP-like frame, with INRIA's cameras.json); ``--cameras`` picks the
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", nargs="+", default=sorted(SCENES), choices=sorted(SCENES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--preset", default="fast", help="convert preset (fast | quality)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="convert device (default cpu)")
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temp folder)")
     parser.add_argument("--fixtures-only", action="store_true", help="only time fixture generation")
     parser.add_argument("--no-baseline", action="store_true", help="skip the raw-points reference row")
@@ -179,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     cameras_mode = "none" if args.no_cameras else args.cameras
     kind = args.kind if args.kind == "lyra" else f"optimized, cameras {cameras_mode}"
-    print(f"fidelity benchmark: {kind} fixtures, size {size} {SIZES[size]}, preset {args.preset}, work folder {out}")
+    print(f"fidelity benchmark: {kind} fixtures, size {size} {SIZES[size]}, preset {args.preset}, device {args.device}, "
+          f"work folder {out}")
     print(_header())
     for scene in args.scenes:
         for seed in args.seeds:
@@ -213,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                     scale_args = {"scale": 1.0 / fx.scale}
             try:
                 world = convert(fx.ply_path, out / f"{scene}_{seed}_world", preset=args.preset, overwrite=True,
-                                config=overrides or None, cameras=cameras_file, **scale_args)
+                                config=overrides or None, cameras=cameras_file, device=args.device, **scale_args)
             except Exception as exc:  # report and go on with the other scenes
                 rows.append({**base, "method": "convert", "error": f"{type(exc).__name__}: {exc}"})
                 print(f"{scene:<10} {seed:>4} convert  FAILED: {type(exc).__name__}: {exc}", flush=True)
