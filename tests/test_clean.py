@@ -170,3 +170,65 @@ def test_row_tests_match_the_plain_formulas(monkeypatch):
     span = np.percentile(scene.means[finite], 98, axis=0) - np.percentile(scene.means[finite], 2, axis=0)
     half_diagonal = np.sqrt(3) / 2 * 1.1 * span.max() / clean_module.DISTANCE_GRID
     np.testing.assert_allclose(got[finite], exact[finite], atol=half_diagonal + 1e-6)
+
+
+def _textureless_floor_case(seed: int = 0):
+    """The room of :func:`room_case` (small blobs every 5 cm, blob floaters) with a 3 x 2 m patch of its floor
+    covered instead as an optimizer leaves a textureless floor: discs of 0.15-0.5 m sigma (thin along the floor
+    normal) every 0.25 m, most larger than the oversize limit, all far sparser than the blobs around them; and
+    isolated discs of the same size floating in the room. Returns (case, floor-disc rows, floating-disc rows)."""
+    case = room_case(spacing=0.05, floaters=1000, seed=seed)
+    scene, world = case.scene, case.world_points
+    patch = (case.labels == "floor") & (np.abs(world[:, 0] + 1.5) < 1.5) & (np.abs(world[:, 1] - 1.0) < 1.0)
+    keep = ~patch
+    rng = np.random.default_rng(seed + 5)
+    g = np.arange(-1.5, 1.5, 0.25) + 0.125
+    gx, gy = np.meshgrid(g - 1.5, g[:8] + 1.5)  # the patch: x in (-3, 0), y in (0, 2)
+    floor = np.column_stack([gx.ravel(), gy.ravel(), rng.normal(0, 0.003, gx.size)])
+    floating = rng.uniform((-3.5, -2.5, 0.4), (3.5, 2.5, 2.2), (40, 3))
+    new_world = np.concatenate([floor, floating])
+    m = case.source_to_world
+    new_src = (new_world - m[:3, 3]) @ m[:3, :3]  # room_case: scale 1, so M^-1 is the transpose
+    n_new = len(new_world)
+    sigma = rng.uniform(0.15, 0.5, (n_new, 1))
+    # room_case's source frame has world +Z along source -Y: the thin axis is the source y axis
+    log_scales = np.log(np.column_stack([sigma, np.full((n_new, 1), 0.01), sigma * rng.uniform(0.6, 1.0, (n_new, 1))]))
+    quats = np.tile([1.0, 0.0, 0.0, 0.0], (n_new, 1))
+    tilt = rng.normal(size=(40, 4))  # the floating discs face any way
+    quats[len(floor):] = tilt / np.linalg.norm(tilt, axis=1, keepdims=True)
+    merged = GaussianScene(
+        means=np.concatenate([scene.means[keep], new_src]).astype(np.float32),
+        quats=np.concatenate([scene.quats[keep], quats]).astype(np.float32),
+        log_scales=np.concatenate([scene.log_scales[keep], log_scales]).astype(np.float32),
+        opacity_logits=np.concatenate([scene.opacity_logits[keep], np.full(n_new, 3.0)]).astype(np.float32),
+        sh_dc=np.zeros((int(keep.sum()) + n_new, 3), np.float32), source_format="inria")
+    labels = np.concatenate([case.labels[keep], np.full(len(floor), "disc_floor", dtype=object),
+                             np.full(len(floating), "disc_floater", dtype=object)])
+    return merged, case.cameras, labels
+
+
+def test_large_flat_floor_discs_are_kept_floating_discs_dropped():
+    """A textureless floor covered by few large discs (optimized 3DGS) survives cleaning: the discs are larger
+    than the oversize limit or sparser than the density filter asks, but each lies in the plane of its
+    neighbours. Discs of the same size with no surface in their plane, and the blob floaters, still go. The old
+    filters dropped every floor disc (an 8 m^2 hole in the floor)."""
+    scene, cameras, labels = _textureless_floor_case()
+    result = clean_scene(scene, cameras, CleanConfig())
+    kept = np.zeros(len(scene), dtype=bool)
+    kept[result.geometry.extra["row_index"]] = True
+    assert kept[labels == "disc_floor"].mean() >= 0.95
+    assert kept[labels == "disc_floater"].mean() <= 0.05
+    assert kept[labels == "floater"].mean() <= 0.08
+    assert kept[labels == "floor"].mean() >= 0.99
+    rescued = result.stats["flat_supported"]
+    assert rescued["oversize"] > 0 and rescued["outliers"] > 0  # both filters would have dropped some
+    assert rescued["oversize"] + rescued["outliers"] >= 0.95 * (labels == "disc_floor").sum()
+    assert result.stats["geometry_kept"] == len(scene) - sum(result.stats["dropped"].values())
+    # pixel-aligned scenes (Lyra: one Gaussian per pixel, sized by it) keep the plain size limit
+    aligned = clean_scene(scene, cameras, CleanConfig(), pixel_aligned=True)
+    kept[:] = False
+    kept[aligned.geometry.extra["row_index"]] = True
+    oversize = scene.scales().max(axis=1) > CleanConfig().oversize_fraction * aligned.stats["reference_depth"]
+    assert (oversize & (labels == "disc_floor")).any() and not kept[oversize & (labels == "disc_floor")].any()
+    off = clean_scene(scene, cameras, CleanConfig(flat_support=False))
+    assert off.stats["flat_supported"] == {"oversize": 0, "outliers": 0}
