@@ -371,3 +371,37 @@ def test_ground_lookup_matches_scipy_reference():
     np.testing.assert_allclose(scan, expected, atol=1e-6)
     far = height_scan(g, np.array([100.0, 0.0, 0.0]), 0.0, grid)
     assert np.all(far == 1.0)  # no ground: +clip
+
+
+def test_offscreen_gl_platform_prefers_egl_then_osmesa_else_disables():
+    from lyra_isaac.envs import offscreen_gl_platform
+
+    def libraries(*present):
+        return lambda name: f"lib{name}.so" if name in present else None
+
+    assert offscreen_gl_platform(libraries("EGL", "OSMesa")) == "egl"
+    assert offscreen_gl_platform(libraries("OSMesa")) == "osmesa"
+    assert offscreen_gl_platform(libraries()) == "disable"
+
+
+def test_without_opengl_physics_runs_and_rendering_says_what_to_install(valley_dir, tmp_path):
+    """MUJOCO_GL=disable (what lyra_isaac picks on a machine with neither libEGL nor libOSMesa): the env imports,
+    resets and steps; rendering fails with one clear error naming what to install."""
+    code = (
+        "import os; os.environ['MUJOCO_GL'] = 'disable'\n"
+        "import gymnasium as gym, lyra_isaac\n"
+        f"env = gym.make('LyraWorld-v0', world={str(valley_dir)!r}, render_mode='rgb_array')\n"
+        "env.reset(seed=0)\n"
+        "for _ in range(5): env.step(env.action_space.sample())\n"
+        "print('stepped')\n"
+        "try:\n"
+        "    env.render()\n"
+        "except RuntimeError as exc:\n"
+        "    print('render error:', exc)\n"
+    )
+    result = _run(code, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert "stepped" in lines
+    assert any(line.startswith("render error:") and "MUJOCO_GL=disable" in line and "libegl1" in line
+               for line in lines), lines

@@ -8,8 +8,8 @@ controlled robots whose model has torque motors get PD servos (``set_to_position
 ``forcerange`` kept at the motor's control limits.
 
 One compiled model per world is built on first use and kept (worlds sampled per episode reuse them).
-Offscreen rendering picks ``MUJOCO_GL`` automatically when unset and there is no display: ``egl`` when libEGL is
-present, else ``osmesa``.
+Offscreen rendering picks ``MUJOCO_GL`` automatically when unset and there is no display (see
+:func:`lyra_isaac.envs.offscreen_gl_platform`): ``egl``, ``osmesa``, or none (``disable``: physics only).
 """
 
 from __future__ import annotations
