@@ -20,7 +20,7 @@ Usage::
     python benchmarks/fidelity.py --fixtures-only --size lyra      # time fixture generation only
     python benchmarks/fidelity.py --small --kind optimized --oracle-scale   # optimized 3DGS with cameras.json
     python benchmarks/fidelity.py --small --kind optimized --no-cameras     # ... without cameras (true scale given)
-    python benchmarks/fidelity.py --small --oracle-scale --device cuda      # the GPU path (torch fusion, marching cubes)
+    python benchmarks/fidelity.py --small --oracle-scale --device cuda      # the GPU path (torch fusion, meshing)
 
 ``--kind optimized`` builds optimized-3DGS fixtures instead (lyra_isaac.synthetic.optimized_fixture: Gaussians as
 an INRIA trainer leaves them, in a random COLMAP-like frame, with INRIA's cameras.json); ``--cameras`` picks the
@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     cameras_mode = "none" if args.no_cameras else args.cameras
     kind = args.kind if args.kind == "lyra" else f"optimized, cameras {cameras_mode}"
-    print(f"fidelity benchmark: {kind} fixtures, size {size} {SIZES[size]}, preset {args.preset}, device {args.device}, "
-          f"work folder {out}")
+    print(f"fidelity benchmark: {kind} fixtures, size {size} {SIZES[size]}, preset {args.preset}, "
+          f"device {args.device}, work folder {out}")
     print(_header())
     for scene in args.scenes:
         for seed in args.seeds:

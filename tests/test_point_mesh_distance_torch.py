@@ -56,7 +56,10 @@ def test_split_keeps_the_surface_and_bounds_the_extent():
     verts, faces = mixed_mesh(np.random.default_rng(2))
     tri = torch.as_tensor(verts[faces], dtype=torch.float64)
     split = distance_torch._split_to_cells(tri, 0.25)
-    area = lambda t: 0.5 * torch.linalg.norm(torch.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0], dim=1), dim=1).sum()
+
+    def area(t):
+        return 0.5 * torch.linalg.norm(torch.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0], dim=1), dim=1).sum()
+
     assert float(area(split)) == pytest.approx(float(area(tri)), rel=1e-4)
     extent = (split.max(dim=1).values - split.min(dim=1).values).max(dim=1).values
     assert float(extent.max()) <= distance_torch.MAX_CELLS_PER_AXIS * 0.25 and split.shape[0] > tri.shape[0]

@@ -113,8 +113,8 @@ def _oriented(loop: list[int], below: list[bool]) -> list[int]:
         normal += np.cross(mid[i], mid[(i + 1) % len(mid)])
     ends = [CORNERS[c] for e in loop for c in EDGES[e]]
     signs = [below[c] for e in loop for c in EDGES[e]]
-    outward = (np.mean([p for p, s in zip(ends, signs) if not s], axis=0)
-               - np.mean([p for p, s in zip(ends, signs) if s], axis=0))
+    outward = (np.mean([p for p, s in zip(ends, signs, strict=True) if not s], axis=0)
+               - np.mean([p for p, s in zip(ends, signs, strict=True) if s], axis=0))
     return loop if normal @ outward > 0 else loop[::-1]
 
 
