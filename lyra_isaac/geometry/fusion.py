@@ -45,31 +45,16 @@ def backproject(depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float
     return world.astype(np.float32), pixels
 
 
-def allocation_grid(depth: np.ndarray, k: np.ndarray, voxel_size: float, offset: float,
-                    grid: Any = None) -> tuple[Any, np.ndarray] | None:
-    """The pixels block allocation reads from an (H, W) depth map, and their intrinsics.
-
-    The stride s is the largest (at most ``MAX_ALLOC_STRIDE``) whose median pixel footprint stays within half a
-    block, so that several samples still land in every TSDF block the map touches. Shared by :func:`view_blocks`
-    and its torch twin.
-
-    Args:
-        depth: (H, W) float32 depth map, metres (0 = no data): chooses the stride.
-        k: (3, 3) intrinsics, pixels; offset: pixel-centre offset; voxel_size: TSDF voxel edge, m.
-        grid: the array to subsample (default ``depth``; the torch twin passes the same map as a tensor).
-
-    Returns:
-        (``grid[::s, ::s]``, its (3, 3) intrinsics), or None when the map has no valid depth.
-    """
-    grid = depth if grid is None else grid
+def allocation_stride(depth: np.ndarray, k: np.ndarray, voxel_size: float) -> int:
+    """Pixel stride at which an (H, W) depth map (metres, 0 = no data; (3, 3) intrinsics ``k``, pixels) still puts
+    several samples in every TSDF block (voxel edge ``voxel_size``, m) it touches: the largest (at most
+    ``MAX_ALLOC_STRIDE``) whose median pixel footprint stays within half a block; 0 when the map has no valid depth.
+    Shared by :func:`view_blocks` and its torch twin."""
     valid = depth[depth > 0]
     if len(valid) == 0:
-        return None
+        return 0
     footprint = float(np.median(valid[:: max(1, len(valid) // 4096)])) / min(k[0, 0], k[1, 1])
-    stride = int(np.clip((BLOCK * voxel_size / 2) // max(footprint, 1e-9), 1, MAX_ALLOC_STRIDE))
-    if stride == 1:
-        return grid, k
-    return grid[::stride, ::stride], stride_intrinsics(k, stride, offset)
+    return int(np.clip((BLOCK * voxel_size / 2) // max(footprint, 1e-9), 1, MAX_ALLOC_STRIDE))
 
 
 def view_blocks(tsdf: SparseTSDF, depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float) -> np.ndarray:
@@ -82,10 +67,10 @@ def view_blocks(tsdf: SparseTSDF, depth: np.ndarray, w2c: np.ndarray, k: np.ndar
     missed.
     """
     # a block holds many pixels: find blocks from a strided grid of pixels, refined below where it is too sparse
-    strided = allocation_grid(depth, k, tsdf.voxel_size, offset)
-    if strided is None:
+    stride = allocation_stride(depth, k, tsdf.voxel_size)
+    if stride == 0:
         return np.zeros(0, dtype=np.int64)
-    depth, k = strided
+    depth, k = depth[::stride, ::stride], stride_intrinsics(k, stride, offset)
     points, _ = backproject(depth, w2c, k, offset)
     if len(points) == 0:
         return np.zeros(0, dtype=np.int64)
@@ -208,8 +193,11 @@ def scene_box(views: DepthViews, stride: int = 4) -> tuple[np.ndarray, np.ndarra
 
 
 def stride_intrinsics(k: np.ndarray, stride: int, offset: float) -> np.ndarray:
-    """Intrinsics of an image subsampled by ``stride`` (pixel i of it is pixel i * stride of the original)."""
+    """Intrinsics of an image subsampled by ``stride`` (pixel i of it is pixel i * stride of the original); a
+    stride of 1 returns a copy of ``k`` unchanged (not re-rounded through the offset)."""
     ks = k.copy()
+    if stride == 1:
+        return ks
     ks[0, 0] *= 1.0 / stride
     ks[1, 1] *= 1.0 / stride
     # original pixel centre u0 = i * stride + offset  ->  new centre i + offset: cx' = (cx - offset)/stride + offset

@@ -212,14 +212,8 @@ def _lookup(corners: Any, field: Any, observed: Any, slot_of_block: Any, block_d
     unallocated blocks."""
     import torch
 
-    inside = ((corners >= 0) & (corners < dims)).all(dim=2)
-    c = torch.where(inside[..., None], corners, torch.zeros_like(corners))
-    block = torch.div(c, BLOCK, rounding_mode="floor")
-    slot = slot_of_block[(block[..., 0] * block_dims[1] + block[..., 1]) * block_dims[2] + block[..., 2]]
-    present = inside & (slot >= 0)
-    local = c - block * BLOCK
-    index = torch.where(present, slot * BLOCK**3 + (local[..., 0] * BLOCK + local[..., 1]) * BLOCK + local[..., 2],
-                        torch.zeros_like(slot))
+    from .surface_gpu import voxel_storage_index
+
+    index, present = voxel_storage_index(corners, slot_of_block, block_dims, dims)
     value = torch.where(present, field[index], torch.ones_like(field[index]))
-    seen = present & observed[index]
-    return value, seen
+    return value, present & observed[index]

@@ -549,7 +549,7 @@ def surface_distance(verts: np.ndarray, faces: np.ndarray, points: np.ndarray, *
     """(N,) unsigned distance of (N, 3) points to the triangle mesh (V, 3) verts, (F, 3) faces, metres.
 
     On a CUDA ``device`` (when torch sees one) the exact grid search of
-    :func:`~lyra_isaac.geometry.distance_torch.point_mesh_distance_torch` (float32; ``cell``: its grid, metres, a few
+    :func:`~lyra_isaac.geometry.distance_torch.point_mesh_distance_torch` (float64; ``cell``: its grid, metres, a few
     times the distances of interest). Otherwise open3d's BVH when open3d is installed (float32); otherwise the exact
     numpy/scipy :func:`~lyra_isaac.geometry.distance.point_mesh_distance` (float64), for any triangle sizes, or with
     ``exact=False`` its faster upper bound (exact where the mesh's triangles are small against the distances).

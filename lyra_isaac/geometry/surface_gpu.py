@@ -30,7 +30,7 @@ from ..splats.scene import GaussianScene
 from ..world import TriangleMesh
 from .depth_factor import ViewPairs, gather_view_pairs
 from .depth_maps import DepthViews
-from .fusion import INTERP_MAX_RATIO, MAX_SUBPIXEL, allocation_grid, view_blocks
+from .fusion import INTERP_MAX_RATIO, MAX_SUBPIXEL, allocation_stride, stride_intrinsics
 from .surface import SurfaceConfig, SurfaceResult, fuse_and_mesh, make_depth_views
 from .tsdf import BLOCK, SparseTSDF
 
@@ -104,51 +104,13 @@ class TorchFusion:
 
     def integrate(self, tsdf: SparseTSDF, depth: np.ndarray, w2c: np.ndarray, k: np.ndarray, offset: float,
                   power: float) -> int:
-        """Fuse one (H, W) depth map (0 = no data) into ``tsdf``. Returns the number of voxel updates."""
-        torch = self.torch
-        dev = self.device
-        depth_t = torch.as_tensor(depth, device=dev)
-        if self.device.type == "cpu":  # the same blocks (tested); numpy is faster than torch on a CPU
-            blocks = view_blocks(tsdf, depth, w2c, k, offset)
-        else:
-            blocks = self.view_blocks(tsdf, depth, depth_t, w2c, k, offset)
-        if len(blocks) == 0:
-            return 0
-        slots = tsdf.allocate_blocks(blocks)
-        state = self._storage(tsdf)
-        slots_t = torch.as_tensor(slots, device=dev)
-        coords = torch.as_tensor(tsdf.block_coords[slots].astype(np.int64), device=dev)
-        vox = (coords[:, None, :] * BLOCK + self._local[None]).reshape(-1, 3)
-        index = (slots_t[:, None] * BLOCK**3 + torch.arange(BLOCK**3, device=dev)[None]).reshape(-1)
-        origin = torch.as_tensor(tsdf.origin, device=dev)
-        # same float32 arithmetic as SparseTSDF.voxel_centers / NumpyFusion._update
-        centers = ((vox.double() + 0.5) * tsdf.voxel_size + origin).float()
-        rot = torch.as_tensor(w2c[:3, :3].T.astype(np.float32), device=dev)
-        trans = torch.as_tensor(w2c[:3, 3].astype(np.float32), device=dev)
-        pc = centers @ rot + trans
-        z = pc[:, 2]
-        h, w = depth.shape
-        uf = np.float32(k[0, 0]) * pc[:, 0] / z + np.float32(k[0, 2] - offset)
-        vf = np.float32(k[1, 1]) * pc[:, 1] / z + np.float32(k[1, 2] - offset)
-        ok = (z > 1e-3) & (uf > -0.5) & (uf < w - 0.5) & (vf > -0.5) & (vf < h - 0.5)
-        sel = torch.nonzero(ok).squeeze(1)
-        d = self._sample_depth(depth_t, uf[sel], vf[sel])
-        sdf = d - z[sel]
-        ok = (d > 0) & (sdf > -tsdf.truncation)
-        if not bool(ok.any()):
-            return 0
-        idx = index[sel[ok]]
-        value = torch.clamp(sdf[ok] / np.float32(tsdf.truncation), max=1.0)
-        weight = (1.0 / d[ok]) ** np.float32(power)
-        old_w = state["weight"][idx]
-        new_w = old_w + weight
-        state["tsdf"][idx] = (state["tsdf"][idx] * old_w + value * weight) / new_w
-        state["weight"][idx] = new_w
-        return int(idx.shape[0])
+        """Fuse one (H, W) depth map (0 = no data) into ``tsdf``: :meth:`integrate_views` of one view (the backend
+        interface :func:`.fusion.fuse_views` falls back to). Returns the number of voxel updates."""
+        return self.integrate_views(tsdf, depth[None], w2c[None], k[None], offset, power)
 
     def integrate_views(self, tsdf: SparseTSDF, depth: np.ndarray, w2c: np.ndarray, intrinsics: np.ndarray,
                         offset: float, power: float) -> int:
-        """Fuse (B, H, W) depth maps (0 = no data) into ``tsdf`` as :meth:`integrate` does one by one, in a few
+        """Fuse (B, H, W) depth maps (0 = no data) into ``tsdf`` as integrating them one by one would, in a few
         device passes instead of B (each view's own calls cost milliseconds of launches and syncs, the arithmetic
         far less).
 
@@ -192,7 +154,7 @@ class TorchFusion:
             coords = torch.as_tensor(tsdf.block_coords[slots[part]].astype(np.int64), device=dev)
             vox = (coords[:, None, :] * BLOCK + self._local[None]).reshape(-1, 3)
             index = (torch.as_tensor(slots[part], device=dev)[:, None] * BLOCK**3 + local[None]).reshape(-1)
-            centers = ((vox.double() + 0.5) * tsdf.voxel_size + origin).float()  # as integrate
+            centers = ((vox.double() + 0.5) * tsdf.voxel_size + origin).float()  # as SparseTSDF.voxel_centers
             pc = torch.bmm(centers[:, None, :], rot[vv]).squeeze(1) + trans[vv]
             z = pc[:, 2]
             uf = fx[vv] * pc[:, 0] / z + cx[vv]
@@ -236,10 +198,9 @@ class TorchFusion:
         torch = self.torch
         groups: dict[int, list[tuple[int, np.ndarray]]] = {}
         for i in range(len(depth)):
-            strided = allocation_grid(depth[i], intrinsics[i], tsdf.voxel_size, offset)
-            if strided is not None:  # the same stride as view_blocks, read back from its strided intrinsics
-                stride = int(round(intrinsics[i][0, 0] / strided[1][0, 0]))
-                groups.setdefault(stride, []).append((i, strided[1]))
+            stride = allocation_stride(depth[i], intrinsics[i], tsdf.voxel_size)
+            if stride > 0:  # the same grid as view_blocks
+                groups.setdefault(stride, []).append((i, stride_intrinsics(intrinsics[i], stride, offset)))
         keys = []
         n_flat = int(np.prod(tsdf.block_dims))
         for stride, members in groups.items():
@@ -336,27 +297,22 @@ class TorchFusion:
         device = None if self.device.type == "cpu" else str(self.device)
         return gather_view_pairs(depth, w2c, intrinsics, offset, device=device, **kwargs)
 
-    def _sample_depth(self, depth, u, v, view=None):
-        """torch twin of :func:`.surface.sample_depth`: an (H, W) ``depth``, or (B, H, W) with each point's
-        ``view``."""
+    def _sample_depth(self, depth, u, v, view):
+        """torch twin of :func:`.surface.sample_depth` on (B, H, W) ``depth``, each point in its ``view``."""
         torch = self.torch
         h, w = depth.shape[-2:]
-
-        def at(rows, cols):
-            return depth[rows, cols] if view is None else depth[view, rows, cols]
-
         u0 = torch.clamp(torch.floor(u).long(), 0, w - 2)
         v0 = torch.clamp(torch.floor(v).long(), 0, h - 2)
         a = torch.clamp(u - u0, 0.0, 1.0)
         b = torch.clamp(v - v0, 0.0, 1.0)
-        d00, d01 = at(v0, u0), at(v0, u0 + 1)
-        d10, d11 = at(v0 + 1, u0), at(v0 + 1, u0 + 1)
+        d00, d01 = depth[view, v0, u0], depth[view, v0, u0 + 1]
+        d10, d11 = depth[view, v0 + 1, u0], depth[view, v0 + 1, u0 + 1]
         lo = torch.minimum(torch.minimum(d00, d01), torch.minimum(d10, d11))
         hi = torch.maximum(torch.maximum(d00, d01), torch.maximum(d10, d11))
         smooth = (lo > 0) & (hi <= lo * np.float32(INTERP_MAX_RATIO))
         inv = (1 - b) * ((1 - a) / d00 + a / d01) + b * ((1 - a) / d10 + a / d11)
         interp = 1.0 / inv
-        near = at(torch.clamp(torch.round(v).long(), 0, h - 1), torch.clamp(torch.round(u).long(), 0, w - 1))
+        near = depth[view, torch.clamp(torch.round(v).long(), 0, h - 1), torch.clamp(torch.round(u).long(), 0, w - 1)]
         return torch.where(smooth, interp, near)
 
     def extract_mesh(self, tsdf: SparseTSDF, min_weight: float = 0.0) -> TriangleMesh:
@@ -381,6 +337,28 @@ class TorchFusion:
         tsdf.tsdf[:n] = state["tsdf"][:n].cpu().numpy()
         tsdf.weight[:n] = state["weight"][:n].cpu().numpy()
         tsdf.attach_sampler(TorchTSDFSampler(tsdf, state["tsdf"][:n], state["weight"][:n], self.device))
+
+
+def voxel_storage_index(voxels: Any, slot_of_block: Any, block_dims: list[int], voxel_dims: Any) -> tuple[Any, Any]:
+    """Where voxels of a :class:`SparseTSDF` live in its slot-ordered storage, on a torch device.
+
+    Args:
+        voxels: (..., 3) int64 tensor of voxel coordinates.
+        slot_of_block: (prod(block_dims),) int64 tensor, each block's slot (-1: not allocated).
+        block_dims: blocks per axis; voxel_dims: (3,) int64 tensor, voxels per axis.
+
+    Returns:
+        ((...,) int64 storage index, 0 where absent; (...,) bool present: inside the grid, in an allocated block).
+    """
+    torch = _torch()
+    inside = ((voxels >= 0) & (voxels < voxel_dims)).all(dim=-1)
+    block = torch.div(voxels, BLOCK, rounding_mode="floor")
+    flat = (block[..., 0] * block_dims[1] + block[..., 1]) * block_dims[2] + block[..., 2]
+    slot = torch.where(inside, slot_of_block[torch.where(inside, flat, 0)], -1)
+    present = slot >= 0
+    local = voxels - block * BLOCK
+    index = (local[..., 0] * BLOCK + local[..., 1]) * BLOCK + local[..., 2]
+    return torch.where(present, slot * BLOCK**3 + index, 0), present
 
 
 class TorchTSDFSampler:
@@ -411,13 +389,7 @@ class TorchTSDFSampler:
             base = torch.floor(g)
             frac = (g - base).float()  # (N, 3)
             c = base.long()[:, None, :] + self._offsets[None]  # (N, 8, 3)
-            ok = ((c >= 0) & (c < self._voxel_dims)).all(dim=2)
-            b = torch.div(c, BLOCK, rounding_mode="floor")
-            flat = (b[..., 0] * self.block_dims[1] + b[..., 1]) * self.block_dims[2] + b[..., 2]
-            slot = torch.where(ok, self.block_slot[torch.where(ok, flat, 0)], -1)
-            ok = slot >= 0
-            local = c - b * BLOCK
-            idx = torch.where(ok, slot * BLOCK**3 + (local[..., 0] * BLOCK + local[..., 1]) * BLOCK + local[..., 2], 0)
+            idx, ok = voxel_storage_index(c, self.block_slot, self.block_dims, self._voxel_dims)
             obs = torch.where(ok, self.weights[idx], 0.0)
             w_c = torch.where(self._offsets[None].bool(), frac[:, None, :], 1.0 - frac[:, None, :]).prod(dim=2)
             valid = (obs > 0).all(dim=1)
