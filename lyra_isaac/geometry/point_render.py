@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import ConversionError
 from ..splats.cameras import CameraPath
-from ..splats.scene import GaussianScene
+from ..splats.scene import FLAT_RATIO, GaussianScene, flat_rows
 from .depth_maps import DepthViews, fill_depth_gaps
 
 if TYPE_CHECKING:
@@ -50,8 +50,6 @@ SPLAT_MIN_ALPHA = 1.0 / 255.0
 """Footprint pixels with less alpha than this are skipped (as in 3DGS)."""
 SPLAT_MAX_ALPHA = 0.99
 """Largest alpha one Gaussian contributes to a pixel (as in 3DGS)."""
-FLAT_RATIO = 0.3
-"""A Gaussian is flat (a disc) when its smallest sigma is under this fraction of its middle one ..."""
 FLAT_MIN_COS = 0.2
 """... and a ray crossing its plane at a cosine above this gets the plane's depth (grazing rays get the centre's)."""
 AUTO_FLAT_FRACTION = 0.5
@@ -97,8 +95,7 @@ def render_point_depths(scene: GaussianScene, cameras: CameraPath, cfg: SurfaceC
 def flat_fraction(scene: GaussianScene, sample: int = 100_000) -> float:
     """Fraction of (a sample of) the Gaussians that are flat: smallest sigma under ``FLAT_RATIO`` x the middle."""
     idx = np.random.default_rng(0).choice(len(scene), min(sample, len(scene)), replace=False)
-    ordered = np.sort(scene.log_scales[idx].astype(np.float64), axis=1)
-    return float(np.mean(ordered[:, 0] < ordered[:, 1] + np.log(FLAT_RATIO))) if len(idx) else 0.0
+    return float(np.mean(flat_rows(scene.log_scales[idx].astype(np.float64)))) if len(idx) else 0.0
 
 
 def _render_size(cameras: CameraPath, cfg: SurfaceConfig) -> tuple[int, int, np.ndarray]:

@@ -39,7 +39,7 @@ import numpy as np
 from ..errors import ConversionError
 from ..threads import cpu_threads
 from .cameras import CameraPath
-from .scene import GaussianScene
+from .scene import GaussianScene, flat_rows
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +58,6 @@ MAX_OCTAVE = 6
 """Depth octaves of the density filter span 2^-2 .. 2^MAX_OCTAVE times the reference depth."""
 CALIBRATION_MIN_SAMPLES = 500
 """Subsampled Gaussians an octave needs to calibrate its own density voxel."""
-FLAT_RATIO = 0.3
-"""A Gaussian is flat (a disc) when its smallest sigma is under this fraction of its middle one (as in
-:mod:`lyra_isaac.geometry.point_render`)."""
 FLAT_SUPPORT_NEIGHBOURS = 16
 """A disc's support: among its this many nearest flat Gaussians, ..."""
 FLAT_SUPPORT_SIGMAS = 3.0
@@ -99,7 +96,7 @@ class CleanConfig:
     8 %, courtyard F@5cm 0.63 -> 0.58, terrain unchanged)."""
     flat_support: bool = True
     """Scenes that are not pixel-aligned (optimized 3DGS): a flat Gaussian (a disc: smallest sigma under
-    ``FLAT_RATIO`` x the middle one) that the oversize or density filter would drop is kept when at least
+    ``splats.scene.FLAT_RATIO`` x the middle one) that the oversize or density filter would drop is kept when at least
     ``outlier_min_points`` of its nearest Gaussians are discs in its plane, facing its way (:func:`_plane_supported`):
     a trainer covers a textureless floor with few large discs, sparse by the centre count and larger than a floater,
     and dropping them opened the floor holes of the optimized fixtures (apartment, seed 0: 9 of 200 floor probes,
@@ -185,7 +182,7 @@ def clean_scene(scene: GaussianScene, cameras: CameraPath | None, cfg: CleanConf
     rescue_flat = cfg.flat_support and not pixel_aligned
     if rescue_flat:
         with np.errstate(invalid="ignore"):
-            flat = _flat_rows(scene.log_scales) & ~(largest > np.float32(np.log(cfg.oversize_flat_fraction
+            flat = flat_rows(scene.log_scales) & ~(largest > np.float32(np.log(cfg.oversize_flat_fraction
                                                                                   * reference)))
         held = geo & oversize & flat & ~sky  # judged by their support below, with the density filter's failures
     else:
@@ -285,16 +282,6 @@ def _row_max(array: np.ndarray) -> np.ndarray:
     return out
 
 
-def _flat_rows(log_scales: np.ndarray) -> np.ndarray:
-    """(N,) bool: the smallest of each row's three log sigmas lies ``log(FLAT_RATIO)`` below the middle one (NaN rows:
-    False), column by column."""
-    a, b, c = (log_scales[:, k] for k in range(3))
-    low = np.minimum(np.minimum(a, b), c)
-    middle = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
-    with np.errstate(invalid="ignore"):
-        return low < middle + np.float32(np.log(FLAT_RATIO))
-
-
 def _plane_supported(scene: GaussianScene, candidates: np.ndarray, support: np.ndarray,
                      cfg: CleanConfig) -> np.ndarray:
     """(C,) bool: which flat Gaussians (indices ``candidates`` into ``scene``) lie on a surface of discs.
@@ -314,7 +301,7 @@ def _plane_supported(scene: GaussianScene, candidates: np.ndarray, support: np.n
     centres = scene.means[candidates].astype(np.float64)
     radius = FLAT_SUPPORT_SIGMAS * np.exp(scene.log_scales[candidates].astype(np.float64).max(axis=1))
     normal = _thin_axes(scene, candidates)
-    support = support[_flat_rows(scene.log_scales[support])]  # blobs beside a disc say nothing of its plane
+    support = support[flat_rows(scene.log_scales[support])]  # blobs beside a disc say nothing of its plane
     if len(support) == 0:
         return np.zeros(len(candidates), dtype=bool)
     tree = cKDTree(scene.means[support], balanced_tree=False, compact_nodes=False)

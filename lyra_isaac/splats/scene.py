@@ -183,6 +183,21 @@ class GaussianScene:
         )
 
 
+FLAT_RATIO = 0.3
+"""A Gaussian is flat (a disc) when its smallest sigma is under this fraction of its middle one."""
+
+
+def flat_rows(log_scales: np.ndarray) -> np.ndarray:
+    """(N,) bool: which Gaussians are flat (discs): the smallest of each row's three log sigmas ((N, 3), any float
+    dtype, computed in it) lies ``log(FLAT_RATIO)`` below the middle one; NaN rows are not. Column by column, so
+    without sorting a copy of every row."""
+    a, b, c = (log_scales[:, k] for k in range(3))
+    low = np.minimum(np.minimum(a, b), c)
+    middle = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+    with np.errstate(invalid="ignore"):
+        return low < middle + log_scales.dtype.type(np.log(FLAT_RATIO))
+
+
 def _is_identity(indices: np.ndarray, n: int, chunk: int = 1 << 20) -> bool:
     """Whether (M,) integer ``indices`` are exactly ``0, 1, ..., n - 1`` (compared in chunks: no (n,) temporary)."""
     if indices.shape != (n,) or not np.issubdtype(indices.dtype, np.integer):
