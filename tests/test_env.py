@@ -303,11 +303,14 @@ def test_async_vector_env(valley_dir):
         envs.close()
 
 
-def test_sb3_ppo_runs(valley_dir):
+def test_sb3_ppo_runs(valley_dir, tmp_path):
     """Stable-Baselines3 PPO trains on LyraWorld-v0 unchanged for a few thousand steps (~5-10 s on 2 cores)."""
     sb3 = pytest.importorskip("stable_baselines3")
+    from stable_baselines3.common.logger import configure
+
     env = make("LyraWorld-v0", valley_dir)
     model = sb3.PPO("MlpPolicy", env, n_steps=512, batch_size=128, n_epochs=2, seed=0, verbose=0, device="cpu")
+    model.set_logger(configure(str(tmp_path / "sb3"), []))  # SB3's default makes a /tmp/SB3-<date> folder per run
     model.learn(total_timesteps=2048)
     obs, _ = env.reset(seed=0)
     action, _ = model.predict(obs, deterministic=True)
