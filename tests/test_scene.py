@@ -1,10 +1,12 @@
-"""GaussianScene.subset: rows and row_index selected together; a selection of every row copies nothing."""
+"""GaussianScene.subset: rows and row_index selected together; a selection of every row copies nothing; the parallel
+row selection and the block-wise transform give the serial results."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+import lyra_isaac.splats.scene as scene_module
 from lyra_isaac.splats.scene import GaussianScene
 
 FIELDS = ("means", "quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest")
@@ -37,7 +39,10 @@ def test_subset_of_every_row_shares_the_arrays(keep):
 
 
 @pytest.mark.parametrize("keep", ["mask", "indices", "reordered", "near identity", "slice"])
-def test_subset_of_some_rows_copies_them(keep):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_subset_of_some_rows_copies_them(keep, threads, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", str(threads))
+    monkeypatch.setattr(scene_module, "PARALLEL_TAKE_ROWS", 100)  # the thread pool for 1000 rows
     scene = _scene()
     n = len(scene)
     rng = np.random.default_rng(1)
@@ -55,3 +60,19 @@ def test_subset_of_some_rows_copies_them(keep):
 def test_subset_mask_of_wrong_shape_raises():
     with pytest.raises(IndexError):
         _scene().subset(np.ones(10, bool))
+
+
+@pytest.mark.parametrize("chunk", [64, 1000, 1 << 20])
+def test_transform_block_by_block_is_one_float64_pass(chunk, monkeypatch):
+    monkeypatch.setattr(scene_module, "TRANSFORM_CHUNK_ROWS", chunk)
+    scene = _scene()
+    scene.means[:] *= 40.0  # metres far from the origin: float32 arithmetic would differ in the last bits
+    angle = 0.7
+    matrix = np.eye(4)
+    matrix[:3, :3] = 1.3 * np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    matrix[:3, 3] = [100.25, -3.5, 7.0]
+    moved = scene.transformed(matrix)
+    expected = (scene.means.astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]).astype(np.float32)
+    np.testing.assert_array_equal(moved.means, expected)
+    assert moved.means.dtype == np.float32 and moved.log_scales.dtype == np.float32
+    np.testing.assert_allclose(moved.log_scales, scene.log_scales + np.log(1.3), rtol=0, atol=1e-6)

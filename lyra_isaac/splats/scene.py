@@ -132,23 +132,18 @@ class GaussianScene:
         elif _is_identity(keep, n):
             return replace(self, extra=dict(self.extra))
 
-        def rows(array: np.ndarray) -> np.ndarray:
-            return array.take(keep, axis=0)
-
         extra = dict(self.extra)
         row_index = extra.get("row_index")
-        if isinstance(row_index, np.ndarray) and row_index.shape == (n,):
-            extra["row_index"] = rows(row_index)
-        return replace(
-            self,
-            means=rows(self.means),
-            quats=rows(self.quats),
-            log_scales=rows(self.log_scales),
-            opacity_logits=rows(self.opacity_logits),
-            sh_dc=rows(self.sh_dc),
-            sh_rest=None if self.sh_rest is None else rows(self.sh_rest),
-            extra=extra,
-        )
+        names = ["means", "quats", "log_scales", "opacity_logits", "sh_dc"]
+        names += ["sh_rest"] if self.sh_rest is not None else []
+        arrays = [getattr(self, name) for name in names]
+        has_rows = isinstance(row_index, np.ndarray) and row_index.shape == (n,)
+        taken = take_rows([*arrays, row_index] if has_rows else arrays, keep)
+        if has_rows:
+            extra["row_index"] = taken.pop()
+        fields = dict(zip(names, taken, strict=True))
+        fields.setdefault("sh_rest", None)
+        return replace(self, **fields, extra=extra)
 
     def transformed(self, matrix: np.ndarray, frame: str | None = None) -> GaussianScene:
         """Apply a similarity transform ``p' = M @ [p, 1]`` (rotation * uniform scale + translation).
@@ -169,7 +164,7 @@ class GaussianScene:
         rotation = linear / scale
         if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-5):
             raise ValueError("transform is not a similarity (rotation * uniform scale + translation)")
-        means = (self.means.astype(np.float64) @ linear.T + matrix[:3, 3]).astype(np.float32)
+        means = _transform_points_float32(self.means, linear, matrix[:3, 3])
         # q' = r * q for every q is one (N, 4) x (4, 4) product (BLAS), not 16 strided element-wise passes
         left = quat_left_matrix(rotation_matrix_to_quat(rotation)).astype(np.float32)
         quats = np.ascontiguousarray(self.quats, dtype=np.float32) @ left.T
@@ -177,10 +172,33 @@ class GaussianScene:
             self,
             means=means,
             quats=quats,
-            log_scales=(self.log_scales + np.float32(np.log(scale))).astype(np.float32),
+            log_scales=np.asarray(self.log_scales, dtype=np.float32) + np.float32(np.log(scale)),
             frame=self.frame if frame is None else frame,
             extra=dict(self.extra),
         )
+
+
+TRANSFORM_CHUNK_ROWS = 1 << 20
+"""Rows of means transformed per float64 block (:func:`_transform_points_float32`)."""
+
+
+def _transform_points_float32(points: np.ndarray, linear: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """(N, 3) float32 ``points @ linear.T + offset``, computed in float64 block by block.
+
+    The result is that of one float64 pass over all rows, but the float64 temporaries are a block's (24 MB) and
+    reused, not four fresh (N, 3) arrays: at Lyra size (11M rows) the first touch of ~1 GB of new memory cost ~1 s
+    per transform on A, several times the arithmetic.
+    """
+    points = np.asarray(points)
+    out = np.empty((len(points), 3), dtype=np.float32)
+    block = np.empty((min(TRANSFORM_CHUNK_ROWS, len(points)), 3), dtype=np.float64)
+    for start in range(0, len(points), TRANSFORM_CHUNK_ROWS):
+        part = points[start:start + TRANSFORM_CHUNK_ROWS]
+        rows = block[: len(part)]
+        np.matmul(part.astype(np.float64), linear.T, out=rows)
+        rows += offset
+        out[start:start + len(part)] = rows
+    return out
 
 
 FLAT_RATIO = 0.3
@@ -196,6 +214,31 @@ def flat_rows(log_scales: np.ndarray) -> np.ndarray:
     middle = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
     with np.errstate(invalid="ignore"):
         return low < middle + log_scales.dtype.type(np.log(FLAT_RATIO))
+
+
+PARALLEL_TAKE_ROWS = 1_000_000
+"""From this many rows kept, :func:`take_rows` selects the arrays on parallel threads."""
+
+
+def take_rows(arrays: list[np.ndarray], keep: np.ndarray) -> list[np.ndarray]:
+    """``[a.take(keep, axis=0) for a in arrays]``: the rows ``keep`` ((M,) int64 indices) of arrays of one length.
+
+    From ``PARALLEL_TAKE_ROWS`` rows, with more than one thread (:func:`~lyra_isaac.threads.cpu_threads`), the arrays
+    are taken on a pool of threads: ``take`` releases the GIL, and what it costs at Lyra size is mostly the page
+    faults of the new arrays' first touch (the clean stage's two 11M-row subsets: ~0.2-3 s serial on A, depending on
+    how much free memory the kernel has at hand), which the kernel serves on every core at once.
+    """
+    from ..threads import cpu_threads
+
+    threads = min(cpu_threads(), len(arrays))
+    if len(keep) < PARALLEL_TAKE_ROWS or threads < 2:
+        return [a.take(keep, axis=0) for a in arrays]
+    from concurrent.futures import ThreadPoolExecutor
+
+    order = sorted(range(len(arrays)), key=lambda i: -arrays[i].nbytes)  # the largest first
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="take-rows") as pool:
+        futures = {i: pool.submit(arrays[i].take, keep, 0) for i in order}
+        return [futures[i].result() for i in range(len(arrays))]
 
 
 def _is_identity(indices: np.ndarray, n: int, chunk: int = 1 << 20) -> bool:
