@@ -158,9 +158,11 @@ def render_topdown(heightmap: HeightMap, spawn_points: np.ndarray | None = None,
 
     width_m, height_m = extent[1] - extent[0], extent[3] - extent[2]
     aspect = height_m / max(width_m, 1e-9)
-    fig_w = TOPDOWN_MAX_INCHES if aspect <= 1 else max(TOPDOWN_MAX_INCHES / aspect, 5.0) + 2.0
+    fig_w = TOPDOWN_MAX_INCHES if aspect <= 1 else max(TOPDOWN_MAX_INCHES / aspect + 1.0, 4.5)
     fig_h = max(fig_w * aspect, 4.0) if aspect <= 1 else TOPDOWN_MAX_INCHES
-    fig = Figure(figsize=(fig_w + 1.5, fig_h + 0.8), dpi=150)
+    # constrained layout keeps the colour bar, the figure title and the legend below inside the figure whatever the
+    # map's shape (a long corridor's narrow axes had the title and the tick labels cut off at the image's edge)
+    fig = Figure(figsize=(fig_w + 1.5, fig_h + 0.8), dpi=150, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     ax.imshow(rgb, origin="lower", extent=extent, interpolation="nearest")
@@ -196,8 +198,9 @@ def render_topdown(heightmap: HeightMap, spawn_points: np.ndarray | None = None,
     area = float(walkable.sum()) * cell * cell
     n_spawn = 0 if spawn_points is None else len(spawn_points)
     n_goal = 0 if goal_points is None else len(goal_points)
-    ax.set_title(title or f"walkable {area:.1f} m²  ·  {n_spawn} spawn points  ·  {n_goal} goals  ·  "
-                          f"cell {100 * cell:.0f} cm")
+    narrow = fig_w < 9.0
+    fig.suptitle(title or f"walkable {area:.1f} m²  ·  {n_spawn} spawn points{chr(10) if narrow else '  ·  '}"
+                          f"{n_goal} goals  ·  cell {100 * cell:.0f} cm")
     legend = [Patch(facecolor=cmap(0.3), edgecolor="#0b5d1e", label="walkable (coloured by height)"),
               Patch(color=(0.45, 0.2, 0.18), label="obstacle / not walkable"),
               Patch(color=DETACHED_RGB, label="flat, not connected"),
@@ -206,9 +209,8 @@ def render_topdown(heightmap: HeightMap, spawn_points: np.ndarray | None = None,
         legend.append(ax.scatter([], [], s=50, c="white", edgecolors="black", label="spawn (heading)"))
     if n_goal:
         legend.append(ax.scatter([], [], marker="*", s=50, c="#ffd21f", edgecolors="black", label="goal"))
-    ax.legend(handles=legend, loc="upper left", bbox_to_anchor=(0.0, -0.08), ncol=len(legend), fontsize=8,
-              frameon=False)
-    fig.tight_layout()
+    fig.legend(handles=legend, loc="outside lower center", ncol=3 if narrow else len(legend), fontsize=8,
+               frameon=False)
     return fig
 
 
@@ -369,7 +371,8 @@ def _render_view(mesh: TriangleMesh, colors: np.ndarray | None, eye: np.ndarray,
 def _save_figure(fig, path: Path) -> None:
     temp = path.with_name(f".{path.name}.tmp")
     try:
-        fig.savefig(temp, format="png", dpi=fig.dpi, pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
+        fig.savefig(temp, format="png", dpi=fig.dpi, bbox_inches="tight", pad_inches=0.1,
+                    pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
         os.replace(temp, path)
     except OSError as exc:
         temp.unlink(missing_ok=True)

@@ -140,3 +140,23 @@ def test_detached_flat_ground_is_told_apart_from_obstacles():
     assert detached[rows[1], cols[1]]  # the crate's top: a platform one cannot step onto
     assert not detached[rows[2], cols[2]] and not hm.walkable[rows[2], cols[2]]  # its 0.6 m edge: an obstacle
     assert hm.walkable[rows[3], cols[3]]
+
+
+@pytest.mark.parametrize("size_xy", [(2.0, 14.0), (14.0, 2.0), (10.0, 10.0)])
+def test_topdown_png_holds_every_label(size_xy, tmp_path):
+    """A long corridor's narrow map had its title and the leading digits of its tick labels cut off at the image's
+    left edge. Now the figure title, tick labels, colour bar and the legend below are all in the PNG, for any shape:
+    it is saved to the bounding box of everything drawn."""
+    from lyra_isaac.preview import _save_figure, render_topdown
+
+    floor = trimesh.creation.box(extents=(*size_xy, 0.1))
+    floor.apply_translation((size_xy[0] / 2 - 0.3, -size_xy[1] - 0.4, -0.05))  # two-digit negative y ticks
+    heightmap = build_heightmap(TriangleMesh(floor.vertices, floor.faces))
+    centre = np.array([[size_xy[0] / 2 - 0.3, -size_xy[1] / 2 - 0.4, 0.0, 0.3]])
+    fig = render_topdown(heightmap, spawn_points=centre, goal_points=centre[:, :3] + [0.5, 0.5, 0.0])
+    assert fig.get_suptitle() and fig.legends and any(t.get_text() == "goal" for t in fig.legends[0].get_texts())
+    _save_figure(fig, tmp_path / "topdown.png")
+    drawn = fig.get_tightbbox(fig.canvas.get_renderer())  # inches: everything drawn, title and legend included
+    width, height = Image.open(tmp_path / "topdown.png").size
+    assert abs(width - (drawn.width + 0.2) * fig.dpi) <= 3 and abs(height - (drawn.height + 0.2) * fig.dpi) <= 3
+    assert height / width > 2 if size_xy[1] > size_xy[0] else True  # narrow maps make narrow images
