@@ -15,7 +15,7 @@ import pytest
 
 from lyra_isaac.convert import convert
 from lyra_isaac.geometry.frame import estimate_frame
-from lyra_isaac.geometry.point_render import render_point_depths, render_splat_depths
+from lyra_isaac.geometry.point_render import render_point_depths, render_splat_depths, synthesize_cameras
 from lyra_isaac.geometry.surface import SurfaceConfig
 from lyra_isaac.splats.cameras import CameraPath, find_cameras, load_cameras
 from lyra_isaac.splats.clean import CleanConfig, clean_scene
@@ -65,6 +65,37 @@ def test_optimized_room_without_cameras_finds_the_floor(tmp_path, seed):
     frame = estimate_frame(cleaned.geometry.means, None)
     true_up = fx.source_to_world[2, :3] / np.linalg.norm(fx.source_to_world[2, :3])
     assert np.degrees(np.arccos(np.clip(frame.up_source @ true_up, -1.0, 1.0))) < 0.5, frame.stats
+
+
+def test_optimized_corridor_without_cameras_has_no_floor_holes(tmp_path):
+    """No camera file: views are synthesized in free space. Floaters 0.1-0.3 m from the corridor's grid positions had
+    rejected 4 of its 6 (the nearest Gaussian was the test), and the floor before the step went unseen: 9.5 % of the
+    floor probes without surface (17-21 % on seeds 1 and 2), F@5cm 0.955. Now: no holes, F@5cm 0.994."""
+    fx = make_optimized_fixture("corridor", tmp_path / "model", seed=0, cameras="none", **SIZE)
+    world = convert(fx.ply_path, tmp_path / "world", scale=1.0 / fx.scale)
+    assert world.manifest.stats["surface"]["views"] >= 30, world.manifest.stats["surface"]
+    report = evaluate_world(world.path, fx)
+    assert report.floor_hole_fraction <= 0.01 and report.fscore_5cm >= 0.97 and report.chamfer_m <= 0.01, report
+
+
+def test_synthesized_views_ignore_floaters_and_keep_off_walls():
+    """A 2 m wide, 12 m long corridor of surface points with one floater per 0.5 m^3 of its air: every 2 m of it
+    gets a view position (the floaters do not block one), and none is within the clearance of a wall."""
+    rng = np.random.default_rng(0)
+    n = 60_000
+    x = rng.uniform(0, 12, n)
+    side = rng.integers(0, 4, n)  # floor, ceiling, two walls
+    y = np.where(side == 2, 0.0, np.where(side == 3, 2.0, rng.uniform(0, 2, n)))
+    z = np.where(side == 0, 0.0, np.where(side == 1, 2.6, rng.uniform(0, 2.6, n)))
+    surface = np.column_stack([x, y, z])
+    floaters = rng.uniform([0.3, 0.3, 0.3], [11.7, 1.7, 2.3], (int(12 * 1.4 * 2.0 / 0.5), 3))
+    cfg = SurfaceConfig()
+    cameras = synthesize_cameras(np.concatenate([surface, floaters]).astype(np.float32), cfg)
+    eyes = np.unique(np.round(np.linalg.inv(cameras.w2c)[:, :3, 3], 6), axis=0)
+    assert len(cameras.w2c) == len(eyes) * cfg.synth_yaws
+    assert len(eyes) == 6 and np.all(np.diff(np.sort(eyes[:, 0])) < 2.6), eyes  # 12 m / 2 m, no gap
+    walls = np.minimum(eyes[:, 1], 2.0 - eyes[:, 1])
+    assert np.all(walls > cfg.synth_clearance) and np.allclose(eyes[:, 2], cfg.synth_height, atol=0.05), eyes
 
 
 def test_colmap_like_frame_has_minus_y_up(tmp_path):

@@ -184,7 +184,8 @@ class SurfaceConfig:
     synth_height: float = 1.5
     """... eye height above the local floor, m."""
     synth_clearance: float = 0.3
-    """... minimum distance from any Gaussian, m."""
+    """... minimum distance from the Gaussians (from the ``SYNTH_FLOATER_POINTS``-th nearest: a few floaters in free
+    space do not block a position), m."""
     synth_yaws: int = 6
     synth_pitch_deg: float = -25.0
     synth_fov_deg: float = 90.0
