@@ -4,6 +4,7 @@ the flying-pixel filter and the gap filler (step 1-2 of :mod:`lyra_isaac.geometr
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ import numpy as np
 from ..errors import InputError
 from ..splats.cameras import CameraPath
 from ..splats.scene import GaussianScene
+from ..threads import cpu_threads
 
 if TYPE_CHECKING:
     from .surface import SurfaceConfig
@@ -275,3 +277,72 @@ def fill_depth_gaps(depth: np.ndarray, passes: int, max_ratio: float = 1.1) -> i
             d[fill] = 1.0 / mean_inv[fill]
             filled += int(fill.sum())
     return filled
+
+
+def smooth_depth_maps(depth: np.ndarray, radius: int, max_residual: float, min_fraction: float = 0.6) -> int:
+    """Denoise depth maps in place by a local plane fit in inverse depth, where the window is one smooth surface.
+
+    A plane's inverse depth is affine in image coordinates, so the least-squares plane through the valid pixels
+    of a ``(2 radius + 1)^2`` window, evaluated at its centre, is unbiased on planar surfaces (whatever their slant,
+    and however the valid pixels are spread in the window) and averages per-pixel noise over the window: the
+    surfaces 5-9 m away that one or two views see are otherwise fused from about one noisy pixel per voxel. A pixel
+    keeps its own depth where the window is not one smooth surface: the fit's RMS residual exceeds
+    ``max_residual`` of its inverse depth (an occluding edge, a corner), or fewer than ``min_fraction`` of the window
+    are valid.
+
+    Args:
+        depth: (F, H, W) float32 metres, 0 = no data; modified in place (valid pixels only; no pixel is added).
+        radius: window half-size, pixels (0: nothing is done).
+        max_residual: largest RMS residual of the plane fit, relative to the fitted inverse depth.
+        min_fraction: least fraction of valid pixels in the window.
+
+    Returns:
+        number of pixels whose depth was replaced by the fit. Views are smoothed on a pool of
+        :func:`~lyra_isaac.threads.cpu_threads` threads (scipy's filters release the GIL).
+    """
+    from scipy.ndimage import correlate
+
+    if radius <= 0:
+        return 0
+    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
+    ky, kx = np.meshgrid(offsets, offsets, indexing="ij")  # kernel[i, j] weighs the pixel (i, j) away
+    kernels = {"1": np.ones_like(kx), "x": kx, "y": ky, "xx": kx * kx, "xy": kx * ky, "yy": ky * ky}
+    need = min_fraction * kx.size
+
+    def smooth_view(f: int) -> int:
+        d = depth[f]
+        valid = d > 0
+        if not valid.any():
+            return 0
+        w = valid.astype(np.float64)
+        v = np.zeros(d.shape, dtype=np.float64)
+        np.divide(1.0, d, out=v, where=valid)
+
+        def window_sum(values: np.ndarray, kernel: str) -> np.ndarray:
+            return correlate(values, kernels[kernel], mode="constant", cval=0.0)
+
+        n, sx, sy = window_sum(w, "1"), window_sum(w, "x"), window_sum(w, "y")
+        sxx, sxy, syy = window_sum(w, "xx"), window_sum(w, "xy"), window_sum(w, "yy")
+        b0, bx, by = window_sum(v, "1"), window_sum(v, "x"), window_sum(v, "y")
+        vv = window_sum(v * v, "1")
+        # solve [[n sx sy] [sx sxx sxy] [sy sxy syy]] a = [b0 bx by] with the (symmetric) adjugate; a[0] is the
+        # plane's inverse depth at the centre
+        c00, c01, c02 = sxx * syy - sxy * sxy, sy * sxy - sx * syy, sx * sxy - sy * sxx
+        c11, c12, c22 = n * syy - sy * sy, sx * sy - n * sxy, n * sxx - sx * sx
+        det = n * c00 + sx * c01 + sy * c02
+        ok = valid & (n >= need) & (np.abs(det) > 1e-9 * np.maximum(n, 1.0) ** 3)
+        safe = np.where(ok, det, 1.0)
+        a0 = (b0 * c00 + bx * c01 + by * c02) / safe
+        a1 = (b0 * c01 + bx * c11 + by * c12) / safe
+        a2 = (b0 * c02 + bx * c12 + by * c22) / safe
+        sse = vv - (a0 * b0 + a1 * bx + a2 * by)
+        rms = np.sqrt(np.maximum(sse, 0.0) / np.maximum(n, 1.0))
+        ok &= (a0 > 0) & (rms <= max_residual * np.abs(a0))
+        d[ok] = (1.0 / a0[ok]).astype(np.float32)
+        return int(np.count_nonzero(ok))
+
+    threads = min(cpu_threads(), depth.shape[0])
+    if threads < 2:
+        return sum(smooth_view(f) for f in range(depth.shape[0]))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="smooth-depth") as pool:
+        return sum(pool.map(smooth_view, range(depth.shape[0])))
