@@ -14,6 +14,7 @@ from lyra_isaac.geometry.mesh import (
     chain_loops,
     color_sources,
     colorize,
+    decimate,
     finish_mesh,
     surface_distance,
 )
@@ -321,3 +322,29 @@ def test_closest_point_on_degenerate_triangles_is_on_their_edges():
     np.testing.assert_allclose(out[1], [1.5, 0.0, 0.0], atol=1e-12)
     np.testing.assert_allclose(out[2], [0.0, 0.0, 0.0], atol=1e-12)
     np.testing.assert_allclose(out[3], [0.2, 0.2, 0.0], atol=1e-12)  # a proper triangle: its face
+
+
+def test_decimation_stops_where_the_far_tail_grows(monkeypatch):
+    """The 95th-percentile bound alone decimates a smooth surface until small features go; the tail bound
+    (``tail_percentile`` within ``max_tail_error``) stops first: here the third halving keeps p95 at 1 mm but moves
+    1 % of the sampled vertices 20 cm, and the second halving's mesh is kept."""
+    import lyra_isaac.geometry.mesh as mesh_module
+
+    verts, faces = grid_plane(cells=60)
+    steps = []
+
+    def distances(v, f, points, **kwargs):
+        steps.append(len(f))
+        d = np.full(len(points), 0.001)
+        if len(steps) >= 3:
+            d[: len(points) // 100] = 0.2
+        return d
+
+    monkeypatch.setattr(mesh_module, "surface_distance", distances)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    cfg = MeshConfig(max_error=0.01, min_triangles=10)
+    _, _, stats = decimate(verts.astype(np.float64), faces.astype(np.int64), cfg)
+    assert stats["decimation_steps"] == 3 and stats["decimation_error_tail_m"] == pytest.approx(0.001)
+    _, _, loose = decimate(verts.astype(np.float64), faces.astype(np.int64),
+                           MeshConfig(max_error=0.01, min_triangles=10, max_tail_error=1.0))
+    assert loose["decimation_steps"] > 3  # without the tail bound it goes on
