@@ -117,7 +117,7 @@ def refine_view_warps(pairs: ViewPairs, factor: float = 1.0, *, scale_prior: flo
         shape_prior: prior standard deviation of the other coefficients.
         max_change: refuse (``applied=False``) a result that changes any view's depth by more than this fraction
             anywhere in its image: the views then disagree in a way a smooth warp does not describe.
-        terms: the first this many warp terms are fitted (1: a depth scale per view, see :func:`refine_view_scales`).
+        terms: the first this many warp terms are fitted (1: a depth scale per view, as ``surface.refine_scales`` fits).
 
     Returns:
         The refinement (identity, not applied, when there are fewer than ``MIN_CORRESPONDENCES``).
