@@ -375,8 +375,8 @@ def synthesize_cameras(points: np.ndarray, cfg: SurfaceConfig) -> CameraPath:
     dist, _ = cKDTree(sample).query(candidates.reshape(-1, 3), k=k)
     clearance = (dist[:, -1] if k > 1 else dist).reshape(len(grid), len(offsets))
     best = np.where(clearance[:, 0] > cfg.synth_clearance, 0, np.argmax(clearance, axis=1))  # the centre if free
-    eyes = candidates[np.arange(len(grid)), best]
-    eyes = eyes[clearance[np.arange(len(grid)), best] > cfg.synth_clearance]
+    cells = np.arange(len(grid))
+    eyes = candidates[cells, best][clearance[cells, best] > cfg.synth_clearance]
     if len(eyes) == 0:
         raise ConversionError(None, "no cameras given and no free-space position found to synthesize views from "
                                     f"(grid {cfg.synth_spacing} m at {cfg.synth_height} m eye height)")
