@@ -66,6 +66,9 @@ def normalize_params(params: np.ndarray, model: str) -> np.ndarray:
 def apply_correction(depth: np.ndarray, params: np.ndarray, model: str, offset: float,
                      k: np.ndarray) -> np.ndarray:
     """Corrected (H, W) depth map D' = design(D, x, y) @ params (0 stays 0)."""
+    if model == "scale":  # D' = p D over the whole image at once (the same float64 products as per pixel)
+        corrected = depth.astype(np.float64) * float(params[0])
+        return np.where(corrected > 0, corrected, 0.0).astype(np.float32)
     h, w = depth.shape
     valid = depth > 0
     out = np.zeros_like(depth)
