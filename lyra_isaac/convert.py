@@ -7,7 +7,8 @@ Read :func:`convert` top to bottom to follow a Gaussian's way through lyra_isaac
 3. up axis + floor (camera prior, RANSAC), then scale       geometry/frame.py
 4. move Gaussians and cameras into the world frame          GaussianScene.transformed (Z up, metres, floor z=0)
 5. surface extraction (CPU default, CUDA path)              geometry/surface.py (+ depth_maps, point_render,
-                                                            alignment, fusion), geometry/surface_gpu.py
+                                                            alignment, fusion), geometry/surface_gpu.py;
+   then the world is re-levelled from the fused surface     geometry/level.py
 6. mesh finishing: components, holes, decimation, colours   geometry/mesh.py
 7. height map, walkable area, spawn and goal points         geometry/walkable.py
 8. write everything into a temp dir, rename into place      world.py, usd/, mjcf/, preview.py
@@ -45,6 +46,7 @@ from .geometry.frame import (
     source_to_world_matrix,
     view_groups,
 )
+from .geometry.level import surface_level_correction
 from .geometry.mesh import MeshConfig, color_sources, colorize, finish_mesh
 from .geometry.surface import SurfaceConfig, SurfaceResult, extract_surface
 from .geometry.walkable import WalkableConfig, build_heightmap, sample_points
@@ -280,6 +282,8 @@ def convert(
         else:
             surface = extract_surface(geometry, surface_cameras, cfg.surface, progress)
         source_to_world, scale_estimate = _remove_depth_factor(surface, source_to_world, scale_estimate)
+        if cfg.frame.surface_level:
+            source_to_world = _level_from_surface(surface, source_to_world, cfg.frame, frame.stats)
         render = cleaned.render.transformed(source_to_world, frame="world")
     done += STAGE_WEIGHTS["surface"]
 
@@ -382,6 +386,21 @@ def _remove_depth_factor(surface: SurfaceResult, source_to_world: np.ndarray,
     logger.info("frame: depths x%.4f (shared by all views): floor moved %+.3f m back to z = 0, scale x%.4f -> x%.4f",
                 factor, correction[2, 3], scale.factor, new_scale.factor)
     return correction @ source_to_world, new_scale
+
+
+def _level_from_surface(surface: SurfaceResult, source_to_world: np.ndarray, cfg: FrameConfig,
+                        frame_stats: dict[str, Any]) -> np.ndarray:
+    """Re-level the world from the fused surface (:func:`surface_level_correction`); moves ``surface.mesh`` in place,
+    records the decision in ``frame_stats["surface_level"]`` and returns the new source_to_world."""
+    mesh = surface.mesh
+    correction, frame_stats["surface_level"] = surface_level_correction(
+        mesh.vertices, mesh.faces, cauchy_deg=cfg.surface_level_cauchy_deg, max_change_deg=cfg.surface_level_max_deg,
+        min_horizontal_area_m2=cfg.surface_level_min_area)
+    if np.allclose(correction, np.eye(4)):
+        return source_to_world
+    mesh.vertices = (mesh.vertices.astype(np.float64) @ correction[:3, :3].T + correction[:3, 3]).astype(
+        mesh.vertices.dtype)
+    return correction @ source_to_world
 
 
 @contextmanager

@@ -178,6 +178,16 @@ class FrameConfig:
     ones perpendicular), or on uneven ground from a ground plane pooled over views (see the module docstring)."""
     patch_cell_fraction: float = 0.2
     """Edge of the cubic cells that cut the points into surface patches, as a fraction of the viewing depth."""
+    surface_level: bool = True
+    """After surface extraction, refine the up axis from the fused surface's face normals and rotate the world
+    about a floor point to match (:mod:`lyra_isaac.geometry.level`): the aligned, fused views show level surfaces
+    more clearly than the raw Gaussians do."""
+    surface_level_cauchy_deg: float = 2.0
+    """Scale of the angular weights of that consensus, degrees."""
+    surface_level_max_deg: float = 3.0
+    """A larger surface-level correction is not applied, degrees."""
+    surface_level_min_area: float = 1.0
+    """The fused surface's level faces must cover at least this much for its correction to apply, m^2 (world)."""
     min_cameras_inside: float = 0.5
     """At least this fraction of camera centres must lie inside the points' (padded) bounding box."""
     min_visible_fraction: float = 0.02
