@@ -111,6 +111,24 @@ def test_harsh_fixture_alignment_beats_plain_fusion(harsh, harsh_result):
     assert aligned.floor_hole_fraction <= 0.08, aligned
 
 
+def test_view_scale_refinement_applies_only_where_it_explains_enough(harsh, harsh_result):
+    """The joint per-view scale fit is kept only when it lowers the long-baseline disagreement by
+    ``refine_scales_min_gain``; a refused fit leaves everything as without it."""
+    recorded = harsh_result.stats["view_scales"]
+    cfg = SurfaceConfig()
+    assert 0.0 <= recorded["gain"] < 1.0
+    assert recorded["applied"] == (recorded["gain"] >= cfg.refine_scales_min_gain
+                                   and recorded["max_change"] <= cfg.refine_scales_max_change)
+    always = extract_surface(harsh.scene, harsh.cameras, dataclasses.replace(cfg, refine_scales_min_gain=0.0))
+    never = extract_surface(harsh.scene, harsh.cameras, dataclasses.replace(cfg, refine_scales_min_gain=1.0))
+    off = extract_surface(harsh.scene, harsh.cameras, dataclasses.replace(cfg, refine_scales=False))
+    assert always.stats["view_scales"]["applied"] and not never.stats["view_scales"]["applied"]
+    assert always.stats["view_scales"]["gain"] == recorded["gain"]
+    assert np.array_equal(never.mesh.vertices, off.mesh.vertices)
+    assert never.stats["depth_factor"] == off.stats["depth_factor"]
+    assert not np.array_equal(always.mesh.vertices, off.mesh.vertices)
+
+
 def test_fitted_view_scales_undo_true_view_scales(tmp_path):
     """With per-view depth scale errors only (6 %), each view's fitted scale is the inverse of its drawn one, up
     to one common factor (the consensus's scale). Fitting each fold of views against a consensus of the others

@@ -23,8 +23,9 @@ That common part (every view warped alike) is what the correspondences cannot te
 shape; the shared depth factor measures its constant, the rest stays as alignment left it.
 
 With ``terms=1`` the same fit gives each view one depth scale; :func:`lyra_isaac.geometry.surface.fuse_and_mesh`
-can run it first on the depth factor's long-baseline correspondences (``surface.refine_scales``, off by default:
-see its measurements in :class:`~lyra_isaac.geometry.surface.SurfaceConfig`): a scale is one number
+can run it first on the depth factor's long-baseline correspondences (``surface.refine_scales``, applied where it
+explains at least ``refine_scales_min_gain`` of the disagreement: see its measurements in
+:class:`~lyra_isaac.geometry.surface.SurfaceConfig`): a scale is one number
 per view, so partners that see only part of a view do not make it extrapolate, and long baselines measure it where
 consensus alignment only matches a view to its neighbours (a drift along the path, largest at its ends: the last
 view of the apartment fixture, seed 0, kept 7.5 % after alignment, 6.0 % after the warps, 0.8 % with the scale fit
