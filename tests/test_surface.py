@@ -132,7 +132,8 @@ def test_view_scale_refinement_applies_only_where_it_explains_enough(harsh, hars
 def test_fitted_view_scales_undo_true_view_scales(tmp_path):
     """With per-view depth scale errors only (6 %), each view's fitted scale is the inverse of its drawn one, up
     to one common factor (the consensus's scale). Fitting each fold of views against a consensus of the others
-    (align_folds=3) corrects far more than fitting every view against a consensus that holds its own depth."""
+    (align_folds=3) corrects far more than fitting every view against a consensus that holds its own depth (the
+    joint scale fit that follows is off here: it is tested below)."""
     faults = FaultConfig(view_scale_sigma=0.06, warp_amplitude=0.0, depth_noise=0.01, flying_fraction=0.0,
                          floater_fraction=0.0)
     case = Case(tmp_path / "fx", faults)
@@ -140,13 +141,35 @@ def test_fitted_view_scales_undo_true_view_scales(tmp_path):
     assert np.std(true_scale) > 0.03
     spread = {}
     for folds in (1, 3):
-        result = extract_surface(case.scene, case.cameras, SurfaceConfig(voxel_size=0.03, align_folds=folds))
+        result = extract_surface(case.scene, case.cameras, SurfaceConfig(voxel_size=0.03, align_folds=folds,
+                                                                          refine_scales=False))
         product = np.asarray(result.stats["align_view_scale"]) * true_scale
         assert abs(np.median(product) - 1) < 0.03
         spread[folds] = np.std(product) / np.std(true_scale)
-    # measured: 0.30 of the spread left with one consensus of all views, 0.20 with three folds
+    # measured: 0.22 of the spread left with one consensus of all views, 0.09 with three folds
     assert spread[1] < 0.5, spread
     assert spread[3] < 0.25 and spread[3] < 0.75 * spread[1], spread
+
+
+def test_joint_view_scale_fit_undoes_more_of_the_true_view_scales(tmp_path):
+    """Per-view depth scale errors only (6 %): after consensus alignment, the joint fit over long-baseline
+    correspondences explains much of the disagreement left (18 %, above the 10 % it needs) and leaves less of
+    the true scales' spread, with a closer surface."""
+    faults = FaultConfig(view_scale_sigma=0.06, warp_amplitude=0.0, depth_noise=0.01, flying_fraction=0.0,
+                         floater_fraction=0.0)
+    case = Case(tmp_path / "fx", faults)
+    true_scale = case.fixture.view_scale
+    spread, report = {}, {}
+    for refine in (False, True):
+        result = extract_surface(case.scene, case.cameras, SurfaceConfig(refine_scales=refine))
+        product = np.asarray(result.stats["align_view_scale"]) * true_scale
+        spread[refine] = np.std(product) / np.std(true_scale)
+        report[refine] = case.evaluate(result.mesh)
+    assert result.stats["view_scales"]["applied"], result.stats["view_scales"]
+    # measured: spread 0.167 -> 0.119, Chamfer 1.0 -> 0.63 cm, F@5cm 0.9936 -> 0.9952
+    assert spread[True] < 0.8 * spread[False], spread
+    assert report[True].chamfer_m < 0.85 * report[False].chamfer_m, report
+    assert report[True].fscore_5cm >= report[False].fscore_5cm, report
 
 
 def _floor_view(eye: np.ndarray, pitch_deg: float, k: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
