@@ -38,7 +38,7 @@ CONVERGED_DEG = 1e-4
 MAX_FACES = 200_000
 """Faces used at most (an even subsample of larger meshes: the consensus of a million faces needs no more)."""
 FLOOR_BAND_M = 0.1
-"""The pivot of the rotation is the median of the vertices within this height of z = 0 (the floor)."""
+"""The pivot of the rotation is the median of the upward faces within this height of z = 0 (the floor)."""
 
 
 @dataclass
