@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lyra_isaac.geometry.depth_maps import smooth_depth_maps
+from lyra_isaac.geometry.depth_maps import fill_depth_gaps, filter_depth_edges, smooth_depth_maps
 
 H, W = 60, 80
 
@@ -57,14 +57,23 @@ def test_radius_zero_does_nothing():
     assert smooth_depth_maps(depth, 0, 0.03) == 0 and np.array_equal(depth, before)
 
 
-def test_threads_give_the_serial_result(monkeypatch):
+@pytest.mark.parametrize("step", ["smooth", "edges", "gaps"])
+def test_threads_give_the_serial_result(monkeypatch, step):
+    """Each per-view step (this smoothing, the flying-pixel filter and the gap filling) gives the same maps and count
+    on a pool of threads as one view after another."""
     rng = np.random.default_rng(2)
     depth = np.stack([_plane(0.001 * k, 0.003) for k in range(6)]) * (1 + 0.01 * rng.standard_normal((6, H, W)))
     depth = depth.astype(np.float32)
+    depth[:, :, 50:] *= 1.5  # a depth edge in every view
+    depth[:, 10:40, 49] = 0.5 * (depth[:, 10:40, 48] + depth[:, 10:40, 50])  # flying pixels across it
     depth[2, 20:30, 20:30] = 0.0
+    depth[rng.random(depth.shape) < 0.03] = 0.0  # scattered gaps
+    run = {"smooth": lambda d: smooth_depth_maps(d, 1, 0.03), "edges": lambda d: filter_depth_edges(d, 0.1),
+           "gaps": lambda d: fill_depth_gaps(d, 4)}[step]
     serial, threaded = depth.copy(), depth.copy()
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    count = smooth_depth_maps(serial, 1, 0.03)
+    count = run(serial)
+    assert count > 0
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert smooth_depth_maps(threaded, 1, 0.03) == count
+    assert run(threaded) == count
     np.testing.assert_array_equal(serial, threaded)

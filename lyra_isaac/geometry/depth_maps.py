@@ -4,6 +4,7 @@ the flying-pixel filter and the gap filler (step 1-2 of :mod:`lyra_isaac.geometr
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -194,8 +195,7 @@ def filter_depth_edges(depth: np.ndarray, threshold: float) -> int:
     Returns:
         number of pixels dropped.
     """
-    total = 0
-    for f in range(depth.shape[0]):
+    def filter_view(f: int) -> int:
         d = depth[f]
         valid = d > 0
         inv = np.zeros_like(d)
@@ -204,9 +204,10 @@ def filter_depth_edges(depth: np.ndarray, threshold: float) -> int:
         for axis in (0, 1):
             bad |= _axis_edge_pixels(inv, valid, axis, threshold)
         bad &= valid
-        total += int(np.count_nonzero(bad))
         d[bad] = 0
-    return total
+        return int(np.count_nonzero(bad))
+
+    return _sum_over_views(filter_view, depth.shape[0], "depth-edges")
 
 
 def _shift(a: np.ndarray, k: int, axis: int, fill: Any) -> np.ndarray:
@@ -259,9 +260,9 @@ def fill_depth_gaps(depth: np.ndarray, passes: int, max_ratio: float = 1.1) -> i
     """
     from scipy.ndimage import maximum_filter, minimum_filter, uniform_filter
 
-    filled = 0
-    for f in range(depth.shape[0]):
+    def fill_view(f: int) -> int:
         d = depth[f]
+        filled = 0
         for _ in range(passes):
             valid = d > 0
             if valid.all() or not valid.any():
@@ -276,7 +277,9 @@ def fill_depth_gaps(depth: np.ndarray, passes: int, max_ratio: float = 1.1) -> i
                 break
             d[fill] = 1.0 / mean_inv[fill]
             filled += int(fill.sum())
-    return filled
+        return filled
+
+    return _sum_over_views(fill_view, depth.shape[0], "depth-gaps")
 
 
 def smooth_depth_maps(depth: np.ndarray, radius: int, max_residual: float, min_fraction: float = 0.6) -> int:
@@ -341,8 +344,14 @@ def smooth_depth_maps(depth: np.ndarray, radius: int, max_residual: float, min_f
         d[ok] = (1.0 / a0[ok]).astype(np.float32)
         return int(np.count_nonzero(ok))
 
-    threads = min(cpu_threads(), depth.shape[0])
+    return _sum_over_views(smooth_view, depth.shape[0], "smooth-depth")
+
+
+def _sum_over_views(per_view: Callable[[int], int], views: int, name: str) -> int:
+    """``sum(per_view(f) for f in range(views))``, the views on a pool of :func:`~lyra_isaac.threads.cpu_threads`
+    threads (each call touches its own view only; numpy's and scipy's array work releases the GIL)."""
+    threads = min(cpu_threads(), views)
     if threads < 2:
-        return sum(smooth_view(f) for f in range(depth.shape[0]))
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="smooth-depth") as pool:
-        return sum(pool.map(smooth_view, range(depth.shape[0])))
+        return sum(per_view(f) for f in range(views))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name) as pool:
+        return sum(pool.map(per_view, range(views)))
