@@ -236,6 +236,12 @@ def test_cancel_through_progress_leaves_the_rest_pending(local_ray, fixtures, tm
     progress._callback = lambda text, fraction: progress.cancel() if fraction > 0 else None
     with pytest.raises(CancelledError):
         run_batch(inputs, out, convert_fn=slow_convert, progress=progress)
+    # the cancelled tasks are dead when run_batch returns: none of them writes into OUTROOT any more (each sleeps
+    # 2 s before it writes), and none left a temp folder
+    written = sorted(p.name for p in out.iterdir())
+    assert [name for name in written if name.startswith(".") and name != ".batch.lock"] == []
+    time.sleep(2.5)
+    assert sorted(p.name for p in out.iterdir()) == written
     statuses = {e.name: e.status for e in BatchIndex.load(out).entries.values()}
     assert 1 <= list(statuses.values()).count("complete") < len(inputs)
     assert set(statuses.values()) == {"complete", "pending"}

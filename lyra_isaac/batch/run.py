@@ -67,6 +67,8 @@ IDLE_POLLS_BEFORE_EXTRA = 4
 beyond the cap (tasks in flight are blocked on memory)."""
 BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                     "NUMEXPR_NUM_THREADS")
+CANCEL_WAIT_S = 30.0
+"""After a cancel, how long the driver waits for Ray to kill the cancelled tasks before it cleans up and returns."""
 LOCK_NAME = ".batch.lock"
 STALE_TEMP_PATTERN = re.compile(r"^\..+\.(tmp|old)-")
 """Folders ``atomic_directory`` builds in (``.<name>.tmp-XXXX``) or moves a replaced world to (``.<name>.old-PID``)."""
@@ -716,9 +718,25 @@ def _run_on_ray(index: BatchIndex, to_run: list[SceneEntry], summary: BatchSumma
                     ray.cancel(ref, force=True)
                 except Exception as exc:  # cancelling is best effort; the atomic write keeps OUTROOT clean
                     logger.debug("cancel %s: %s", entry.name, exc)
+            _await_cancelled(ray, list(pending), summary.out_root)
             index.save()
         if owns_ray:
             ray.shutdown()
+
+
+def _await_cancelled(ray: Any, refs: list[Any], out_root: Path) -> None:
+    """Wait (up to :data:`CANCEL_WAIT_S`) until force-cancelled tasks have ended, then remove the temp folders
+    their killed workers left. A force cancel kills the worker asynchronously: a task could otherwise still create
+    or fill its ``.<name>.tmp-*`` folder after the batch has returned (or after the next run's clean-up), and a
+    killed task never removes it."""
+    try:
+        ray.wait(refs, num_returns=len(refs), timeout=CANCEL_WAIT_S)
+    except Exception as exc:  # best effort, as the cancel itself
+        logger.debug("waiting for cancelled tasks: %s", exc)
+    removed = remove_stale_temps(out_root)
+    if removed:
+        logger.info("removed %d temp folder(s) of cancelled tasks: %s", len(removed),
+                    ", ".join(p.name for p in removed))
 
 
 def _progress_text(finished: int, failed: int, total: int, elapsed: float, done_cost: float = 0.0,
