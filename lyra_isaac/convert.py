@@ -377,9 +377,7 @@ def _remove_depth_factor(surface: SurfaceResult, source_to_world: np.ndarray,
     correction = depth_factor_correction(factor, scale)
     if np.allclose(correction, np.eye(4)):
         return source_to_world, scale
-    mesh = surface.mesh
-    mesh.vertices = (mesh.vertices.astype(np.float64) @ correction[:3, :3].T + correction[:3, 3]).astype(
-        mesh.vertices.dtype)
+    _move_mesh(surface.mesh, correction)
     ratio = float(correction[0, 0])
     eye = None if scale.eye_height_m is None else scale.eye_height_m * factor * ratio  # above the re-levelled floor
     new_scale = replace(scale, factor=scale.factor * ratio, eye_height_m=eye)
@@ -398,9 +396,13 @@ def _level_from_surface(surface: SurfaceResult, source_to_world: np.ndarray, cfg
         min_horizontal_area_m2=cfg.surface_level_min_area)
     if np.allclose(correction, np.eye(4)):
         return source_to_world
-    mesh.vertices = (mesh.vertices.astype(np.float64) @ correction[:3, :3].T + correction[:3, 3]).astype(
-        mesh.vertices.dtype)
+    _move_mesh(mesh, correction)
     return correction @ source_to_world
+
+
+def _move_mesh(mesh: TriangleMesh, matrix: np.ndarray) -> None:
+    """Apply a (4, 4) world-to-world similarity to ``mesh``'s vertices in place (computed in float64)."""
+    mesh.vertices = (mesh.vertices.astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]).astype(mesh.vertices.dtype)
 
 
 @contextmanager

@@ -310,7 +310,7 @@ def estimate_frame(points: np.ndarray, cameras: CameraPath | None, cfg: FrameCon
             stats["terrain_ground_cells"] = ground
         else:
             method = "cameras+plane"
-        stats["prior_to_up_deg"] = _angle(prior, up)
+        stats["prior_to_up_deg"] = angle_deg(prior, up)
     else:
         # walls can hide the floor from the free search (corridors): also search planes near the Lyra source up
         near_source_up = _sequential_ransac(pts, threshold, replace(cfg, max_planes=HORIZONTAL_PLANES),
@@ -331,8 +331,8 @@ def estimate_frame(points: np.ndarray, cameras: CameraPath | None, cfg: FrameCon
             stats["up_from"] = "pooled ground plane"
         elif refined is not None:
             stats["up_from"] = "surface patches"
-        if refined is not None and _angle(refined, up) <= cfg.max_prior_deviation_deg:
-            stats["up_change_deg"] = _angle(refined, up)
+        if refined is not None and angle_deg(refined, up) <= cfg.max_prior_deviation_deg:
+            stats["up_change_deg"] = angle_deg(refined, up)
             up = refined
             if floor_plane is not None:
                 floor_height = _refine_offset(pts, up, floor_height, threshold)
@@ -619,7 +619,7 @@ def _camera_prior(cameras: CameraPath) -> tuple[np.ndarray, str]:
     values, vectors = np.linalg.eigh(scatter)  # ascending
     if values[1] > RIGHT_AXES_MIN_SPREAD and values[1] > RIGHT_AXES_CONDITION * max(values[0], 1e-12):
         normal = vectors[:, 0] if vectors[:, 0] @ mean_up > 0 else -vectors[:, 0]
-        if _angle(normal, mean_up) < 45.0:
+        if angle_deg(normal, mean_up) < 45.0:
             return normal, "camera_right_axes"
     centers = cameras.centers()
     if len(centers) >= 4:
@@ -628,7 +628,7 @@ def _camera_prior(cameras: CameraPath) -> tuple[np.ndarray, str]:
         # a planar path: two large directions, a small third (level walk); take its normal if near the mean up
         if sv[1] > 0.2 * sv[0] and sv[2] < 0.15 * sv[1]:
             normal = vt[2] if vt[2] @ mean_up > 0 else -vt[2]
-            if _angle(normal, mean_up) < 45.0:
+            if angle_deg(normal, mean_up) < 45.0:
                 return normal, "camera_plane"
     mean_right = right.mean(axis=0)
     if np.linalg.norm(mean_right) > 1e-6:
@@ -698,7 +698,7 @@ def _floor_without_cameras(pts: np.ndarray, planes: list[_Plane], threshold: flo
               for _, _, _, area, cues in valid]
     pick = int(np.argmax(scores))
     plane, normal, below, area, cues = valid[pick]
-    runner_up = max((s for i, s in enumerate(scores) if _angle(valid[i][1], normal) > 30.0), default=None)
+    runner_up = max((s for i, s in enumerate(scores) if angle_deg(valid[i][1], normal) > 30.0), default=None)
     decision = "highest score (area, source -Y prior, contents, open above)"
     stats["no_camera_decision"] = decision
     stats["no_camera_margin"] = None if runner_up is None else float(scores[pick] - runner_up)
@@ -731,7 +731,7 @@ def _gravity_cues(pts: np.ndarray, centres: np.ndarray, normals: np.ndarray, up:
     top = float(np.percentile(height, 99))  # the scene's extent above the candidate (robust to floaters)
     patch_height = centres @ up - offset
     parallel = np.abs(normals @ up) > np.cos(np.radians(GRAVITY_PARALLEL_DEG))
-    prior = float(_angle(up, LYRA_SOURCE_UP) <= SOURCE_UP_PREFERENCE_DEG)
+    prior = float(angle_deg(up, LYRA_SOURCE_UP) <= SOURCE_UP_PREFERENCE_DEG)
     return {"prior": prior, "contents": _contents_cue(patch_height[parallel], top),
             "open": _open_above_cue(patch_height[parallel], top, up, offset, area, planes, areas)}
 
@@ -941,21 +941,48 @@ def _patch_up(pts: np.ndarray, views: np.ndarray | None, up: np.ndarray, cell: f
             return None
         local_up = np.array([0.0, 0.0, 1.0])
         for _ in range(10):
-            residual_h = np.degrees(np.arccos(np.clip(horizontal @ local_up, -1.0, 1.0)))
-            residual_v = np.degrees(np.arcsin(np.clip(np.abs(vertical @ local_up), 0.0, 1.0)))
-            w_h = 1.0 / (1.0 + (residual_h / PATCH_CAUCHY_DEG) ** 2)
-            w_v = 1.0 / (1.0 + (residual_v / PATCH_CAUCHY_DEG) ** 2)
-            matrix = np.einsum("i,ij,ik->jk", w_h, -horizontal, horizontal) + w_h.sum() * np.eye(3)
-            matrix += np.einsum("i,ij,ik->jk", w_v, vertical, vertical)
-            local_up = np.linalg.eigh(matrix)[1][:, 0]
-            local_up = local_up if local_up[2] > 0 else -local_up
+            local_up = consensus_up_step(horizontal, vertical, local_up, PATCH_CAUCHY_DEG)
         up = rotation.T @ local_up
     local_up = np.array([0.0, 0.0, 1.0]) if len(horizontal) == 0 else local_up
     stats["patches_horizontal"] = int(len(horizontal))
     stats["patches_vertical"] = int(len(vertical))
     stats["patch_spread_deg"] = float(np.median(np.degrees(np.arccos(np.clip(horizontal @ local_up, -1.0, 1.0)))))
-    stats["patch_change_deg"] = _angle(up, start)
+    stats["patch_change_deg"] = angle_deg(up, start)
     return up
+
+
+def consensus_up_step(horizontal: np.ndarray, vertical: np.ndarray, up: np.ndarray, cauchy_deg: float,
+                      horizontal_weight: np.ndarray | None = None,
+                      vertical_weight: np.ndarray | None = None) -> np.ndarray:
+    """One reweighting step of the up-axis consensus of surface normals (:func:`_patch_up`,
+    :func:`lyra_isaac.geometry.level.surface_up`).
+
+    Solves ``min_u sum_h w_h |n_h x u|^2 + sum_v w_v (n_v . u)^2`` (the smallest eigenvector of a 3 x 3 matrix),
+    each weight a Cauchy weight ``1 / (1 + (residual / cauchy_deg)^2)`` of the normal's angular residual about
+    ``up``, times its optional base weight (e.g. an area).
+
+    Args:
+        horizontal: (H, 3) unit normals of level surfaces, pointing to the same side as ``up``.
+        vertical: (V, 3) unit normals of vertical surfaces (either sign).
+        up: (3,) unit current axis.
+        cauchy_deg: scale of the Cauchy weights, degrees.
+        horizontal_weight, vertical_weight: (H,), (V,) base weights (None: 1).
+
+    Returns:
+        (3,) unit axis with a positive z component.
+    """
+    residual_h = np.degrees(np.arccos(np.clip(horizontal @ up, -1.0, 1.0)))
+    residual_v = np.degrees(np.arcsin(np.clip(np.abs(vertical @ up), 0.0, 1.0)))
+    w_h = 1.0 / (1.0 + (residual_h / cauchy_deg) ** 2)
+    w_v = 1.0 / (1.0 + (residual_v / cauchy_deg) ** 2)
+    if horizontal_weight is not None:
+        w_h = w_h * horizontal_weight
+    if vertical_weight is not None:
+        w_v = w_v * vertical_weight
+    matrix = np.einsum("i,ij,ik->jk", w_h, -horizontal, horizontal) + w_h.sum() * np.eye(3)
+    matrix += np.einsum("i,ij,ik->jk", w_v, vertical, vertical)
+    new = np.linalg.eigh(matrix)[1][:, 0]
+    return new if new[2] > 0 else -new
 
 
 def _pooled_ground_up(pts: np.ndarray, views: np.ndarray | None, centers: np.ndarray, up: np.ndarray,
@@ -1194,7 +1221,7 @@ def _viewing_depth(pts: np.ndarray, centers: np.ndarray | None) -> float:
     return depth
 
 
-def _angle(a: np.ndarray, b: np.ndarray) -> float:
+def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
     """Angle between two vectors, degrees."""
     cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
     return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from .frame import angle_deg, consensus_up_step
+
 logger = logging.getLogger(__name__)
 
 HORIZONTAL_DEG = 12.0
@@ -80,8 +82,8 @@ def surface_up(vertices: np.ndarray, faces: np.ndarray, cauchy_deg: float = 2.0,
                max_faces: int = MAX_FACES) -> SurfaceUp:
     """The up axis of a surface mesh (Z up, roughly levelled) as the robust consensus of its face normals.
 
-    Solves ``min_u sum_h w_h |n_h x u|^2 + sum_v w_v (n_v . u)^2`` (the smallest eigenvector of a 3 x 3 matrix)
-    over the horizontal faces ``h`` (normals within :data:`HORIZONTAL_DEG` of ``+-u``, ceilings flipped) and the
+    Iterates :func:`~lyra_isaac.geometry.frame.consensus_up_step` (the frame stage's patch consensus) over the
+    horizontal faces ``h`` (normals within :data:`HORIZONTAL_DEG` of ``+-u``, ceilings flipped) and the
     vertical faces ``v`` (within :data:`VERTICAL_DEG` of perpendicular), each weighted by its area times a Cauchy
     weight ``1 / (1 + (residual / cauchy_deg)^2)`` of its angular residual. The faces are re-selected against each
     new axis, starting from +Z, until the axis moves by less than :data:`CONVERGED_DEG`.
@@ -117,22 +119,15 @@ def surface_up(vertices: np.ndarray, faces: np.ndarray, cauchy_deg: float = 2.0,
         vertical = np.abs(along) < sin_v
         if not horizontal.any():
             break
-        h = normals[horizontal] * np.sign(along[horizontal])[:, None]
-        v = normals[vertical]
-        residual_h = np.degrees(np.arccos(np.clip(h @ up, -1.0, 1.0)))
-        residual_v = np.degrees(np.arcsin(np.clip(np.abs(v @ up), 0.0, 1.0)))
-        w_h = areas[horizontal] / (1.0 + (residual_h / cauchy_deg) ** 2)
-        w_v = areas[vertical] / (1.0 + (residual_v / cauchy_deg) ** 2)
-        matrix = w_h.sum() * np.eye(3) - (h * w_h[:, None]).T @ h + (v * w_v[:, None]).T @ v
-        new = np.linalg.eigh(matrix)[1][:, 0]
-        new = new if new[2] > 0 else -new
+        h = normals[horizontal] * np.sign(along[horizontal])[:, None]  # ceilings flipped
+        new = consensus_up_step(h, normals[vertical], up, cauchy_deg, areas[horizontal], areas[vertical])
         horizontal_area, vertical_area = float(areas[horizontal].sum()), float(areas[vertical].sum())
         iterations = iteration
-        moved = _angle(new, up)
+        moved = angle_deg(new, up)
         up = new
         if moved < CONVERGED_DEG:
             break
-    return SurfaceUp(up=up, change_deg=_angle(up, np.array([0.0, 0.0, 1.0])),
+    return SurfaceUp(up=up, change_deg=angle_deg(up, np.array([0.0, 0.0, 1.0])),
                      horizontal_area_m2=horizontal_area * area_scale, vertical_area_m2=vertical_area * area_scale,
                      iterations=iterations)
 
@@ -151,23 +146,23 @@ def surface_level_correction(vertices: np.ndarray, faces: np.ndarray, *, cauchy_
         min_horizontal_area_m2: the horizontal faces must cover at least this much.
 
     Returns:
-        ((4, 4) float64 rotation about :func:`floor_pivot`, stats: the :class:`SurfaceUp` fields, ``applied`` and
-        the pivot).
+        ((4, 4) float64 rotation about :func:`floor_pivot` (identity when not applied), stats: the
+        :class:`SurfaceUp` fields, ``applied`` and, when applied, the pivot).
     """
     found = surface_up(vertices, faces, cauchy_deg)
     applied = found.horizontal_area_m2 >= min_horizontal_area_m2 and found.change_deg <= max_change_deg
-    pivot = floor_pivot(vertices, faces)
-    correction = level_rotation(found.up, pivot) if applied else np.eye(4)
-    stats = {**found.as_dict(), "applied": bool(applied), "pivot_m": np.round(pivot, 4).tolist()}
-    if applied:
-        logger.info("frame: re-levelled from the fused surface by %.3f deg about (%.2f, %.2f) m (%.1f m^2 level, "
-                    "%.1f m^2 vertical surface)", found.change_deg, pivot[0], pivot[1], found.horizontal_area_m2,
-                    found.vertical_area_m2)
-    else:
+    stats = {**found.as_dict(), "applied": bool(applied)}
+    if not applied:
         logger.info("frame: fused surface suggests a %.3f deg tilt (%.1f m^2 level surface): not applied (needs "
                     "<= %.1f deg and >= %.1f m^2)", found.change_deg, found.horizontal_area_m2, max_change_deg,
                     min_horizontal_area_m2)
-    return correction, stats
+        return np.eye(4), stats
+    pivot = floor_pivot(vertices, faces)
+    stats["pivot_m"] = np.round(pivot, 4).tolist()
+    logger.info("frame: re-levelled from the fused surface by %.3f deg about (%.2f, %.2f) m (%.1f m^2 level, "
+                "%.1f m^2 vertical surface)", found.change_deg, pivot[0], pivot[1], found.horizontal_area_m2,
+                found.vertical_area_m2)
+    return level_rotation(found.up, pivot), stats
 
 
 def level_rotation(up: np.ndarray, pivot: np.ndarray) -> np.ndarray:
@@ -199,7 +194,3 @@ def floor_pivot(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     centroids = v[f].mean(axis=1)
     floor = (normals[:, 2] > np.cos(np.radians(HORIZONTAL_DEG))) & (np.abs(centroids[:, 2]) < FLOOR_BAND_M)
     return np.median(centroids[floor], axis=0) if floor.any() else np.median(v, axis=0)
-
-
-def _angle(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.degrees(np.arccos(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1.0, 1.0))))
