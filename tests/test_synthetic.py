@@ -207,6 +207,12 @@ def test_probes_are_on_walkable_floor(apartment):
     assert np.all(normal[:, 2] > 0.97)
     # main floor and some on the stairs or landing
     assert np.any(np.abs(p[:, 2]) < 1e-6)
+    # clear of walls and risers: nothing within ~a foot's half-width around them, at two heights (the truth floor
+    # runs on under the walls, so the support points alone let probes lie at a wall's foot)
+    for angle in np.arange(16) * (np.pi / 8):
+        direction = np.tile([np.cos(angle), np.sin(angle), 0.0], (len(p), 1))
+        for height in (0.03, 0.1):
+            assert (rc.free_distance(p + [0.0, 0.0, height], direction) > 0.13).all(), (angle, height)
 
 
 def test_load_fixture_round_trip_and_errors(apartment, tmp_path):

@@ -56,8 +56,13 @@ PROBE_CLEARANCE_M = 1.8
 """Free height required above a probe (a standing person)."""
 PROBE_FLATNESS_M = 0.02
 """Probe support: four points 0.15 m around the probe lie within this height of it."""
+PROBE_WALL_CLEARANCE_M = 0.15
+"""Probes keep this far from walls and risers: horizontal rays in 8 directions, 5 cm above the probe, run free this
+far. The support points alone do not see a wall, because the truth floor runs on under it, and had let probes lie
+3-11 mm from a wall's foot, where no floor a foot can stand on is left once a surface is voxelized."""
 PROBE_MAX_VIEW_DEPTH_M = 6.0
-"""A probe counts as seen when a camera closer than this sees it unoccluded at a non-grazing angle."""
+"""A probe counts as seen when a camera closer than this sees it unoccluded at a non-grazing angle, within the
+image's outermost pixel centres (beyond them, in the outer half pixel, a view has no depth sample)."""
 PROBE_MIN_COS_INCIDENCE = 0.26
 """Cosine of the largest angle (about 75 degrees) between a viewing ray and the probe's normal."""
 
@@ -323,7 +328,11 @@ def _sample_probes(rc: Raycaster, c2w: np.ndarray, floor_z: np.ndarray, intrinsi
     for dx, dy in ((0.15, 0), (-0.15, 0), (0, 0.15), (0, -0.15)):
         zz, _ = rc.heights_below(xy + [dx, dy], np.nan_to_num(z) + 0.3, max_drop=0.6)
         ok &= np.abs(np.nan_to_num(zz, nan=1e9) - np.nan_to_num(z)) < PROBE_FLATNESS_M
-    # seen by some camera: unoccluded, close enough, non-grazing, inside the image
+    # clear of walls and risers around it
+    for angle in np.arange(8) * (np.pi / 4):
+        direction = np.tile([np.cos(angle), np.sin(angle), 0.0], (len(pts), 1))
+        ok &= rc.free_distance(pts + [0.0, 0.0, 0.05], direction) > PROBE_WALL_CLEARANCE_M
+    # seen by some camera: unoccluded, close enough, non-grazing, inside the image's pixel centres
     seen = np.zeros(len(pts), dtype=bool)
     for i in range(len(c2w)):
         cand = np.flatnonzero(ok & ~seen)
@@ -335,7 +344,9 @@ def _sample_probes(rc: Raycaster, c2w: np.ndarray, floor_z: np.ndarray, intrinsi
         front = cam[:, 2] > 0.1
         u = intrinsics[0, 0] * cam[:, 0] / np.maximum(cam[:, 2], 1e-9) + intrinsics[0, 2]
         v = intrinsics[1, 1] * cam[:, 1] / np.maximum(cam[:, 2], 1e-9) + intrinsics[1, 2]
-        inside = front & (u >= 0) & (u < width) & (v >= 0) & (v < height) & (dist < PROBE_MAX_VIEW_DEPTH_M)
+        # within the pixel centres: a view's depth samples lie there, the outer half pixel has none
+        inside = (front & (u >= 0.5) & (u <= width - 0.5) & (v >= 0.5) & (v <= height - 0.5)
+                  & (dist < PROBE_MAX_VIEW_DEPTH_M))
         cos_inc = -(to / np.maximum(dist[:, None], 1e-9)) @ np.array([0.0, 0.0, 1.0])
         inside &= cos_inc > PROBE_MIN_COS_INCIDENCE
         if not inside.any():
