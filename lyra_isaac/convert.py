@@ -35,6 +35,7 @@ import numpy as np
 from . import __version__
 from .config import from_dict, load_toml, merge, to_dict
 from .errors import ConfigError, InputError, MissingDependencyError, OutputError
+from .geometry.camera_height import camera_height_correction
 from .geometry.depth_maps import detect_pixel_alignment, pixel_grid_cameras
 from .geometry.frame import (
     FrameConfig,
@@ -273,6 +274,7 @@ def convert(
                     "n/a" if scale_estimate.eye_height_m is None else f"{scale_estimate.eye_height_m:.2f} m")
     done += STAGE_WEIGHTS["frame"]
 
+    camera_height_stats: dict[str, Any] | None = None
     with _stage("surface", timings, progress, done):
         if device == "cuda":
             from .geometry.surface_gpu import extract_surface as extract_surface_gpu
@@ -284,6 +286,9 @@ def convert(
         source_to_world, scale_estimate = _remove_depth_factor(surface, source_to_world, scale_estimate)
         if cfg.frame.surface_level:
             source_to_world = _level_from_surface(surface, source_to_world, cfg.frame, frame.stats)
+        if camera_height is not None and cfg.scale.surface_camera_height:
+            source_to_world, scale_estimate, camera_height_stats = _scale_from_surface(
+                surface, source_to_world, scale_estimate, camera_path, camera_height, cfg.scale)
         render = cleaned.render.transformed(source_to_world, frame="world")
     done += STAGE_WEIGHTS["surface"]
 
@@ -305,7 +310,7 @@ def convert(
         "frame": {**frame.stats, "method": frame.method, "up_source": np.asarray(frame.up_source).tolist()},
         "scale": {"factor": scale_estimate.factor, "method": scale_estimate.method,
                   "eye_height_m": scale_estimate.eye_height_m, "warnings": list(scale_estimate.warnings),
-                  "depth_factor_removed": surface.depth_factor},
+                  "depth_factor_removed": surface.depth_factor, "surface_camera_height": camera_height_stats},
         "surface": surface.stats,
         "mesh": mesh_stats,
         "collision_triangles": collision.n_triangles,
@@ -398,6 +403,23 @@ def _level_from_surface(surface: SurfaceResult, source_to_world: np.ndarray, cfg
         return source_to_world
     _move_mesh(mesh, correction)
     return correction @ source_to_world
+
+
+def _scale_from_surface(surface: SurfaceResult, source_to_world: np.ndarray, scale: ScaleEstimate,
+                        cameras: CameraPath, camera_height: float,
+                        cfg: ScaleConfig) -> tuple[np.ndarray, ScaleEstimate, dict[str, Any]]:
+    """Re-scale the world so the cameras stand ``camera_height`` above the fused surface
+    (:func:`camera_height_correction`); moves ``surface.mesh`` in place. Returns the new (source_to_world, scale
+    estimate, stats of the decision)."""
+    mesh = surface.mesh
+    centers = cameras.centers() @ source_to_world[:3, :3].T + source_to_world[:3, 3]
+    correction, stats = camera_height_correction(mesh.vertices, mesh.faces, centers, camera_height,
+                                                 radius=cfg.surface_ground_radius, max_change=cfg.surface_max_change)
+    if not stats["applied"]:
+        return source_to_world, scale, stats
+    _move_mesh(mesh, correction)
+    ratio = float(correction[0, 0])
+    return correction @ source_to_world, replace(scale, factor=scale.factor * ratio, eye_height_m=camera_height), stats
 
 
 def _move_mesh(mesh: TriangleMesh, matrix: np.ndarray) -> None:

@@ -11,26 +11,8 @@ from lyra_isaac.geometry.level import (
     surface_level_correction,
     surface_up,
 )
-
-
-def _grid(origin, u_axis, v_axis, size_u: float, size_v: float, step: float = 0.1):
-    """(V, 3), (F, 3) a planar grid from ``origin`` spanning ``size_u`` x ``size_v`` metres along two axes."""
-    nu, nv = int(round(size_u / step)) + 1, int(round(size_v / step)) + 1
-    a, b = np.meshgrid(np.linspace(0, size_u, nu), np.linspace(0, size_v, nv), indexing="ij")
-    verts = np.asarray(origin) + a.reshape(-1, 1) * np.asarray(u_axis) + b.reshape(-1, 1) * np.asarray(v_axis)
-    idx = np.arange(nu * nv).reshape(nu, nv)
-    q = np.stack([idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]], -1).reshape(-1, 4)
-    faces = np.concatenate([q[:, [0, 1, 2]], q[:, [0, 2, 3]]])
-    return verts, faces
-
-
-def _merge(*parts):
-    verts, faces, at = [], [], 0
-    for v, f in parts:
-        verts.append(v)
-        faces.append(f + at)
-        at += len(v)
-    return np.concatenate(verts), np.concatenate(faces)
+from tests.planes import grid_mesh as _grid
+from tests.planes import merge_meshes as _merge
 
 
 def _room(floor=True, ceiling=True, walls=True):

@@ -221,6 +221,14 @@ class ScaleConfig:
 
     eye_height_range: tuple[float, float] = (1.2, 1.8)
     """Plausible camera heights above the floor, metres; outside it the scale gets a warning."""
+    surface_camera_height: bool = True
+    """With a camera height given, measure the cameras' height above the fused surface after the surface stage and
+    re-scale the world to make it the given one (:mod:`lyra_isaac.geometry.camera_height`): the frame stage's floor
+    is the raw Gaussians', which carry each view's own depth errors."""
+    surface_ground_radius: float = 0.3
+    """Radius of the disc under each camera whose upward faces give the ground height there, metres."""
+    surface_max_change: float = 0.05
+    """A larger re-scaling (as a fraction) is not applied; the scale stays as the frame stage set it."""
 
 
 @dataclass
