@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import lyra_isaac.splats.scene as scene_module
-from lyra_isaac.splats.scene import GaussianScene
+from lyra_isaac.splats.scene import GaussianScene, quat_to_rotation_matrix
 
 FIELDS = ("means", "quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest")
 
@@ -76,3 +76,7 @@ def test_transform_block_by_block_is_one_float64_pass(chunk, monkeypatch):
     np.testing.assert_array_equal(moved.means, expected)
     assert moved.means.dtype == np.float32 and moved.log_scales.dtype == np.float32
     np.testing.assert_allclose(moved.log_scales, scene.log_scales + np.log(1.3), rtol=0, atol=1e-6)
+    # each Gaussian's orientation turned by the rotation: R(q') = R @ R(q)
+    rotation = matrix[:3, :3] / 1.3
+    before, after = scene.quats[::7], moved.quats[::7]
+    np.testing.assert_allclose(quat_to_rotation_matrix(after), rotation @ quat_to_rotation_matrix(before), atol=1e-5)
