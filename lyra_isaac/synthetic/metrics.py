@@ -212,7 +212,8 @@ def check_spawns(spawns_truth: np.ndarray, truth_rc: Raycaster, cfg: MetricsConf
         return np.zeros(0, dtype=bool)
     reach = cfg.spawn_support_m
     z, normal = truth_rc.heights_below(p[:, :2], p[:, 2] + reach, max_drop=2 * reach)
-    ok = np.isfinite(z) & (normal[:, 2] >= np.cos(np.radians(cfg.max_slope_deg)))
+    # the slope whichever way the truth face is wound (the terrain's has faces wound both ways)
+    ok = np.isfinite(z) & (np.abs(normal[:, 2]) >= np.cos(np.radians(cfg.max_slope_deg)))
     floor = np.where(np.isfinite(z), z, p[:, 2])
     up = np.tile([0.0, 0.0, 1.0], (len(p), 1))
     ok &= truth_rc.free_distance(np.column_stack([p[:, :2], floor + 0.02]), up) > cfg.spawn_clearance_m
