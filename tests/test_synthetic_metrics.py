@@ -229,3 +229,18 @@ def test_drop_spheres_hold_on_gentle_slopes_and_roll_on_steep_ones(fixture, tmp_
         path.write_text(xml)
         r = drop_test(path, fixture.source_to_world, main, hole_distance_m=10.0)
         assert r["drop_rolled_fraction"] == rolled, (deg, r)
+
+
+@pytest.mark.parametrize("winding", ["up", "down"])
+def test_spawn_check_ignores_the_floor_faces_winding(winding):
+    """A level floor is walkable whichever way its faces are wound (the terrain truth has both)."""
+    from lyra_isaac.synthetic.render import Raycaster
+    from tests.planes import grid_mesh
+
+    x, y = np.eye(3)[:2]
+    verts, faces = grid_mesh((-3, -3, 0), x, y, 6, 6, step=0.5)
+    if winding == "down":
+        faces = faces[:, ::-1]
+    rc = Raycaster(verts, faces)
+    assert check_spawns(np.array([[0.0, 0.0, 0.0], [1.0, -1.0, 0.02]]), rc, CFG).all()
+    assert not check_spawns(np.array([[2.9, 0.0, 0.0]]), rc, CFG).any()  # its radius hangs over the edge
