@@ -74,3 +74,44 @@ def test_curled_border_fringe_still_counts_as_floor():
     out, stats = _finish(verts, faces)
     assert stats["frontier_edges_extended"] > 0
     assert vertical_hits(out, np.array([[1.0 + 0.5 * EXT, 0.0]])).all()
+
+
+def test_ledge_over_seen_lower_surface_not_extended():
+    """An open table top 0.45 m above a floor the views saw: its border is the top's edge (a drop), not the edge of
+    what was seen, and stays; the floor's own open border is extended; the same top alone (nothing seen below it)
+    is a frontier and grows."""
+    floor_v, floor_f = grid_plane(size=3.0, cells=60)  # [-1.5, 1.5]^2 at z = 0
+    top_v, top_f = grid_plane(size=1.2, cells=24)
+    top_v = top_v + [0.0, 0.0, 0.45]
+    verts = np.concatenate([floor_v, top_v])
+    faces = np.concatenate([floor_f, top_f + len(floor_v)])
+    out, stats = _finish(verts, faces)
+    assert stats["frontier_ledge_vertices"] > 0
+    beyond_top = np.array([[0.6 + 0.5 * EXT, 0.0], [0.0, -0.6 - 0.5 * EXT]])
+    beyond_floor = np.array([[1.5 + 0.5 * EXT, 0.0], [0.0, -1.5 - 0.5 * EXT]])
+    assert vertical_hits(out, beyond_floor).all()
+    z_top = [vertical_layers(out.vertices, out.faces, np.array([x]), np.array([y]), 5.0, 1)[0][0, 0]
+             for x, y in beyond_top]
+    assert np.allclose(z_top, 0.0, atol=1e-4)  # the floor under it, not an extended top
+    alone, alone_stats = _finish(top_v, top_f)
+    assert alone_stats["frontier_ledge_vertices"] == 0 and vertical_hits(alone, beyond_top).all()
+
+
+def test_step_down_seen_from_above_not_bridged():
+    """An upper floor (z = 0.15) whose open border faces a lower floor the views saw: not extended over the step."""
+    upper_v, upper_f = grid_plane(size=2.0, cells=40)
+    upper_v = upper_v + [0.0, 0.0, 0.15]
+    lower_v, lower_f = grid_plane(size=2.0, cells=40)
+    lower_v = lower_v + [2.5, 0.0, 0.0]  # x in [1.5, 3.5]: the step's riser at x = 1 .. 1.5 unseen
+    verts = np.concatenate([upper_v, lower_v])
+    faces = np.concatenate([upper_f, lower_f + len(upper_v)])
+    out, _ = _finish(verts, faces)
+    # toward the lower floor (+x, 0.5 m of gap) the upper border grows, since nothing lies below within EXT of it;
+    # the lower floor's -x border lies under nothing: it grows too
+    assert vertical_hits(out, np.array([[1.0 + 0.5 * EXT, 0.0], [1.5 - 0.5 * EXT, 0.0]])).all()
+    # the upper floor extended over the lower one where they overlap in XY instead
+    lower_v2 = lower_v - [1.6, 0.0, 0.0]  # x in [-0.1, 1.9]: under the upper floor's +x border
+    out2, stats2 = _finish(np.concatenate([upper_v, lower_v2]), np.concatenate([upper_f, lower_f + len(upper_v)]))
+    assert stats2["frontier_ledge_vertices"] > 0
+    z = vertical_layers(out2.vertices, out2.faces, np.array([1.0 + 0.5 * EXT]), np.array([0.0]), 5.0, 1)[0][0, 0]
+    assert z == pytest.approx(0.0, abs=1e-4)

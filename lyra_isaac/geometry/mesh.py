@@ -12,6 +12,7 @@ All meshes are world frame, metres, Z up, floor at z = 0.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -478,6 +479,15 @@ def extend_floor_frontiers(verts: np.ndarray, faces: np.ndarray, colors: np.ndar
     rise = np.einsum("ij,ij->i", slope, step)
     limit = cfg.frontier_extension * np.tan(np.radians(cfg.frontier_max_slope_deg))
     rise = np.clip(rise, -limit, limit)
+    # a border above surface that the views saw lower down is the edge of a ledge (a table or planter top, a step
+    # down seen from above), not the edge of what they saw: it stays
+    targets = verts[moved].copy()
+    targets[:, :2] += step[moved]
+    targets[:, 2] += rise[moved]
+    ground_like = normal[:, 2] > 0.5 * length  # within 60 deg of up
+    ledge = _surface_below(targets, centroids[ground_like], cfg.frontier_extension, FRONTIER_LEDGE_DROP)
+    stats["frontier_ledge_vertices"] = int((good & ledge).sum())
+    good &= ~ledge
     keep_edge = good[np.searchsorted(moved, a)] & good[np.searchsorted(moved, b)]
     a, b = a[keep_edge], b[keep_edge]
     new_index = np.full(n, -1, dtype=np.int64)
@@ -501,6 +511,27 @@ def extend_floor_frontiers(verts: np.ndarray, faces: np.ndarray, colors: np.ndar
 
 FRONTIER_NORMAL_RADIUS = 0.1
 """Radius (m) over which a border vertex's surface normal is averaged (area-weighted face normals)."""
+FRONTIER_LEDGE_DROP = 0.1
+"""A border vertex is not extended where surface facing up (within 60 deg) lies this far (m) or more below where it
+would move to, within ``frontier_extension`` of it in XY: the border is then a ledge's edge, its drop seen."""
+
+
+def _surface_below(points: np.ndarray, centroids: np.ndarray, radius: float, drop: float) -> np.ndarray:
+    """(N,) bool: some of the (F, 3) face centroids lie within ``radius`` of each of the (N, 3) points in XY and at
+    least ``drop`` below it."""
+    from scipy.spatial import cKDTree
+
+    below = np.zeros(len(points), dtype=bool)
+    if len(points) == 0 or len(centroids) == 0:
+        return below
+    near = _near_cells(points[:, :2], centroids[:, :2], radius)
+    if len(near) == 0:
+        return below
+    pairs = cKDTree(points[:, :2]).sparse_distance_matrix(
+        cKDTree(centroids[near, :2], balanced_tree=False, compact_nodes=False), radius, output_type="coo_matrix")
+    lower = centroids[near[pairs.col], 2] <= points[pairs.row, 2] - drop
+    below[pairs.row[lower]] = True
+    return below
 
 
 def _mean_normal_near(points: np.ndarray, centroids: np.ndarray, area_normals: np.ndarray,
@@ -529,8 +560,8 @@ NEAR_GRID_MAX_CELLS = 1 << 27
 
 
 def _near_cells(points: np.ndarray, candidates: np.ndarray, radius: float) -> np.ndarray:
-    """(M,) increasing indices of the (C, 3) candidates in a cube cell (edge ``radius``) that is, or touches, the
-    cell of one of the (N, 3) points: a superset of the candidates within ``radius`` of a point."""
+    """(M,) increasing indices of the (C, D) candidates in a cube cell (edge ``radius``) that is, or touches, the
+    cell of one of the (N, D) points: a superset of the candidates within ``radius`` of a point (D = 2 or 3)."""
     if len(points) == 0 or len(candidates) == 0 or not radius > 0:
         return np.arange(len(candidates)) if len(points) else np.zeros(0, dtype=np.int64)
     low = points.min(axis=0) - 1.5 * radius
@@ -539,14 +570,12 @@ def _near_cells(points: np.ndarray, candidates: np.ndarray, radius: float) -> np
         return np.arange(len(candidates))
     grid = np.zeros(tuple(shape), dtype=bool)
     cell = np.floor((points - low) / radius).astype(np.int64)
-    for dx in (-1, 0, 1):
-        for dy in (-1, 0, 1):
-            for dz in (-1, 0, 1):
-                grid[cell[:, 0] + dx, cell[:, 1] + dy, cell[:, 2] + dz] = True
+    for offset in itertools.product((-1, 0, 1), repeat=points.shape[1]):
+        grid[tuple((cell + offset).T)] = True
     cand = np.floor((candidates - low) / radius)
     index = np.flatnonzero(np.all((cand >= 0) & (cand < shape), axis=1))
     cand = cand[index].astype(np.int64)
-    return index[grid[cand[:, 0], cand[:, 1], cand[:, 2]]]
+    return index[grid[tuple(cand.T)]]
 
 
 # ============================================================================================== decimation
