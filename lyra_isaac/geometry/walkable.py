@@ -90,8 +90,10 @@ class WalkableConfig:
     """Spawn points keep at least this distance from non-walkable cells (obstacles, edges, holes)."""
     goal_clearance: float = 0.3
     """Goal points keep at least this distance from non-walkable cells."""
-    spawn_level_radius: float = 0.3
-    """Spawn points stand on level ground: every walkable cell within this radius (a robot's footprint) ..."""
+    spawn_level_radius: float = 0.4
+    """Spawn points stand on level ground: every walkable cell within this radius (a robot's footprint, ~0.25 m,
+    and a margin for the edges a reconstruction rounds: at the CI fixtures' view size a 15 cm step comes out as a
+    ramp ~40 cm wide, and at 0.3 m a spawn 0.24 m from the true edge passed) ..."""
     spawn_level_tolerance: float = 0.1
     """... lies within this height of the spawn point, and no two neighbouring cells within it differ by more than
     half of it (so no spawn straddles a stair riser, even one the mesh smoothed into a steep ramp a cell or two
