@@ -118,11 +118,12 @@ def test_scenes_are_submitted_and_started_longest_expected_first(scenes, tmp_pat
     in_flight = [r.args[2] for r in caplog.records if r.getMessage().startswith("submitted ")]
     assert max(in_flight) == 3
     started = sorted(names, key=lambda n: json.loads((stamps / f"{n}.json").read_text())["t"])
-    assert set(started[:3]) == set(expected[:3])  # the first three start at once, in an order Ray chooses
-    # The rest start as slots free up. When two tasks end together, the driver submits two more at once, and Ray
-    # may start those two in either order (seen in CI on a loaded 2-core machine): start ranks may swap with a
+    assert set(started[:2]) == set(expected[:2])  # one per CPU starts at once, in an order Ray chooses
+    # The third waits in Ray's queue and the rest in the driver's, and they start as slots free up. When two tasks
+    # end together, two start together (the queued one and the next submitted), in an order Ray chooses (seen on
+    # a loaded 2-core machine, both after the first two and after later ones): start ranks may swap with a
     # neighbour, no further.
-    assert all(abs(started.index(name) - expected.index(name)) <= 1 for name in expected[3:]), (started, expected)
+    assert all(abs(started.index(name) - expected.index(name)) <= 1 for name in expected[2:]), (started, expected)
     index = BatchIndex.load(tmp_path / "worlds")
     assert {n: index.entries[n].cost_estimate for n in names} == pytest.approx(
         {n: estimate_cost_s(_facts(scenes[n])) for n in names}, abs=0.01)
