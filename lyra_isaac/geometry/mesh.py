@@ -4,8 +4,8 @@
 components that are large (area) or touch the floor; fill small holes in floor-like (near-horizontal,
 upward-facing) surfaces, because a robot falls through a hole in the walkable floor; extend the open borders of
 large floor-like surfaces a little (:func:`extend_floor_frontiers`: a fused surface stops short of the edge of what
-the views saw); decimate with fast-simplification to an error bound. :func:`colorize` gives each vertex the
-colour of the splats near it.
+the views saw; not the edges of ledges, whose drop the views saw); decimate with fast-simplification to an error
+bound. :func:`colorize` gives each vertex the colour of the splats near it.
 
 All meshes are world frame, metres, Z up, floor at z = 0.
 """
@@ -417,7 +417,10 @@ def extend_floor_frontiers(verts: np.ndarray, faces: np.ndarray, colors: np.ndar
     ``frontier_max_slope_deg`` of up), gets a strip of two triangles on its outer side (to the
     right of the edge as the face winds it, counter-clockwise seen from above). Each border vertex moves once, along
     the mean outward direction of its border edges, following the slope of its border faces (capped at the slope
-    limit); strips of neighbouring edges share those vertices, so the extended border stays connected.
+    limit); strips of neighbouring edges share those vertices, so the extended border stays connected. A border
+    vertex stays where surface facing up lies :data:`FRONTIER_LEDGE_DROP` or more below where it would move to,
+    within ``frontier_extension`` of it in XY: that border is a ledge's edge (a table top, a step down seen from
+    above), not the edge of what the views saw.
 
     Args:
         verts: (V, 3) float64, metres, Z up.
@@ -426,7 +429,8 @@ def extend_floor_frontiers(verts: np.ndarray, faces: np.ndarray, colors: np.ndar
         cfg: ``frontier_extension``, ``frontier_max_slope_deg``, ``frontier_min_area``.
 
     Returns:
-        (verts, faces, colors, stats with ``frontier_edges_extended`` and ``frontier_area_added_m2``).
+        (verts, faces, colors, stats with ``frontier_edges_extended``, ``frontier_area_added_m2`` and
+        ``frontier_ledge_vertices``: border vertices left as ledges' edges).
     """
     stats: dict[str, Any] = {"frontier_edges_extended": 0, "frontier_area_added_m2": 0.0}
     if len(faces) == 0:
