@@ -66,6 +66,7 @@ import numpy as np
 
 from ..errors import ConfigError, ConversionError
 from ..splats.cameras import CameraPath
+from .row_keys import group_keys
 
 logger = logging.getLogger(__name__)
 
@@ -795,7 +796,7 @@ def _flat_patches(pts: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]
     in each cubic cell of edge ``cell`` (source units) with at least ``PATCH_MIN_POINTS`` of them and a flat
     covariance (smallest eigenvalue under ``PATCH_PLANARITY`` times the middle one)."""
     origin = pts.mean(axis=0)
-    _, inverse, counts = np.unique(_row_keys(np.floor(pts / cell).astype(np.int64)), return_inverse=True,
+    _, inverse, counts = np.unique(group_keys(np.floor(pts / cell).astype(np.int64)), return_inverse=True,
                                    return_counts=True)
     big, mean, normal, flat = _group_planes(pts - origin, inverse.reshape(-1), counts)
     return mean[flat] + origin, normal[flat]
@@ -829,7 +830,7 @@ def _plane_area(inliers: np.ndarray, cell: float) -> int:
     by how close the cameras came, the occupied cells by their size."""
     if len(inliers) == 0:
         return 0
-    return int(len(np.unique(_row_keys(np.floor(inliers / cell).astype(np.int64)))))
+    return int(len(np.unique(group_keys(np.floor(inliers / cell).astype(np.int64)))))
 
 
 def _ground_cells(local: np.ndarray, cell: float, groups: np.ndarray | None = None):
@@ -906,7 +907,7 @@ def _patch_normals(local: np.ndarray, views: np.ndarray, cell: float) -> np.ndar
     shift a view's surfaces) do not thicken it; the cell's normal is the median over the views that see it.
     Normals point up (+z) when near-horizontal, else along the larger of +-x, +-y."""
     cells = np.floor(local / cell).astype(np.int64)
-    unique, inverse, counts = np.unique(_row_keys(np.c_[views, cells]), return_inverse=True, return_counts=True)
+    unique, inverse, counts = np.unique(group_keys(np.c_[views, cells]), return_inverse=True, return_counts=True)
     inverse = inverse.reshape(-1)
     big, _, normals, flat = _group_planes(local - local.mean(axis=0), inverse, counts)
     normals = normals[flat]
@@ -917,7 +918,7 @@ def _patch_normals(local: np.ndarray, views: np.ndarray, cell: float) -> np.ndar
     normals = normals * np.where(sign == 0, 1.0, sign)[:, None]
     first = np.zeros(len(unique), dtype=np.int64)
     first[inverse[::-1]] = np.arange(len(inverse))[::-1]  # a point of each patch: its cell, without the view
-    _, group = np.unique(_row_keys(cells[first[big][flat]]), return_inverse=True)
+    _, group = np.unique(group_keys(cells[first[big][flat]]), return_inverse=True)
     group = group.reshape(-1)
     order = np.argsort(group, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
@@ -1205,16 +1206,6 @@ def _local_camera_heights(local: np.ndarray, cams: np.ndarray, floor: float, dep
     if len(heights) < max(1, len(cams) // 3):
         return None
     return np.asarray(heights)
-
-
-def _row_keys(rows: np.ndarray) -> np.ndarray:
-    """(N,) int64 key per row of an (N, K) integer array, equal exactly for equal rows."""
-    rows = np.asarray(rows, dtype=np.int64)
-    rows = rows - rows.min(axis=0)
-    dims = rows.max(axis=0) + 1
-    if np.prod(dims.astype(np.float64)) < 2.0 ** 62:
-        return np.ravel_multi_index(rows.T, dims)
-    return np.unique(rows, axis=0, return_inverse=True)[1].reshape(-1)
 
 
 def _viewing_depth(pts: np.ndarray, centers: np.ndarray | None) -> float:

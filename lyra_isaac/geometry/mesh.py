@@ -29,6 +29,7 @@ from ..splats.scene import GaussianScene
 from ..threads import cpu_threads
 from ..world import TriangleMesh
 from .raycast import open3d_scene, resolve_backend
+from .row_keys import row_keys
 
 logger = logging.getLogger(__name__)
 
@@ -152,24 +153,6 @@ def weld(verts: np.ndarray, faces: np.ndarray, colors: np.ndarray | None,
     return verts[first], inverse[faces], None if colors is None else colors[first], int(merged)
 
 
-def _row_keys(rows: np.ndarray) -> np.ndarray | None:
-    """(N,) int64 keys of (N, K) int64 rows, in the rows' lexicographic order (equal rows, equal keys); None when
-    the rows' value ranges do not fit in 63 bits."""
-    if len(rows) == 0:
-        return None
-    low = rows.min(axis=0)
-    spans = (rows.max(axis=0) - low + 1).tolist()
-    total = 1
-    for span in spans:
-        total *= int(span)
-    if total >= 1 << 63:
-        return None
-    keys = rows[:, 0] - low[0]
-    for k in range(1, rows.shape[1]):
-        keys = keys * spans[k] + (rows[:, k] - low[k])
-    return keys
-
-
 def _unique_rows(rows: np.ndarray, return_inverse: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``np.unique(rows, axis=0, return_index=True, return_inverse=return_inverse)`` for (N, K) int64 rows, on
     one int64 key per row where the ranges allow (same results, several times faster than the row-wise sort).
@@ -177,7 +160,7 @@ def _unique_rows(rows: np.ndarray, return_inverse: bool = True) -> tuple[np.ndar
     Returns:
         (unique rows (U, K), index of each one's first occurrence (U,), inverse (N,) or None).
     """
-    keys = _row_keys(rows)
+    keys = row_keys(rows)
     if keys is None:
         result = np.unique(rows, axis=0, return_index=True, return_inverse=return_inverse)
     else:
